@@ -1,0 +1,167 @@
+//! JWT verification with a pinned algorithm.
+//!
+//! The algorithm comes from configuration, never from the token header, so `alg: none`
+//! and HS256-with-the-public-key tricks fail. `exp` is required.
+
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::principal::{Principal, Role};
+use crate::config::{JwtConfig, JwtKey};
+use crate::error::AppError;
+
+/// Verifies tokens into principals. Cheap to clone behind an `Arc`.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `sub` arrives as a JSON number or a decimal string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Subject {
+    Number(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: Subject,
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    restaurants: Option<Vec<String>>,
+}
+
+impl Verifier {
+    /// Builds the verifier; fails on an unreadable PEM key.
+    pub fn new(config: &JwtConfig) -> Result<Self, jsonwebtoken::errors::Error> {
+        let key = match &config.key {
+            JwtKey::Secret(secret) => DecodingKey::from_secret(secret.as_bytes()),
+            JwtKey::PublicKeyPem(pem) => match config.algorithm {
+                jsonwebtoken::Algorithm::ES256 => DecodingKey::from_ec_pem(pem.as_bytes())?,
+                _ => DecodingKey::from_rsa_pem(pem.as_bytes())?,
+            },
+        };
+        let mut validation = Validation::new(config.algorithm);
+        // `sub` is required by `Claims` itself: the library only recognises string subjects.
+        // `iss`/`aud` must be present when configured, not only correct when present.
+        let mut required = vec!["exp"];
+        if config.issuer.is_some() {
+            required.push("iss");
+        }
+        if config.audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        validation.leeway = config.leeway_secs;
+        validation.validate_exp = true;
+        match &config.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &config.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Verifier { key, validation })
+    }
+
+    /// Verifies a raw token (no `Bearer ` prefix) into a principal.
+    pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+                tracing::debug!(reason = %e, "token refused");
+                AppError::Unauthenticated
+            })?;
+        let claims = data.claims;
+        let user_id = match claims.sub {
+            Subject::Number(n) => n,
+            Subject::Text(s) => s.trim().parse().map_err(|_| AppError::Unauthenticated)?,
+        };
+        let mut roles: Vec<Role> = claims
+            .roles
+            .iter()
+            .flatten()
+            .chain(claims.role.iter())
+            .filter_map(|r| Role::parse(r))
+            .collect();
+        roles.sort();
+        roles.dedup();
+        let restaurants = claims
+            .restaurants
+            .iter()
+            .flatten()
+            .filter_map(|r| Uuid::parse_str(r).ok())
+            .collect();
+        Ok(Principal {
+            user_id,
+            roles,
+            restaurants,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::JwtConfig;
+    use serde_json::json;
+
+    fn verifier() -> Verifier {
+        Verifier::new(&JwtConfig {
+            key: JwtKey::Secret("s3cret".into()),
+            algorithm: jsonwebtoken::Algorithm::HS256,
+            issuer: None,
+            audience: None,
+            leeway_secs: 30,
+        })
+        .unwrap()
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap()
+    }
+
+    fn in_an_hour() -> i64 {
+        chrono::Utc::now().timestamp() + 3600
+    }
+
+    #[test]
+    fn claims_in_every_accepted_form() {
+        let v = verifier();
+        let p = v
+            .verify(&sign(json!({ "sub": 5, "roles": ["staff", "bogus"], "restaurants": ["11111111-1111-1111-1111-111111111111", "x"], "exp": in_an_hour() })))
+            .unwrap();
+        assert_eq!(p.user_id, 5);
+        assert_eq!(p.roles, vec![Role::Staff]);
+        assert_eq!(p.restaurants.len(), 1);
+        let p = v
+            .verify(&sign(
+                json!({ "sub": "6", "role": "admin", "exp": in_an_hour() }),
+            ))
+            .unwrap();
+        assert_eq!((p.user_id, p.is_admin()), (6, true));
+        assert!(
+            v.verify(&sign(json!({ "sub": "six", "exp": in_an_hour() })))
+                .is_err()
+        );
+        assert!(v.verify(&sign(json!({ "sub": 6 }))).is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! Typed configuration, read once from the environment (and `.env`) at start.
+//!
+//! Everything else receives a [`Config`] value; nothing else reads the environment.
+//! `.env.example` lists every variable read here with its default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How JWTs are verified.
+#[derive(Clone)]
+pub enum JwtKey {
+    /// Shared secret, HS256.
+    Secret(String),
+    /// PEM public key, RS256 or ES256 (see [`JwtConfig::algorithm`]).
+    PublicKeyPem(String),
+}
+
+impl std::fmt::Debug for JwtKey {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwtKey::Secret(_) => f.write_str("JwtKey::Secret(<redacted>)"),
+            JwtKey::PublicKeyPem(_) => f.write_str("JwtKey::PublicKeyPem(..)"),
+        }
+    }
+}
+
+/// JWT verification settings.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// Key material.
+    pub key: JwtKey,
+    /// Pinned algorithm; the token's header never chooses it.
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// Required `iss` when set.
+    pub issuer: Option<String>,
+    /// Required `aud` when set.
+    pub audience: Option<String>,
+    /// Clock leeway for `exp`/`nbf`.
+    pub leeway_secs: u64,
+}
+
+/// Which socket.io adapter carries broadcasts between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterKind {
+    /// One node: in-memory rooms.
+    Local,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// All settings of a Switchboard process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address (`BIND_ADDR`).
+    pub bind_addr: SocketAddr,
+    /// External database (`DATABASE_URL`); `None` runs the embedded PostgreSQL.
+    pub database_url: Option<String>,
+    /// Where the embedded database keeps its files (`DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Apply pending migrations at start (`MIGRATE`).
+    pub migrate: bool,
+    /// Pool size (`DATABASE_MAX_CONNECTIONS`).
+    pub database_max_connections: u32,
+    /// CORS allow-list (`ALLOWED_ORIGINS`); `None` = any origin, no credentials.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Largest polling payload and websocket message (`MAX_PAYLOAD_BYTES`).
+    pub max_payload_bytes: usize,
+    /// JWT settings.
+    pub jwt: JwtConfig,
+    /// Token-bucket refill per second, per socket and event (`RATE_LIMIT_PER_SEC`).
+    pub rate_limit_per_sec: f64,
+    /// Token-bucket size (`RATE_LIMIT_BURST`).
+    pub rate_limit_burst: f64,
+    /// Restaurant batch window (`ORDER_BATCH_MS`).
+    pub order_batch: Duration,
+    /// How long shutdown waits for in-flight acks (`SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: Duration,
+    /// Socket.io adapter (`ADAPTER`).
+    pub adapter: AdapterKind,
+    /// Log format (`LOG_FORMAT`).
+    pub log_format: LogFormat,
+}
+
+/// A configuration variable with a bad value.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {name}: {problem}")]
+pub struct ConfigError {
+    name: &'static str,
+    problem: String,
+}
+
+fn problem(name: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is worth a warning, not a crash.
+        if let Err(e) = dotenvy::dotenv()
+            && !e.not_found()
+        {
+            eprintln!("warning: could not read .env: {e}");
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds a configuration from any lookup function (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        fn parse<T: std::str::FromStr>(
+            name: &'static str,
+            value: Option<String>,
+            default: T,
+        ) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match value {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .map_err(|e: T::Err| problem(name, format!("{v:?}: {e}"))),
+            }
+        }
+
+        let bind_addr = parse(
+            "BIND_ADDR",
+            var("BIND_ADDR"),
+            SocketAddr::from(([0, 0, 0, 0], 3001)),
+        )?;
+        let algorithm_name = var("JWT_ALGORITHM");
+        let key = match (var("JWT_SECRET"), var("JWT_PUBLIC_KEY")) {
+            (Some(_), Some(_)) => {
+                return Err(problem(
+                    "JWT_SECRET",
+                    "set either JWT_SECRET or JWT_PUBLIC_KEY, not both",
+                ));
+            }
+            (Some(secret), None) => JwtKey::Secret(secret),
+            // `\n` escapes let a PEM key live on one line of a .env file.
+            (None, Some(pem)) => JwtKey::PublicKeyPem(pem.replace("\\n", "\n")),
+            (None, None) => {
+                return Err(problem(
+                    "JWT_SECRET",
+                    "required (or JWT_PUBLIC_KEY): tokens cannot be verified without a key",
+                ));
+            }
+        };
+        let algorithm = match (&key, algorithm_name.as_deref()) {
+            (JwtKey::Secret(_), None | Some("HS256")) => jsonwebtoken::Algorithm::HS256,
+            (JwtKey::PublicKeyPem(_), None | Some("RS256")) => jsonwebtoken::Algorithm::RS256,
+            (JwtKey::PublicKeyPem(_), Some("ES256")) => jsonwebtoken::Algorithm::ES256,
+            (_, Some(other)) => {
+                return Err(problem(
+                    "JWT_ALGORITHM",
+                    format!(
+                        "{other:?} does not fit the key (HS256 with JWT_SECRET; RS256 or ES256 with JWT_PUBLIC_KEY)"
+                    ),
+                ));
+            }
+        };
+        let allowed_origins = var("ALLOWED_ORIGINS").map(|list| {
+            list.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect::<Vec<_>>()
+        });
+        let adapter = match var("ADAPTER").as_deref() {
+            None | Some("local") => AdapterKind::Local,
+            Some(other) => {
+                return Err(problem(
+                    "ADAPTER",
+                    format!("{other:?} is not supported by this build (supported: local)"),
+                ));
+            }
+        };
+        let log_format = match var("LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(problem(
+                    "LOG_FORMAT",
+                    format!("{other:?}: use pretty or json"),
+                ));
+            }
+        };
+        let rate_limit_per_sec: f64 = parse("RATE_LIMIT_PER_SEC", var("RATE_LIMIT_PER_SEC"), 10.0)?;
+        let rate_limit_burst: f64 = parse("RATE_LIMIT_BURST", var("RATE_LIMIT_BURST"), 20.0)?;
+        if !(rate_limit_per_sec > 0.0 && rate_limit_burst >= 1.0) {
+            return Err(problem(
+                "RATE_LIMIT_PER_SEC",
+                "rate must be > 0 and RATE_LIMIT_BURST >= 1",
+            ));
+        }
+        let max_payload_bytes: usize =
+            parse("MAX_PAYLOAD_BYTES", var("MAX_PAYLOAD_BYTES"), 1_000_000)?;
+        if max_payload_bytes < 1024 {
+            return Err(problem("MAX_PAYLOAD_BYTES", "must be at least 1024"));
+        }
+
+        Ok(Config {
+            bind_addr,
+            database_url: var("DATABASE_URL"),
+            data_dir: PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "./data".to_owned())),
+            migrate: parse("MIGRATE", var("MIGRATE"), true)?,
+            database_max_connections: parse(
+                "DATABASE_MAX_CONNECTIONS",
+                var("DATABASE_MAX_CONNECTIONS"),
+                20,
+            )?,
+            allowed_origins,
+            max_payload_bytes,
+            jwt: JwtConfig {
+                key,
+                algorithm,
+                issuer: var("JWT_ISSUER"),
+                audience: var("JWT_AUDIENCE"),
+                leeway_secs: parse("JWT_LEEWAY_SECS", var("JWT_LEEWAY_SECS"), 30)?,
+            },
+            rate_limit_per_sec,
+            rate_limit_burst,
+            order_batch: Duration::from_millis(parse(
+                "ORDER_BATCH_MS",
+                var("ORDER_BATCH_MS"),
+                100,
+            )?),
+            shutdown_grace: Duration::from_secs(parse(
+                "SHUTDOWN_GRACE_SECS",
+                var("SHUTDOWN_GRACE_SECS"),
+                10,
+            )?),
+            adapter,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_lookup(lookup(&[("JWT_SECRET", "s")])).unwrap();
+        assert_eq!(c.bind_addr.to_string(), "0.0.0.0:3001");
+        assert_eq!(c.max_payload_bytes, 1_000_000);
+        assert_eq!(c.rate_limit_per_sec, 10.0);
+        assert_eq!(c.rate_limit_burst, 20.0);
+        assert_eq!(c.jwt.leeway_secs, 30);
+        assert_eq!(c.jwt.algorithm, jsonwebtoken::Algorithm::HS256);
+        assert!(c.database_url.is_none());
+        assert!(c.migrate);
+        assert!(c.allowed_origins.is_none());
+    }
+
+    #[test]
+    fn a_key_is_required_and_the_algorithm_must_fit_it() {
+        assert!(Config::from_lookup(lookup(&[])).is_err());
+        let err = Config::from_lookup(lookup(&[("JWT_SECRET", "s"), ("JWT_ALGORITHM", "RS256")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("JWT_ALGORITHM"));
+        let c = Config::from_lookup(lookup(&[
+            ("JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\\nabc"),
+            ("JWT_ALGORITHM", "ES256"),
+        ]))
+        .unwrap();
+        assert_eq!(c.jwt.algorithm, jsonwebtoken::Algorithm::ES256);
+    }
+
+    #[test]
+    fn origins_are_split_and_bad_numbers_name_the_variable() {
+        let c = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", "s"),
+            ("ALLOWED_ORIGINS", "https://a.example, https://b.example/"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.allowed_origins.unwrap(),
+            vec!["https://a.example", "https://b.example"]
+        );
+        let err = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", "s"),
+            ("MAX_PAYLOAD_BYTES", "lots"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("MAX_PAYLOAD_BYTES"));
+    }
+}

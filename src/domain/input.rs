@@ -1,0 +1,119 @@
+//! Decoding client payloads into typed commands, with errors that name the field.
+//!
+//! Every event payload goes through [`decode`]: serde (with the path of the failing
+//! field) and then `validator`. A missing or `null` payload decodes like `{}`, so the
+//! error says which field is missing rather than "invalid type: null".
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+use crate::error::AppError;
+
+/// Decodes and validates a JSON payload.
+pub fn decode<T: DeserializeOwned + Validate>(value: serde_json::Value) -> Result<T, AppError> {
+    let value = match value {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        other => other,
+    };
+    let parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." || path.is_empty() {
+            AppError::bad_request(inner)
+        } else {
+            AppError::bad_request(format!("{path}: {inner}"))
+        }
+    })?;
+    parsed
+        .validate()
+        .map_err(|e| AppError::bad_request(describe(&e)))?;
+    Ok(parsed)
+}
+
+/// The first validation failure as `field: message`.
+fn describe(errors: &ValidationErrors) -> String {
+    for (field, kind) in errors.errors() {
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                if let Some(first) = list.first() {
+                    let message = first
+                        .message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| first.code.to_string());
+                    return format!("{field}: {message}");
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => return format!("{field}.{}", describe(inner)),
+            ValidationErrorsKind::List(items) => {
+                if let Some((index, inner)) = items.iter().next() {
+                    return format!("{field}[{index}].{}", describe(inner));
+                }
+            }
+        }
+    }
+    "invalid payload".to_owned()
+}
+
+/// Deserializes a string trimmed of surrounding white space (lengths count after trimming).
+pub fn trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(s.trim().to_owned())
+}
+
+/// Like [`trimmed`] for an optional string; an empty result becomes `None`.
+pub fn trimmed_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    Ok(s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+}
+
+/// A user id: a JSON integer, or a decimal string (as `sub` is accepted).
+pub fn user_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(i64),
+        Text(String),
+    }
+    match Raw::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected an integer user id"))?
+    {
+        Raw::Number(n) => Ok(n),
+        Raw::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom("expected an integer user id")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, Deserialize, Validate)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Probe {
+        conversation_id: uuid::Uuid,
+        #[serde(deserialize_with = "trimmed")]
+        #[validate(length(min = 1, max = 5, message = "must be 1 to 5 characters"))]
+        content: String,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let id = uuid::Uuid::new_v4();
+        let e = decode::<Probe>(json!({ "content": "x" })).unwrap_err();
+        assert!(e.to_string().contains("conversationId"), "{e}");
+        let e = decode::<Probe>(json!({ "conversationId": "nope", "content": "x" })).unwrap_err();
+        assert!(e.to_string().starts_with("conversationId:"), "{e}");
+        let e = decode::<Probe>(json!({ "conversationId": id, "content": "   " })).unwrap_err();
+        assert_eq!(e.to_string(), "content: must be 1 to 5 characters");
+        let e = decode::<Probe>(serde_json::Value::Null).unwrap_err();
+        assert!(e.to_string().contains("conversationId"), "{e}");
+        let ok = decode::<Probe>(json!({ "conversationId": id, "content": " héllo " })).unwrap();
+        assert_eq!(ok.content, "héllo");
+    }
+}

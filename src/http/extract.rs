@@ -1,0 +1,49 @@
+//! Request extractors whose rejections are our error shape.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use validator::Validate;
+
+use crate::auth::{Principal, bearer_from_headers};
+use crate::domain::input::decode;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The caller, from `Authorization: Bearer …`; 401 otherwise.
+#[derive(Debug)]
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer_from_headers(&parts.headers).ok_or(AppError::Unauthenticated)?;
+        state.verifier.verify(token).map(Authenticated)
+    }
+}
+
+/// A JSON body decoded and validated like socket payloads (errors name the field).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T> FromRequest<AppState> for ApiJson<T>
+where
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge
+                } else {
+                    AppError::bad_request(rejection.body_text())
+                }
+            })?;
+        decode(value).map(ApiJson)
+    }
+}

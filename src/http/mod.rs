@@ -1,0 +1,33 @@
+//! REST under `/api`, health and readiness; JSON errors as `{ error: { code, message } }`.
+
+mod conversations;
+mod extract;
+mod health;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub use extract::{ApiJson, Authenticated};
+
+/// Every HTTP route of the server (socket.io is layered on top by `lib.rs`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .nest("/api", conversations::router())
+        .merge(health::router())
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let code = self.code();
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({ "error": { "code": code.chat(), "message": self.public_message() } });
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,86 @@
+//! Emitting to rooms from handlers, REST routes and background tasks.
+//!
+//! A broadcast reports an error when any one target's buffer was full, even though the
+//! others got it; the work behind it already succeeded, so failures are logged and
+//! counted here and never turned into a failed reply.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use socketioxide::SocketIo;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::SocketRef;
+use socketioxide_core::adapter::RoomParam;
+
+/// Sends events to rooms of a namespace.
+#[derive(Debug)]
+pub struct Broadcaster {
+    io: SocketIo<LocalAdapter>,
+    failures: AtomicU64,
+}
+
+impl Broadcaster {
+    /// Wraps the socket.io handle.
+    pub fn new(io: SocketIo<LocalAdapter>) -> Self {
+        Broadcaster {
+            io,
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// The socket.io handle.
+    pub fn io(&self) -> &SocketIo<LocalAdapter> {
+        &self.io
+    }
+
+    /// Broadcasts that could not reach every target so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, event: &str, error: &dyn std::fmt::Display) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(event, error = %error, "broadcast did not reach every socket");
+    }
+
+    /// Emits to every socket in any of `rooms` of namespace `ns`, each socket once.
+    pub async fn emit<T: Serialize + ?Sized>(
+        &self,
+        ns: &str,
+        rooms: impl RoomParam,
+        event: &str,
+        data: &T,
+    ) {
+        let Some(op) = self.io.of(ns) else {
+            self.failed(event, &format_args!("namespace {ns} not registered"));
+            return;
+        };
+        if let Err(e) = op.to(rooms).emit(event, data).await {
+            self.failed(event, &e);
+        }
+    }
+
+    /// Emits to every socket in `rooms` except `socket` itself.
+    pub async fn emit_except_self<T: Serialize + ?Sized>(
+        &self,
+        socket: &SocketRef,
+        rooms: impl RoomParam,
+        event: &str,
+        data: &T,
+    ) {
+        if let Err(e) = socket.to(rooms).emit(event, data).await {
+            self.failed(event, &e);
+        }
+    }
+
+    /// Makes every socket in `holders` leave `rooms` (through the adapter, so it also
+    /// applies to sockets on other nodes once a cluster adapter is used).
+    pub async fn leave(&self, ns: &str, holders: impl RoomParam, rooms: impl RoomParam) {
+        let Some(op) = self.io.of(ns) else {
+            return;
+        };
+        if let Err(e) = op.to(holders).leave(rooms).await {
+            self.failed("leave", &e);
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The one dispatch path of client events: rate limit, decode, handle, reply once.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use socketioxide::extract::{Event, SocketRef, TryData};
+use tracing::Instrument;
+use validator::Validate;
+
+use super::ack::Reply;
+use super::session::Session;
+use crate::domain::input::decode;
+use crate::error::{AppError, AppResult};
+
+/// Registers `handler` for `event` on `socket`. The handler gets the session, the socket
+/// and the decoded payload, and returns the ack's `data` (`Value::Null` for none).
+pub fn on<T, F, Fut>(socket: &SocketRef, session: &Arc<Session>, event: &'static str, handler: F)
+where
+    T: DeserializeOwned + Validate + Send + 'static,
+    F: Fn(Arc<Session>, SocketRef, T) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = AppResult<Value>> + Send + 'static,
+{
+    let session = session.clone();
+    socket.on(
+        event,
+        move |socket: SocketRef, TryData(data): TryData<Value>, reply: Reply| {
+            let session = session.clone();
+            let handler = handler.clone();
+            async move {
+                let _in_flight = session.app.in_flight.enter();
+                let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event);
+                let dialect = session.dialect;
+                let result = async {
+                    session.limiter.check(event)?;
+                    // A payload that is not JSON at all (binary) decodes like a missing one.
+                    let payload = decode::<T>(data.unwrap_or(Value::Null))?;
+                    handler(session.clone(), socket, payload).await
+                }
+                .instrument(span.clone())
+                .await;
+                let _enter = span.enter();
+                reply.send(dialect, result);
+            }
+        },
+    );
+}
+
+/// Answers every event name the namespace does not know with "unknown event"; the
+/// rate limit counts these too.
+pub fn on_unknown(socket: &SocketRef, session: &Arc<Session>) {
+    let session = session.clone();
+    socket.on_fallback(move |socket: SocketRef, Event(event): Event, reply: Reply| {
+        let session = session.clone();
+        async move {
+            let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event = %event);
+            let _enter = span.enter();
+            let result = session
+                .limiter
+                .check(&event)
+                .and_then(|()| Err(AppError::bad_request("unknown event")));
+            reply.send(session.dialect, result);
+        }
+    });
+}

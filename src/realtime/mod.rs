@@ -1,0 +1,13 @@
+//! Socket.IO: namespaces, per-socket sessions, event dispatch and broadcasting.
+//!
+//! Every client event goes through [`handler::on`]: rate limit, decode and validate,
+//! run, reply once. Namespaces only say what each event does.
+
+pub mod ack;
+pub mod broadcast;
+pub mod events;
+pub mod handler;
+pub mod namespaces;
+pub mod rate_limit;
+pub mod rooms;
+pub mod session;

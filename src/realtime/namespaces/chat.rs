@@ -1,0 +1,322 @@
+//! `/chat` (contract §4): conversations, messages, read cursors, members.
+//!
+//! Membership is read from the database on every event, so a removed member loses
+//! access at once, whatever rooms its sockets are in.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use socketioxide::extract::SocketRef;
+use uuid::Uuid;
+
+use crate::domain::chat::{
+    Access, ConversationRef, ConversationType, DEFAULT_PAGE, EditMessage, ListMessages,
+    MemberChange, MessageRef, SendMessage, Typing,
+};
+use crate::error::{AppError, AppResult};
+use crate::realtime::events::{chat as ev, ns};
+use crate::realtime::handler::on;
+use crate::realtime::rooms;
+use crate::realtime::session::Session;
+use crate::state::AppState;
+
+/// Registers every `/chat` event on a freshly authenticated socket. Called from the
+/// connect middleware, before the CONNECT packet goes out, so no early event is lost.
+pub fn register_handlers(socket: &SocketRef, session: &Arc<Session>) {
+    socket.join(rooms::user(session.user_id()));
+    on(socket, session, ev::CONVERSATION_JOIN, join_conversation);
+    on(socket, session, ev::CONVERSATION_LEAVE, leave_conversation);
+    on(socket, session, ev::MESSAGE_SEND, send_message);
+    on(socket, session, ev::MESSAGE_EDIT, edit_message);
+    on(socket, session, ev::MESSAGE_DELETE, delete_message);
+    on(socket, session, ev::MESSAGE_READ, read_message);
+    on(socket, session, ev::MESSAGE_LIST, list_messages);
+    on(socket, session, ev::TYPING, typing);
+    on(socket, session, ev::MEMBERS_ADD, add_member);
+    on(socket, session, ev::MEMBERS_REMOVE, remove_member);
+}
+
+/// After CONNECT: the socket's unread counts.
+pub async fn on_connected(app: AppState, socket: SocketRef, user_id: i64) {
+    match app.store.unread_count(user_id).await {
+        Ok(count) => {
+            if let Err(e) = socket.emit(ev::UNREAD_COUNT, &count) {
+                tracing::debug!(error = %e, "unread:count not delivered");
+            }
+        }
+        Err(e) => AppError::from(e).log(),
+    }
+}
+
+/// The conversation exists and the acting user is in it.
+async fn require_member(session: &Session, conversation_id: Uuid) -> AppResult<Access> {
+    let access = session
+        .app
+        .store
+        .find_access(conversation_id, session.user_id())
+        .await?
+        .ok_or_else(|| AppError::not_found("conversation not found"))?;
+    if !access.is_member() {
+        return Err(AppError::forbidden("not a member of this conversation"));
+    }
+    Ok(access)
+}
+
+/// Sends each user its current unread counts (every device, through `user:` rooms).
+pub async fn push_unread_counts(app: &AppState, user_ids: &[i64]) {
+    if user_ids.is_empty() {
+        return;
+    }
+    match app.store.unread_counts(user_ids).await {
+        Ok(counts) => {
+            for (user, count) in counts {
+                app.broadcaster
+                    .emit(ns::CHAT, rooms::user(user), ev::UNREAD_COUNT, &count)
+                    .await;
+            }
+        }
+        // The change itself succeeded; a missed count is corrected on the next one.
+        Err(e) => AppError::from(e).log(),
+    }
+}
+
+async fn join_conversation(
+    s: Arc<Session>,
+    socket: SocketRef,
+    p: ConversationRef,
+) -> AppResult<Value> {
+    require_member(&s, p.conversation_id).await?;
+    socket.join(rooms::conversation(p.conversation_id));
+    Ok(Value::Null)
+}
+
+async fn leave_conversation(
+    _s: Arc<Session>,
+    socket: SocketRef,
+    p: ConversationRef,
+) -> AppResult<Value> {
+    // Leaving a room one is not in is harmless, so this needs no membership check.
+    socket.leave(rooms::conversation(p.conversation_id));
+    Ok(Value::Null)
+}
+
+async fn send_message(s: Arc<Session>, socket: SocketRef, p: SendMessage) -> AppResult<Value> {
+    require_member(&s, p.conversation_id).await?;
+    let inserted = s
+        .app
+        .store
+        .insert_message(
+            p.conversation_id,
+            s.user_id(),
+            &p.content,
+            &p.attachments,
+            p.client_id.as_deref(),
+        )
+        .await?;
+    let message = inserted.message;
+    if inserted.created {
+        let room = rooms::conversation(message.conversation_id);
+        s.app
+            .broadcaster
+            .emit_except_self(&socket, room, ev::MESSAGE_CREATED, &message)
+            .await;
+        let mut others = s.app.store.list_member_ids(message.conversation_id).await?;
+        others.retain(|u| *u != s.user_id());
+        push_unread_counts(&s.app, &others).await;
+    }
+    Ok(json!(message))
+}
+
+async fn edit_message(s: Arc<Session>, _socket: SocketRef, p: EditMessage) -> AppResult<Value> {
+    let store = &s.app.store;
+    let found = store
+        .find_message(p.message_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))?;
+    require_member(&s, found.message.conversation_id).await?;
+    if found.message.sender_id != s.user_id() {
+        return Err(AppError::forbidden("only the sender may edit a message"));
+    }
+    let message = store
+        .update_message_content(p.message_id, s.user_id(), &p.content)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))?;
+    let room = rooms::conversation(message.conversation_id);
+    s.app
+        .broadcaster
+        .emit(ns::CHAT, room, ev::MESSAGE_UPDATED, &message)
+        .await;
+    Ok(json!(message))
+}
+
+async fn delete_message(s: Arc<Session>, _socket: SocketRef, p: MessageRef) -> AppResult<Value> {
+    let store = &s.app.store;
+    let found = store
+        .find_message(p.message_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))?;
+    let conversation_id = found.message.conversation_id;
+    let access = require_member(&s, conversation_id).await?;
+    if found.message.sender_id != s.user_id() && !access.can_manage(&s.principal) {
+        return Err(AppError::forbidden(
+            "only the sender or the conversation owner may delete a message",
+        ));
+    }
+    if !store.mark_message_deleted(p.message_id).await? {
+        return Err(AppError::not_found("message not found"));
+    }
+    let payload = json!({ "messageId": p.message_id, "conversationId": conversation_id });
+    s.app
+        .broadcaster
+        .emit(
+            ns::CHAT,
+            rooms::conversation(conversation_id),
+            ev::MESSAGE_DELETED,
+            &payload,
+        )
+        .await;
+    // Members who had not read it now have one unread message fewer.
+    let mut others = store.list_member_ids(conversation_id).await?;
+    others.retain(|u| *u != found.message.sender_id);
+    push_unread_counts(&s.app, &others).await;
+    Ok(Value::Null)
+}
+
+async fn read_message(s: Arc<Session>, _socket: SocketRef, p: MessageRef) -> AppResult<Value> {
+    let found = s
+        .app
+        .store
+        .find_message(p.message_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))?;
+    let conversation_id = found.message.conversation_id;
+    require_member(&s, conversation_id).await?;
+    let read_at = s
+        .app
+        .store
+        .mark_read(conversation_id, s.user_id(), found.seq)
+        .await?;
+    let payload = json!({
+        "messageId": p.message_id,
+        "conversationId": conversation_id,
+        "readerId": s.user_id(),
+        "readAt": crate::domain::time::rfc3339_ms(&read_at),
+    });
+    s.app
+        .broadcaster
+        .emit(
+            ns::CHAT,
+            rooms::conversation(conversation_id),
+            ev::MESSAGE_READ,
+            &payload,
+        )
+        .await;
+    push_unread_counts(&s.app, &[s.user_id()]).await;
+    Ok(Value::Null)
+}
+
+async fn list_messages(s: Arc<Session>, _socket: SocketRef, p: ListMessages) -> AppResult<Value> {
+    require_member(&s, p.conversation_id).await?;
+    let store = &s.app.store;
+    let seq_of = |field: &'static str, id: Option<Uuid>| async move {
+        match id {
+            None => Ok(None),
+            Some(id) => store
+                .find_message_seq(p.conversation_id, id)
+                .await?
+                .map(Some)
+                .ok_or_else(|| {
+                    AppError::not_found(format!("{field}: message not found in this conversation"))
+                }),
+        }
+    };
+    let before = seq_of("before", p.before).await?;
+    let after = seq_of("after", p.after).await?;
+    let page = store
+        .list_messages(
+            p.conversation_id,
+            before,
+            after,
+            p.limit.unwrap_or(DEFAULT_PAGE),
+        )
+        .await?;
+    Ok(json!(page))
+}
+
+async fn typing(s: Arc<Session>, socket: SocketRef, p: Typing) -> AppResult<Value> {
+    require_member(&s, p.conversation_id).await?;
+    let payload = json!({ "conversationId": p.conversation_id, "userId": s.user_id(), "isTyping": p.is_typing });
+    s.app
+        .broadcaster
+        .emit_except_self(
+            &socket,
+            rooms::conversation(p.conversation_id),
+            ev::TYPING,
+            &payload,
+        )
+        .await;
+    Ok(Value::Null)
+}
+
+async fn add_member(s: Arc<Session>, _socket: SocketRef, p: MemberChange) -> AppResult<Value> {
+    let store = &s.app.store;
+    let access = store
+        .find_access(p.conversation_id, s.user_id())
+        .await?
+        .ok_or_else(|| AppError::not_found("conversation not found"))?;
+    if !access.can_manage(&s.principal) {
+        return Err(AppError::forbidden(
+            "only the conversation owner may add members",
+        ));
+    }
+    if access.kind == ConversationType::Private {
+        return Err(AppError::bad_request(
+            "conversationId: members cannot be added to a private conversation",
+        ));
+    }
+    if store.insert_member(p.conversation_id, p.user_id).await? {
+        let payload = json!({ "conversationId": p.conversation_id, "userId": p.user_id });
+        let targets = [
+            rooms::conversation(p.conversation_id),
+            rooms::user(p.user_id),
+        ];
+        s.app
+            .broadcaster
+            .emit(ns::CHAT, targets, ev::MEMBERS_ADDED, &payload)
+            .await;
+    }
+    Ok(Value::Null)
+}
+
+async fn remove_member(s: Arc<Session>, _socket: SocketRef, p: MemberChange) -> AppResult<Value> {
+    let store = &s.app.store;
+    let access = store
+        .find_access(p.conversation_id, s.user_id())
+        .await?
+        .ok_or_else(|| AppError::not_found("conversation not found"))?;
+    let removing_self = p.user_id == s.user_id() && access.is_member();
+    if !removing_self && !access.can_manage(&s.principal) {
+        return Err(AppError::forbidden(
+            "only the conversation owner may remove other members",
+        ));
+    }
+    if !store.delete_member(p.conversation_id, p.user_id).await? {
+        return Err(AppError::not_found(
+            "userId: not a member of this conversation",
+        ));
+    }
+    let room = rooms::conversation(p.conversation_id);
+    let payload = json!({ "conversationId": p.conversation_id, "userId": p.user_id });
+    // The removed user hears it too (room and personal room), then its sockets leave.
+    let b = &s.app.broadcaster;
+    b.emit(
+        ns::CHAT,
+        [room.clone(), rooms::user(p.user_id)],
+        ev::MEMBERS_REMOVED,
+        &payload,
+    )
+    .await;
+    b.leave(ns::CHAT, rooms::user(p.user_id), room).await;
+    push_unread_counts(&s.app, &[p.user_id]).await;
+    Ok(Value::Null)
+}

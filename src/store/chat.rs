@@ -1,0 +1,439 @@
+//! Conversations, members, messages and read cursors.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::Store;
+use crate::domain::chat::{
+    Access, Conversation, ConversationType, MemberRole, Message, UnreadCount,
+};
+
+/// The message columns every read returns, with `seen_by` derived from read cursors.
+macro_rules! message_select {
+    () => {
+        "select m.id, m.seq, m.conversation_id, m.sender_id, m.content, m.attachments, m.client_id,
+                m.created_at, m.updated_at,
+                array(select cm.user_id from conversation_members cm
+                      where cm.conversation_id = m.conversation_id
+                        and cm.last_read_seq >= m.seq and cm.user_id <> m.sender_id
+                      order by cm.user_id) as seen_by
+         from messages m "
+    };
+}
+
+#[derive(FromRow)]
+struct MessageRow {
+    id: Uuid,
+    seq: i64,
+    conversation_id: Uuid,
+    sender_id: i64,
+    content: String,
+    attachments: Vec<String>,
+    client_id: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: Option<DateTime<Utc>>,
+    seen_by: Vec<i64>,
+}
+
+impl MessageRow {
+    fn into_message(self) -> (Message, i64) {
+        let seq = self.seq;
+        (
+            Message {
+                id: self.id,
+                conversation_id: self.conversation_id,
+                sender_id: self.sender_id,
+                content: self.content,
+                attachments: self.attachments,
+                seen_by: self.seen_by,
+                client_id: self.client_id,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+            },
+            seq,
+        )
+    }
+}
+
+/// A stored message with its position, for cursor updates.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    /// The message as clients see it.
+    pub message: Message,
+    /// Its global order.
+    pub seq: i64,
+}
+
+fn stored(row: MessageRow) -> StoredMessage {
+    let (message, seq) = row.into_message();
+    StoredMessage { message, seq }
+}
+
+/// Result of `insert_message`: the message, and whether this call created it (false:
+/// a repeat of an earlier `clientId`).
+#[derive(Debug)]
+pub struct Inserted {
+    /// The stored (or earlier) message.
+    pub message: Message,
+    /// True when this call stored it.
+    pub created: bool,
+}
+
+fn parse_kind(s: &str) -> ConversationType {
+    // The column is checked to be one of the two.
+    if s == "private" {
+        ConversationType::Private
+    } else {
+        ConversationType::Group
+    }
+}
+
+impl Store {
+    /// Creates a conversation; the first member is its owner.
+    pub async fn insert_conversation(
+        &self,
+        kind: ConversationType,
+        name: Option<&str>,
+        members: &[i64],
+    ) -> Result<Conversation, sqlx::Error> {
+        let id = Uuid::now_v7();
+        let owner = members.first().copied().unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        let created_at: DateTime<Utc> = sqlx::query_scalar(
+            "insert into conversations (id, type, name, owner_id) values ($1, $2, $3, $4) returning created_at",
+        )
+        .bind(id)
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(owner)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "insert into conversation_members (conversation_id, user_id, role)
+             select $1, u, case when u = $3 then 'owner' else 'member' end from unnest($2::bigint[]) as u",
+        )
+        .bind(id)
+        .bind(members)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Conversation {
+            id,
+            kind,
+            name: name.map(str::to_owned),
+            participants: members.to_vec(),
+            created_at,
+        })
+    }
+
+    /// The conversation's kind and the user's role in it; `None` if it does not exist.
+    pub async fn find_access(
+        &self,
+        conversation_id: Uuid,
+        user_id: i64,
+    ) -> Result<Option<Access>, sqlx::Error> {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "select c.type, m.role from conversations c
+             left join conversation_members m on m.conversation_id = c.id and m.user_id = $2
+             where c.id = $1",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(kind, role)| Access {
+            kind: parse_kind(&kind),
+            role: role.map(|r| {
+                if r == "owner" {
+                    MemberRole::Owner
+                } else {
+                    MemberRole::Member
+                }
+            }),
+        }))
+    }
+
+    /// Deletes a conversation; returns its participants, or `None` if it did not exist.
+    pub async fn delete_conversation(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<Option<Vec<i64>>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let members: Vec<i64> = sqlx::query_scalar(
+            "select user_id from conversation_members where conversation_id = $1 order by user_id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("delete from conversations where id = $1")
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok((deleted == 1).then_some(members))
+    }
+
+    /// Member user ids of a conversation.
+    pub async fn list_member_ids(&self, conversation_id: Uuid) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "select user_id from conversation_members where conversation_id = $1 order by user_id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Adds a member whose read cursor starts at the newest message. False if already in.
+    pub async fn insert_member(
+        &self,
+        conversation_id: Uuid,
+        user_id: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let inserted = sqlx::query(
+            "insert into conversation_members (conversation_id, user_id, role, last_read_seq)
+             values ($1, $2, 'member', coalesce((select max(seq) from messages where conversation_id = $1), 0))
+             on conflict (conversation_id, user_id) do nothing",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Removes a member. False if it was not one.
+    pub async fn delete_member(
+        &self,
+        conversation_id: Uuid,
+        user_id: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let deleted = sqlx::query(
+            "delete from conversation_members where conversation_id = $1 and user_id = $2",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted == 1)
+    }
+
+    /// Stores a message and moves the sender's read cursor to it, in one statement.
+    /// A repeated `client_id` from the same sender returns the first message instead.
+    pub async fn insert_message(
+        &self,
+        conversation_id: Uuid,
+        sender_id: i64,
+        content: &str,
+        attachments: &[String],
+        client_id: Option<&str>,
+    ) -> Result<Inserted, sqlx::Error> {
+        let row: Option<MessageRow> = sqlx::query_as(
+            "with ins as (
+                insert into messages (id, conversation_id, sender_id, content, attachments, client_id)
+                values ($1, $2, $3, $4, $5, $6)
+                on conflict (sender_id, client_id) where client_id is not null do nothing
+                returning *
+             ), cursor as (
+                update conversation_members set last_read_seq = greatest(last_read_seq, (select seq from ins))
+                where conversation_id = $2 and user_id = $3 and exists (select 1 from ins)
+             )
+             select id, seq, conversation_id, sender_id, content, attachments, client_id, created_at, updated_at,
+                    array[]::bigint[] as seen_by
+             from ins",
+        )
+        .bind(Uuid::now_v7())
+        .bind(conversation_id)
+        .bind(sender_id)
+        .bind(content)
+        .bind(attachments)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(Inserted {
+                message: stored(row).message,
+                created: true,
+            });
+        }
+        // The only conflict is a repeated clientId: return the first message.
+        let first: MessageRow = sqlx::query_as(concat!(
+            message_select!(),
+            "where m.sender_id = $1 and m.client_id = $2"
+        ))
+        .bind(sender_id)
+        .bind(client_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Inserted {
+            message: stored(first).message,
+            created: false,
+        })
+    }
+
+    /// A message that is not deleted.
+    pub async fn find_message(
+        &self,
+        message_id: Uuid,
+    ) -> Result<Option<StoredMessage>, sqlx::Error> {
+        let row: Option<MessageRow> = sqlx::query_as(concat!(
+            message_select!(),
+            "where m.id = $1 and m.deleted_at is null"
+        ))
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(stored))
+    }
+
+    /// Changes the body of a live message written by `sender_id`.
+    pub async fn update_message_content(
+        &self,
+        message_id: Uuid,
+        sender_id: i64,
+        content: &str,
+    ) -> Result<Option<Message>, sqlx::Error> {
+        let updated: Option<(Uuid,)> = sqlx::query_as(
+            "update messages set content = $3, updated_at = now()
+             where id = $1 and sender_id = $2 and deleted_at is null returning id",
+        )
+        .bind(message_id)
+        .bind(sender_id)
+        .bind(content)
+        .fetch_optional(&self.pool)
+        .await?;
+        match updated {
+            Some(_) => Ok(self.find_message(message_id).await?.map(|m| m.message)),
+            None => Ok(None),
+        }
+    }
+
+    /// Soft-deletes a message. False if it was already gone.
+    pub async fn mark_message_deleted(&self, message_id: Uuid) -> Result<bool, sqlx::Error> {
+        let n = sqlx::query(
+            "update messages set deleted_at = now() where id = $1 and deleted_at is null",
+        )
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Moves a reader's cursor forward to `seq` (never backwards); returns the time.
+    pub async fn mark_read(
+        &self,
+        conversation_id: Uuid,
+        user_id: i64,
+        seq: i64,
+    ) -> Result<DateTime<Utc>, sqlx::Error> {
+        sqlx::query_scalar(
+            "update conversation_members set last_read_seq = greatest(last_read_seq, $3)
+             where conversation_id = $1 and user_id = $2 returning now()",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await
+        .map(|t| t.unwrap_or_else(Utc::now))
+    }
+
+    /// The `seq` of a message (deleted ones too) if it belongs to the conversation.
+    pub async fn find_message_seq(
+        &self,
+        conversation_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar("select seq from messages where id = $1 and conversation_id = $2")
+            .bind(message_id)
+            .bind(conversation_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// A history page: newest first below `before_seq` (or the newest), or oldest
+    /// first above `after_seq`.
+    pub async fn list_messages(
+        &self,
+        conversation_id: Uuid,
+        before_seq: Option<i64>,
+        after_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Message>, sqlx::Error> {
+        let rows: Vec<MessageRow> = match after_seq {
+            Some(after) => {
+                sqlx::query_as(concat!(
+                    message_select!(),
+                    "where m.conversation_id = $1 and m.deleted_at is null and m.seq > $2
+                       and ($3::bigint is null or m.seq < $3)
+                     order by m.seq asc limit $4"
+                ))
+                .bind(conversation_id)
+                .bind(after)
+                .bind(before_seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(concat!(
+                    message_select!(),
+                    "where m.conversation_id = $1 and m.deleted_at is null
+                       and ($2::bigint is null or m.seq < $2)
+                     order by m.seq desc limit $3"
+                ))
+                .bind(conversation_id)
+                .bind(before_seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows.into_iter().map(|r| stored(r).message).collect())
+    }
+
+    /// Unread counts of several users at once (one query): messages past each member's
+    /// cursor, not deleted, not their own.
+    pub async fn unread_counts(
+        &self,
+        user_ids: &[i64],
+    ) -> Result<HashMap<i64, UnreadCount>, sqlx::Error> {
+        let rows: Vec<(i64, Uuid, i64)> = sqlx::query_as(
+            "select cm.user_id, cm.conversation_id, count(*)
+             from conversation_members cm
+             join messages m on m.conversation_id = cm.conversation_id
+              and m.seq > cm.last_read_seq and m.sender_id <> cm.user_id and m.deleted_at is null
+             where cm.user_id = any($1)
+             group by cm.user_id, cm.conversation_id",
+        )
+        .bind(user_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<i64, UnreadCount> = user_ids
+            .iter()
+            .map(|u| (*u, UnreadCount::default()))
+            .collect();
+        for (user, conversation, count) in rows {
+            let entry = out.entry(user).or_default();
+            entry.total += count;
+            entry.by_conversation.insert(conversation, count);
+        }
+        Ok(out)
+    }
+
+    /// One user's unread count.
+    pub async fn unread_count(&self, user_id: i64) -> Result<UnreadCount, sqlx::Error> {
+        Ok(self
+            .unread_counts(&[user_id])
+            .await?
+            .remove(&user_id)
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,40 @@
+//! All SQL. One module per domain; rows are private here and leave as domain values.
+//!
+//! State changes are single statements or transactions, so concurrent clients cannot
+//! both win a race. Every function returns `sqlx::Error` (or an `AppError` where a
+//! constraint maps to a client error); callers never see SQL text.
+
+pub mod chat;
+
+use sqlx::PgPool;
+
+/// The database handle shared by every handler.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Wraps a pool.
+    pub fn new(pool: PgPool) -> Self {
+        Store { pool }
+    }
+
+    /// The underlying pool (health checks, tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// `SELECT 1`: is the database reachable.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Applies `./migrations` (embedded in the binary at build time).
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!("./migrations").run(pool).await
+}

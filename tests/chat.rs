@@ -1,0 +1,735 @@
+//! `/chat` end to end: a real server, a real database per test, a socket.io client over
+//! a real websocket.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const QUIET: Duration = Duration::from_millis(300);
+
+async fn count_messages(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from messages")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn joined(server: &TestServer, user: i64, conversation: &str) -> SioClient {
+    let c = server.client("/chat", user).await;
+    assert_ok(
+        &c.emit_ack(
+            "conversation:join",
+            json!({ "conversationId": conversation }),
+        )
+        .await,
+    );
+    c
+}
+
+#[sqlx::test]
+async fn connect_sends_unread_count(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let c = server.client("/chat", 1).await;
+    assert_eq!(
+        c.recv("unread:count").await,
+        json!({ "total": 0, "byConversation": {} })
+    );
+}
+
+#[sqlx::test]
+async fn member_joins_and_non_member_is_forbidden(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let member = server.client("/chat", 2).await;
+    assert_ok(
+        &member
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    let outsider = server.client("/chat", 3).await;
+    assert_error(
+        &outsider
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+        "FORBIDDEN",
+    );
+    let unknown = Uuid::new_v4().to_string();
+    assert_error(
+        &outsider
+            .emit_ack("conversation:join", json!({ "conversationId": unknown }))
+            .await,
+        "NOT_FOUND",
+    );
+    let bad = outsider
+        .emit_ack("conversation:join", json!({ "conversationId": "nope" }))
+        .await;
+    assert_error(&bad, "BAD_REQUEST");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("conversationId"),
+        "{bad}"
+    );
+    assert_ok(
+        &member
+            .emit_ack("conversation:leave", json!({ "conversationId": conv }))
+            .await,
+    );
+}
+
+#[sqlx::test]
+async fn sent_message_is_stored_acked_and_broadcast_to_others(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    bob.recv("unread:count").await;
+
+    let ack = alice
+        .emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": "  hello  ", "attachments": ["https://cdn.example/a.png"], "sender_id": 99 }),
+        )
+        .await;
+    let msg = assert_ok(&ack);
+    assert_eq!(msg["content"], "hello");
+    assert_eq!(
+        msg["sender_id"], 1,
+        "the sender comes from the token, not the payload"
+    );
+    assert_eq!(msg["conversation_id"], json!(conv));
+    assert_eq!(msg["attachments"], json!(["https://cdn.example/a.png"]));
+    assert_eq!(msg["seen_by"], json!([]));
+    assert_eq!(msg["updated_at"], Value::Null);
+    let created_at = msg["created_at"].as_str().unwrap();
+    assert!(
+        created_at.ends_with('Z') && created_at.len() == 24,
+        "{created_at}"
+    );
+
+    assert_eq!(bob.recv("message:created").await, msg);
+    let unread = bob.recv("unread:count").await;
+    assert_eq!(
+        unread,
+        json!({ "total": 1, "byConversation": { conv.clone(): 1 } })
+    );
+    alice.expect_none("message:created", QUIET).await;
+
+    let stored: (String, i64) =
+        sqlx::query_as("select content, sender_id from messages where id = $1")
+            .bind(Uuid::parse_str(msg["_id"].as_str().unwrap()).unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, ("hello".to_owned(), 1));
+}
+
+#[sqlx::test]
+async fn client_id_makes_send_idempotent(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    let payload = json!({ "conversationId": conv, "content": "once", "clientId": "c-1" });
+    let first = assert_ok(&alice.emit_ack("message:send", payload.clone()).await);
+    let again = assert_ok(&alice.emit_ack("message:send", payload).await);
+    assert_eq!(first["_id"], again["_id"]);
+    assert_eq!(first["client_id"], "c-1");
+    bob.recv("message:created").await;
+    bob.expect_none("message:created", QUIET).await;
+    assert_eq!(count_messages(&pool).await, 1);
+}
+
+#[sqlx::test]
+async fn bad_messages_are_refused_and_nothing_is_written(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let cases = [
+        (
+            json!({ "conversationId": conv, "content": "   " }),
+            "content",
+        ),
+        (
+            json!({ "conversationId": conv, "content": "x".repeat(4001) }),
+            "content",
+        ),
+        (
+            json!({ "conversationId": conv, "content": "x", "attachments": ["not a url"] }),
+            "attachments",
+        ),
+        (json!({ "conversationId": conv, "content": 5 }), "content"),
+        (json!({ "content": "x" }), "conversationId"),
+        (json!("just a string"), "invalid type"),
+    ];
+    for (payload, field) in cases {
+        let ack = alice.emit_ack("message:send", payload.clone()).await;
+        assert_error(&ack, "BAD_REQUEST");
+        assert!(
+            ack["error"]["message"].as_str().unwrap().contains(field),
+            "{payload} -> {ack}"
+        );
+    }
+    // No payload at all still gets an answer.
+    assert_error(
+        &alice.emit_ack_args("message:send", vec![]).await,
+        "BAD_REQUEST",
+    );
+    let outsider = server.client("/chat", 3).await;
+    assert_error(
+        &outsider
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": conv, "content": "hi" }),
+            )
+            .await,
+        "FORBIDDEN",
+    );
+    assert_eq!(count_messages(&pool).await, 0);
+}
+
+#[sqlx::test]
+async fn errors_without_an_ack_arrive_as_error_events(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let c = server.client("/chat", 1).await;
+    c.emit("message:send", json!({ "content": "" })).await;
+    let err = c.recv("error").await;
+    assert_eq!(err["code"], "BAD_REQUEST");
+    assert!(err["message"].as_str().unwrap().contains("conversationId"));
+}
+
+#[sqlx::test]
+async fn only_the_sender_edits(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    let msg = assert_ok(
+        &alice
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": conv, "content": "v1" }),
+            )
+            .await,
+    );
+    let id = msg["_id"].clone();
+    assert_error(
+        &bob.emit_ack(
+            "message:edit",
+            json!({ "messageId": id, "content": "hacked" }),
+        )
+        .await,
+        "FORBIDDEN",
+    );
+    let edited = assert_ok(
+        &alice
+            .emit_ack("message:edit", json!({ "messageId": id, "content": "v2" }))
+            .await,
+    );
+    assert_eq!(edited["content"], "v2");
+    assert!(edited["updated_at"].is_string());
+    assert_eq!(bob.recv("message:updated").await["content"], "v2");
+    assert_eq!(
+        alice.recv("message:updated").await["content"],
+        "v2",
+        "the actor's socket hears it too"
+    );
+    let missing = json!({ "messageId": Uuid::new_v4(), "content": "x" });
+    assert_error(&alice.emit_ack("message:edit", missing).await, "NOT_FOUND");
+}
+
+#[sqlx::test]
+async fn sender_or_owner_deletes_and_deleted_messages_leave_history(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[2, 3]).await;
+    let owner = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    let carol = joined(&server, 3, &conv).await;
+    let by_bob = assert_ok(
+        &bob.emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": "bob" }),
+        )
+        .await,
+    );
+    assert_error(
+        &carol
+            .emit_ack("message:delete", json!({ "messageId": by_bob["_id"] }))
+            .await,
+        "FORBIDDEN",
+    );
+    assert_ok(
+        &owner
+            .emit_ack("message:delete", json!({ "messageId": by_bob["_id"] }))
+            .await,
+    );
+    let deleted = carol.recv("message:deleted").await;
+    assert_eq!(
+        deleted,
+        json!({ "messageId": by_bob["_id"], "conversationId": conv })
+    );
+    let page = assert_ok(
+        &carol
+            .emit_ack("message:list", json!({ "conversationId": conv }))
+            .await,
+    );
+    assert_eq!(page, json!([]));
+    assert_error(
+        &bob.emit_ack("message:delete", json!({ "messageId": by_bob["_id"] }))
+            .await,
+        "NOT_FOUND",
+    );
+}
+
+#[sqlx::test]
+async fn read_cursor_moves_forward_only_and_updates_counts(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    let bob_phone = server.client("/chat", 2).await;
+    let mut ids = vec![];
+    for i in 0..3 {
+        let m = assert_ok(
+            &alice
+                .emit_ack(
+                    "message:send",
+                    json!({ "conversationId": conv, "content": format!("m{i}") }),
+                )
+                .await,
+        );
+        ids.push(m["_id"].clone());
+    }
+    // Read up to the second: one left.
+    assert_ok(
+        &bob.emit_ack("message:read", json!({ "messageId": ids[1] }))
+            .await,
+    );
+    let read = alice.recv("message:read").await;
+    assert_eq!(read["messageId"], ids[1]);
+    assert_eq!(read["readerId"], 2);
+    assert_eq!(read["conversationId"], json!(conv));
+    assert!(read["readAt"].as_str().unwrap().ends_with('Z'));
+    // Every device of the reader gets the new count.
+    let mut last = Value::Null;
+    while let Some(c) = bob_phone
+        .recv_timeout("unread:count", Duration::from_secs(2))
+        .await
+    {
+        last = c;
+        if last["total"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(
+        last,
+        json!({ "total": 1, "byConversation": { conv.clone(): 1 } })
+    );
+    // Reading an older message does not move the cursor back.
+    assert_ok(
+        &bob.emit_ack("message:read", json!({ "messageId": ids[0] }))
+            .await,
+    );
+    let page = assert_ok(
+        &bob.emit_ack("message:list", json!({ "conversationId": conv }))
+            .await,
+    );
+    let seen: Vec<Value> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seen_by"].clone())
+        .collect();
+    assert_eq!(
+        seen,
+        vec![json!([]), json!([2]), json!([2])],
+        "newest first"
+    );
+    // Own messages never count as unread.
+    let fresh = server.client("/chat", 1).await;
+    assert_eq!(fresh.recv("unread:count").await["total"], 0);
+}
+
+#[sqlx::test]
+async fn history_pages_with_before_and_after(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[]).await;
+    let c = joined(&server, 1, &conv).await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        let m = assert_ok(
+            &c.emit_ack(
+                "message:send",
+                json!({ "conversationId": conv, "content": format!("{i}") }),
+            )
+            .await,
+        );
+        ids.push(m["_id"].clone());
+    }
+    let contents = |page: &Value| -> Vec<String> {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest = assert_ok(
+        &c.emit_ack(
+            "message:list",
+            json!({ "conversationId": conv, "limit": 2 }),
+        )
+        .await,
+    );
+    assert_eq!(contents(&newest), ["4", "3"]);
+    let older = assert_ok(
+        &c.emit_ack(
+            "message:list",
+            json!({ "conversationId": conv, "before": ids[3], "limit": 2 }),
+        )
+        .await,
+    );
+    assert_eq!(contents(&older), ["2", "1"]);
+    let after = assert_ok(
+        &c.emit_ack(
+            "message:list",
+            json!({ "conversationId": conv, "after": ids[1] }),
+        )
+        .await,
+    );
+    assert_eq!(
+        contents(&after),
+        ["2", "3", "4"],
+        "catching up is oldest first"
+    );
+    for limit in [0, 101] {
+        assert_error(
+            &c.emit_ack(
+                "message:list",
+                json!({ "conversationId": conv, "limit": limit }),
+            )
+            .await,
+            "BAD_REQUEST",
+        );
+    }
+    let stranger = json!({ "conversationId": conv, "before": Uuid::new_v4() });
+    assert_error(&c.emit_ack("message:list", stranger).await, "NOT_FOUND");
+}
+
+#[sqlx::test]
+async fn typing_reaches_others_only(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    assert_ok(
+        &alice
+            .emit_ack(
+                "typing",
+                json!({ "conversationId": conv, "isTyping": true }),
+            )
+            .await,
+    );
+    assert_eq!(
+        bob.recv("typing").await,
+        json!({ "conversationId": conv, "userId": 1, "isTyping": true })
+    );
+    alice.expect_none("typing", QUIET).await;
+    assert_error(
+        &alice
+            .emit_ack(
+                "typing",
+                json!({ "conversationId": conv, "isTyping": "yes" }),
+            )
+            .await,
+        "BAD_REQUEST",
+    );
+}
+
+#[sqlx::test]
+async fn owner_adds_members_who_start_with_nothing_unread(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let owner = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    assert_ok(
+        &owner
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": conv, "content": "before carol" }),
+            )
+            .await,
+    );
+    let carol = server.client("/chat", 3).await;
+    carol.recv("unread:count").await;
+
+    assert_error(
+        &bob.emit_ack(
+            "members:add",
+            json!({ "conversationId": conv, "userId": 4 }),
+        )
+        .await,
+        "FORBIDDEN",
+    );
+    assert_ok(
+        &owner
+            .emit_ack(
+                "members:add",
+                json!({ "conversationId": conv, "userId": 3 }),
+            )
+            .await,
+    );
+    let expected = json!({ "conversationId": conv, "userId": 3 });
+    assert_eq!(carol.recv("members:added").await, expected);
+    assert_eq!(bob.recv("members:added").await, expected);
+    // Adding again succeeds without a broadcast.
+    assert_ok(
+        &owner
+            .emit_ack(
+                "members:add",
+                json!({ "conversationId": conv, "userId": "3" }),
+            )
+            .await,
+    );
+    bob.expect_none("members:added", QUIET).await;
+    // Carol can now join; the message from before she was added is not unread.
+    assert_ok(
+        &carol
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    let again = server.client("/chat", 3).await;
+    assert_eq!(again.recv("unread:count").await["total"], 0);
+
+    let private = create_conversation(&server, 1, "private", &[2]).await;
+    assert_error(
+        &owner
+            .emit_ack(
+                "members:add",
+                json!({ "conversationId": private, "userId": 3 }),
+            )
+            .await,
+        "BAD_REQUEST",
+    );
+}
+
+#[sqlx::test]
+async fn removed_member_hears_it_then_stops_receiving(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[2, 3]).await;
+    let owner = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    let carol = joined(&server, 3, &conv).await;
+    assert_error(
+        &carol
+            .emit_ack(
+                "members:remove",
+                json!({ "conversationId": conv, "userId": 2 }),
+            )
+            .await,
+        "FORBIDDEN",
+    );
+    assert_ok(
+        &owner
+            .emit_ack(
+                "members:remove",
+                json!({ "conversationId": conv, "userId": 2 }),
+            )
+            .await,
+    );
+    let expected = json!({ "conversationId": conv, "userId": 2 });
+    assert_eq!(bob.recv("members:removed").await, expected);
+    assert_eq!(carol.recv("members:removed").await, expected);
+    bob.expect_none("members:removed", QUIET).await;
+
+    assert_ok(
+        &owner
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": conv, "content": "after" }),
+            )
+            .await,
+    );
+    carol.recv("message:created").await;
+    bob.expect_none("message:created", QUIET).await;
+    assert_error(
+        &bob.emit_ack("message:list", json!({ "conversationId": conv }))
+            .await,
+        "FORBIDDEN",
+    );
+    assert_error(
+        &owner
+            .emit_ack(
+                "members:remove",
+                json!({ "conversationId": conv, "userId": 2 }),
+            )
+            .await,
+        "NOT_FOUND",
+    );
+    // A member may leave by removing itself.
+    assert_ok(
+        &carol
+            .emit_ack(
+                "members:remove",
+                json!({ "conversationId": conv, "userId": 3 }),
+            )
+            .await,
+    );
+}
+
+#[sqlx::test]
+async fn unknown_events_are_answered(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let c = server.client("/chat", 1).await;
+    let ack = c.emit_ack("no:such:event", json!({})).await;
+    assert_error(&ack, "BAD_REQUEST");
+    assert_eq!(ack["error"]["message"], "unknown event");
+}
+
+#[sqlx::test]
+async fn rate_limit_is_per_event_and_refuses_the_excess(pool: PgPool) {
+    let server = TestServer::start_with(
+        pool,
+        &[("RATE_LIMIT_PER_SEC", "0.01"), ("RATE_LIMIT_BURST", "5")],
+    )
+    .await;
+    let c = server.client("/chat", 1).await;
+    let payload = json!({ "conversationId": Uuid::new_v4(), "isTyping": true });
+    for _ in 0..5 {
+        assert_error(&c.emit_ack("typing", payload.clone()).await, "NOT_FOUND");
+    }
+    assert_error(&c.emit_ack("typing", payload.clone()).await, "RATE_LIMITED");
+    // Another event has its own bucket; unknown events are counted too.
+    assert_error(
+        &c.emit_ack("message:list", json!({ "conversationId": Uuid::new_v4() }))
+            .await,
+        "NOT_FOUND",
+    );
+    for _ in 0..5 {
+        c.emit_ack("nope", json!({})).await;
+    }
+    assert_error(&c.emit_ack("nope", json!({})).await, "RATE_LIMITED");
+}
+
+// The server gets a pool of its own here: connections refused during the outage must
+// not count against the pool that `#[sqlx::test]` shares between tests.
+#[sqlx::test]
+async fn database_outage_answers_internal_and_recovers(
+    _: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[]).await;
+    let c = joined(&server, 1, &conv).await;
+    let db: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let admin_url = std::env::var("DATABASE_URL").unwrap();
+    let admin = PgPool::connect(&admin_url).await.unwrap();
+
+    // Take the database away: refuse new connections and cut the existing ones.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "alter database \"{db}\" allow_connections false"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()")
+        .bind(&db)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let ack = c
+        .emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": "lost?" }),
+        )
+        .await;
+    assert_error(&ack, "INTERNAL");
+    assert_eq!(
+        ack["error"]["message"], "internal server error",
+        "no database details leak"
+    );
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+
+    // Bring it back: the same socket works again.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "alter database \"{db}\" allow_connections true"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let mut recovered = Value::Null;
+    for _ in 0..50 {
+        recovered = c
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": conv, "content": "back" }),
+            )
+            .await;
+        if recovered["ok"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(assert_ok(&recovered)["content"], "back");
+    assert_eq!(
+        reqwest::get(server.url("/readyz")).await.unwrap().status(),
+        200
+    );
+    server.stop().await.unwrap();
+    pool.close().await;
+}
+
+#[sqlx::test]
+async fn events_emitted_right_after_connect_are_all_answered(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("RATE_LIMIT_BURST", "1000")]).await;
+    let conv = create_conversation(&server, 1, "group", &[]).await;
+    let token = token(1, &["user"]);
+    let cycles: usize = std::env::var("CONNECT_EMIT_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut tasks = tokio::task::JoinSet::new();
+    let workers = 16;
+    for w in 0..workers {
+        let (base, token, conv) = (server.base.clone(), token.clone(), conv.clone());
+        tasks.spawn(async move {
+            let mut answered = 0;
+            for _ in (w..cycles).step_by(workers) {
+                let opts = ConnectOptions {
+                    auth: Some(json!({ "token": token })),
+                    ..Default::default()
+                };
+                let c = SioClient::connect(&base, "/chat", opts).await.unwrap();
+                let ack = c
+                    .emit_ack("conversation:join", json!({ "conversationId": conv }))
+                    .await;
+                if ack["ok"] == true {
+                    answered += 1;
+                }
+                c.close().await;
+            }
+            answered
+        });
+    }
+    let mut answered = 0;
+    while let Some(n) = tasks.join_next().await {
+        answered += n.unwrap();
+    }
+    assert_eq!(answered, cycles);
+}

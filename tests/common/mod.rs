@@ -1,0 +1,179 @@
+//! Shared test harness: a real server on 127.0.0.1:0 over a per-test database made by
+//! `#[sqlx::test]`, tokens signed like the real issuer's, and the socket.io client.
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+pub mod sio;
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use switchboard::config::Config;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use sio::{ConnectError, ConnectOptions, SioClient};
+
+/// The HS256 secret every test server verifies with.
+pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
+
+/// A running server; stops when dropped or on [`TestServer::stop`].
+pub struct TestServer {
+    pub base: String,
+    pub pool: PgPool,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), switchboard::StartError>>>,
+}
+
+/// Test configuration: defaults plus overrides.
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("JWT_SECRET".to_owned(), SECRET.to_owned()),
+        ("SHUTDOWN_GRACE_SECS".to_owned(), "5".to_owned()),
+    ]);
+    for (k, v) in overrides {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Config::from_lookup(move |k| vars.get(k).cloned()).unwrap()
+}
+
+impl TestServer {
+    pub async fn start(pool: PgPool) -> Self {
+        Self::start_with(pool, &[]).await
+    }
+
+    /// Starts a server on the test's database. The server gets a pool of its own (not
+    /// a child of the `#[sqlx::test]` pool): connections it still holds when the test's
+    /// runtime ends must not count against the pool that every test shares.
+    pub async fn start_with(test_pool: PgPool, overrides: &[(&str, &str)]) -> Self {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(std::time::Duration::from_secs(3))
+            .connect_with((*test_pool.connect_options()).clone())
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(switchboard::serve(
+            listener,
+            config(overrides),
+            pool.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            base,
+            pool,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Connects a client for `user` (roles `user`) to `ns` with `auth.token`.
+    pub async fn client(&self, ns: &str, user: i64) -> SioClient {
+        self.client_with(ns, &token(user, &["user"])).await
+    }
+
+    pub async fn client_with(&self, ns: &str, token: &str) -> SioClient {
+        let opts = ConnectOptions {
+            auth: Some(json!({ "token": token })),
+            ..Default::default()
+        };
+        SioClient::connect(&self.base, ns, opts).await.unwrap()
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Signals shutdown and waits for `serve` to return.
+    pub async fn stop(mut self) -> Result<(), switchboard::StartError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An HS256 token for `user` with `roles`, valid for an hour.
+pub fn token(user: i64, roles: &[&str]) -> String {
+    sign(json!({ "sub": user, "roles": roles, "exp": now_secs() + 3600 }))
+}
+
+pub fn sign(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Creates a conversation over REST as `owner`, returning its id.
+pub async fn create_conversation(
+    server: &TestServer,
+    owner: i64,
+    kind: &str,
+    participants: &[i64],
+) -> String {
+    let res = server
+        .http()
+        .post(server.url("/api/conversations"))
+        .bearer_auth(token(owner, &["user"]))
+        .json(&json!({ "type": kind, "name": "test", "participants": participants }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["_id"].as_str().unwrap().to_owned()
+}
+
+/// Asserts a chat failure envelope with `code`.
+#[track_caller]
+pub fn assert_error(ack: &Value, code: &str) {
+    assert_eq!(ack["ok"], json!(false), "expected an error, got {ack}");
+    assert_eq!(ack["error"]["code"], json!(code), "wrong code in {ack}");
+    assert!(
+        ack["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "no message in {ack}"
+    );
+}
+
+/// Asserts a chat success envelope, returning `data`.
+#[track_caller]
+pub fn assert_ok(ack: &Value) -> Value {
+    assert_eq!(ack["ok"], json!(true), "expected ok, got {ack}");
+    ack.get("data").cloned().unwrap_or(Value::Null)
+}

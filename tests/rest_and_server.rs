@@ -1,0 +1,234 @@
+//! REST conversation routes (contract §8), health, CORS, payload limits, shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[sqlx::test]
+async fn creating_a_conversation_notifies_each_participant_once(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let bob = server.client("/chat", 2).await;
+    let bob_tablet = server.client("/chat", 2).await;
+    let res = server
+        .http()
+        .post(server.url("/api/conversations"))
+        .bearer_auth(token(1, &["user"]))
+        .json(&json!({ "type": "group", "name": " Team ", "participants": [2, 3, 2] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let conv: Value = res.json().await.unwrap();
+    assert_eq!(conv["type"], "group");
+    assert_eq!(conv["name"], "Team");
+    assert_eq!(conv["participants"], json!([1, 2, 3]));
+    assert!(conv["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(bob.recv("conversation:created").await, conv);
+    assert_eq!(bob_tablet.recv("conversation:created").await, conv);
+    bob.expect_none("conversation:created", Duration::from_millis(300))
+        .await;
+    let owner: String =
+        sqlx::query_scalar("select role from conversation_members where user_id = 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(owner, "owner");
+}
+
+#[sqlx::test]
+async fn bad_conversation_bodies_get_400_naming_the_field(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    for (body, field) in [
+        (json!({ "type": "circle", "participants": [] }), "type"),
+        (json!({ "type": "group" }), "participants"),
+        (
+            json!({ "type": "private", "participants": [2, 3] }),
+            "participants",
+        ),
+        (
+            json!({ "type": "group", "participants": ["x"] }),
+            "participants",
+        ),
+    ] {
+        let res = server
+            .http()
+            .post(server.url("/api/conversations"))
+            .bearer_auth(token(1, &["user"]))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+        let err: Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "BAD_REQUEST");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(field),
+            "{body} -> {err}"
+        );
+    }
+    let res = server
+        .http()
+        .post(server.url("/api/conversations"))
+        .bearer_auth(token(1, &["user"]))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let count: i64 = sqlx::query_scalar("select count(*) from conversations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
+#[sqlx::test]
+async fn only_owner_or_admin_deletes_and_everyone_in_it_hears_once(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let bob = server.client("/chat", 2).await;
+    assert_ok(
+        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    let delete = |user: i64, roles: &'static [&'static str], id: String| {
+        let server = &server;
+        async move {
+            server
+                .http()
+                .delete(server.url(&format!("/api/conversations/{id}")))
+                .bearer_auth(token(user, roles))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(delete(2, &["user"], conv.clone()).await, 403);
+    assert_eq!(delete(1, &["user"], Uuid::new_v4().to_string()).await, 404);
+    assert_eq!(delete(1, &["user"], "nope".into()).await, 400);
+    assert_eq!(delete(9, &["admin"], conv.clone()).await, 204);
+    // Bob is in both the conversation room and his user room: one event.
+    assert_eq!(
+        bob.recv("conversation:deleted").await,
+        json!({ "conversationId": conv })
+    );
+    bob.expect_none("conversation:deleted", Duration::from_millis(300))
+        .await;
+    assert_error(
+        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+        "NOT_FOUND",
+    );
+    let left: i64 = sqlx::query_scalar("select count(*) from conversations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[sqlx::test]
+async fn health_and_readiness(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    let ready: Value = reqwest::get(server.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+}
+
+#[sqlx::test]
+async fn polling_transport_is_served(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let open = sio::connect_polling_handshake(&server.base).await;
+    assert!(open["sid"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(open["pingInterval"], 25000);
+    assert_eq!(open["pingTimeout"], 20000);
+    assert_eq!(open["maxPayload"], 1_000_000);
+}
+
+#[sqlx::test]
+async fn oversized_websocket_messages_close_the_connection(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("MAX_PAYLOAD_BYTES", "2048")]).await;
+    let c = server.client("/chat", 1).await;
+    c.emit(
+        "typing",
+        json!({ "conversationId": Uuid::new_v4(), "pad": "x".repeat(4096) }),
+    )
+    .await;
+    assert!(c.wait_disconnected(Duration::from_secs(3)).await);
+    // A message under the limit on a new connection is fine.
+    let c = server.client("/chat", 1).await;
+    let ack = c
+        .emit_ack(
+            "typing",
+            json!({ "conversationId": Uuid::new_v4(), "isTyping": true }),
+        )
+        .await;
+    assert_error(&ack, "NOT_FOUND");
+}
+
+#[sqlx::test]
+async fn allowed_origins_govern_cors_and_websocket_upgrades(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("ALLOWED_ORIGINS", "https://app.example")]).await;
+    let preflight = server
+        .http()
+        .request(reqwest::Method::OPTIONS, server.url("/api/conversations"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(
+        preflight.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let t = token(1, &["user"]);
+    let from = |origin: &str| ConnectOptions {
+        auth: Some(json!({ "token": t })),
+        headers: vec![("Origin".into(), origin.into())],
+        ..Default::default()
+    };
+    SioClient::connect(&server.base, "/chat", from("https://app.example"))
+        .await
+        .unwrap();
+    match SioClient::connect(&server.base, "/chat", from("https://evil.example")).await {
+        Err(ConnectError::Io(text)) => assert!(text.contains("403"), "{text}"),
+        Err(other) => panic!("expected a refused upgrade, got {other}"),
+        Ok(_) => panic!("a foreign origin must not upgrade"),
+    }
+}
+
+#[sqlx::test]
+async fn shutdown_disconnects_clients_and_returns(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let c = server.client("/chat", 1).await;
+    c.recv("unread:count").await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), server.stop()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "serve did not return cleanly"
+    );
+    assert!(c.wait_disconnected(Duration::from_secs(3)).await);
+}
