@@ -178,14 +178,18 @@ pub async fn serve(
         tracing::warn!(left, "shutdown grace elapsed with events still running");
     }
     app.broadcaster.io().close().await;
-    match tokio::time::timeout(grace, &mut server).await {
+    let result = match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => flatten(result),
         Err(_) => {
             tracing::warn!("connections still open after the grace period; closing");
             server.abort();
             Ok(())
         }
-    }
+    };
+    // Namespace handlers hold the state (and so the pool) for as long as the socket.io
+    // instance lives; close the pool explicitly so no connection outlives the server.
+    app.store.pool().close().await;
+    result
 }
 
 fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), StartError> {

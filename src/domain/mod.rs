@@ -3,4 +3,5 @@
 
 pub mod chat;
 pub mod input;
+pub mod notifications;
 pub mod time;

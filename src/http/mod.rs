@@ -3,6 +3,7 @@
 mod conversations;
 mod extract;
 mod health;
+mod notifications;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -17,7 +18,10 @@ pub use extract::{ApiJson, Authenticated};
 /// Every HTTP route of the server (socket.io is layered on top by `lib.rs`).
 pub fn router() -> Router<AppState> {
     Router::new()
-        .nest("/api", conversations::router())
+        .nest(
+            "/api",
+            conversations::router().merge(notifications::router()),
+        )
         .merge(health::router())
 }
 

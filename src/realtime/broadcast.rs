@@ -60,6 +60,17 @@ impl Broadcaster {
         }
     }
 
+    /// Emits to every socket of namespace `ns`.
+    pub async fn emit_all<T: Serialize + ?Sized>(&self, ns: &str, event: &str, data: &T) {
+        let Some(op) = self.io.of(ns) else {
+            self.failed(event, &format_args!("namespace {ns} not registered"));
+            return;
+        };
+        if let Err(e) = op.emit(event, data).await {
+            self.failed(event, &e);
+        }
+    }
+
     /// Emits to every socket in `rooms` except `socket` itself.
     pub async fn emit_except_self<T: Serialize + ?Sized>(
         &self,
@@ -82,5 +93,24 @@ impl Broadcaster {
         if let Err(e) = op.to(holders).leave(rooms).await {
             self.failed("leave", &e);
         }
+    }
+
+    /// Distinct users with a socket connected to `ns` on this node.
+    pub fn connected_user_ids(&self, ns: &str) -> Vec<i64> {
+        let Some(op) = self.io.of(ns) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<i64> = op
+            .sockets()
+            .into_iter()
+            .filter_map(|s| {
+                s.extensions
+                    .get::<crate::auth::Principal>()
+                    .map(|p| p.user_id)
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 }

@@ -4,6 +4,8 @@
 pub mod ns {
     /// Chat namespace.
     pub const CHAT: &str = "/chat";
+    /// Notifications namespace.
+    pub const NOTIFICATIONS: &str = "/notifications";
 }
 
 /// Events of `/chat`.
@@ -44,6 +46,30 @@ pub mod chat {
     pub const CONVERSATION_CREATED: &str = "conversation:created";
     /// Server: a conversation was deleted.
     pub const CONVERSATION_DELETED: &str = "conversation:deleted";
+}
+
+/// Events of `/notifications`.
+pub mod notifications {
+    /// Client: a page of notifications.
+    pub const LIST: &str = "notification:list";
+    /// Client: one notification.
+    pub const GET: &str = "notification:get";
+    /// Client: mark one read; server: it was read.
+    pub const READ: &str = "notification:read";
+    /// Client: mark all read; server: all were read.
+    pub const READ_ALL: &str = "notification:read_all";
+    /// Client: delete one.
+    pub const DELETE: &str = "notification:delete";
+    /// Client: heartbeat.
+    pub const PING: &str = "notification:ping";
+    /// Server: heartbeat answer.
+    pub const PONG: &str = "pong";
+    /// Server: one was deleted.
+    pub const DELETED: &str = "notification:deleted";
+    /// Server: a new notification (also sent on `/chat`).
+    pub const CREATED: &str = "notification:created";
+    /// Server: this user's unread count.
+    pub const COUNT: &str = "notification:count";
 }
 
 /// Sent to one socket when an event without an ack failed.

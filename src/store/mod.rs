@@ -5,6 +5,7 @@
 //! constraint maps to a client error); callers never see SQL text.
 
 pub mod chat;
+pub mod notifications;
 
 use sqlx::PgPool;
 

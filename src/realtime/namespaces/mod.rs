@@ -6,7 +6,10 @@
 //! client emits the moment it is connected always finds its handler.
 
 pub mod chat;
+pub mod notifications;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -19,7 +22,7 @@ use super::events::ns;
 use super::handler::on_unknown;
 use super::session::Session;
 use crate::auth::{Principal, token_from_handshake};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
 
 /// A refused connection; `Display` is exactly the wire code.
@@ -50,21 +53,37 @@ fn log_disconnect(socket: &SocketRef) {
 
 /// Mounts every namespace on the socket.io instance held by `app`.
 pub fn register_all(app: &AppState) {
-    register_chat(app);
+    mount(
+        app,
+        ns::CHAT,
+        chat::register_handlers,
+        |app, socket, user| Box::pin(chat::on_connected(app, socket, user)),
+    );
+    mount(
+        app,
+        ns::NOTIFICATIONS,
+        notifications::register_handlers,
+        |app, socket, user| Box::pin(notifications::on_connected(app, socket, user)),
+    );
 }
 
-fn register_chat(app: &AppState) {
+type Registrar = fn(&SocketRef, &Arc<Session>);
+type OnConnected = fn(AppState, SocketRef, i64) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Mounts a chat-dialect namespace: authenticate in the middleware (refusing with
+/// `AUTH_INVALID`), register the handlers there, then run `on_connected` after CONNECT.
+fn mount(app: &AppState, path: &'static str, register: Registrar, on_connected: OnConnected) {
     let io = app.broadcaster.io().clone();
     let mw_app = app.clone();
     let middleware = move |socket: SocketRef, TryData(auth): TryData<Value>| {
         let app = mw_app.clone();
         async move {
             let principal = authenticate(&app, &socket, auth.ok().as_ref())
-                .map_err(|_| Refusal("AUTH_INVALID"))?;
-            tracing::debug!(ns = ns::CHAT, sid = %socket.id, user = principal.user_id, "socket authenticated");
+                .map_err(|_| Refusal(ErrorCode::AuthInvalid.chat()))?;
+            tracing::debug!(ns = path, sid = %socket.id, user = principal.user_id, "socket authenticated");
             socket.extensions.insert(principal.clone());
-            let session = Arc::new(Session::new(app, principal, Dialect::Chat, ns::CHAT));
-            chat::register_handlers(&socket, &session);
+            let session = Arc::new(Session::new(app, principal, Dialect::Chat, path));
+            register(&socket, &session);
             on_unknown(&socket, &session);
             log_disconnect(&socket);
             Ok::<(), Refusal>(())
@@ -75,9 +94,9 @@ fn register_chat(app: &AppState) {
         let app = connect_app.clone();
         async move {
             if let Some(principal) = socket.extensions.get::<Principal>() {
-                chat::on_connected(app, socket, principal.user_id).await;
+                on_connected(app, socket, principal.user_id).await;
             }
         }
     };
-    io.ns(ns::CHAT, on_connect.with(middleware));
+    io.ns(path, on_connect.with(middleware));
 }
