@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::realtime::broadcast::Broadcaster;
+use crate::realtime::orders::DynamicPaths;
 use crate::store::Store;
 
 /// Cheap-to-clone handle to everything a handler needs.
@@ -29,6 +30,8 @@ pub struct Inner {
     pub broadcaster: Broadcaster,
     /// Handlers running now (graceful shutdown waits for them).
     pub in_flight: InFlight,
+    /// `/restaurants/<id>` namespaces that exist, per restaurant.
+    pub dynamic_paths: DynamicPaths,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             verifier,
             broadcaster,
             in_flight: InFlight::default(),
+            dynamic_paths: DynamicPaths::default(),
         }))
     }
 }

@@ -4,4 +4,5 @@
 pub mod chat;
 pub mod input;
 pub mod notifications;
+pub mod orders;
 pub mod time;

@@ -4,6 +4,7 @@ mod conversations;
 mod extract;
 mod health;
 mod notifications;
+mod restaurants;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -20,7 +21,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .nest(
             "/api",
-            conversations::router().merge(notifications::router()),
+            conversations::router()
+                .merge(notifications::router())
+                .merge(restaurants::router()),
         )
         .merge(health::router())
 }

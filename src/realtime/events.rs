@@ -6,6 +6,12 @@ pub mod ns {
     pub const CHAT: &str = "/chat";
     /// Notifications namespace.
     pub const NOTIFICATIONS: &str = "/notifications";
+    /// Restaurant OS default namespace.
+    pub const ROOT: &str = "/";
+    /// Restaurant namespace.
+    pub const RESTAURANT: &str = "/restaurant";
+    /// Dynamic per-restaurant namespace pattern.
+    pub const RESTAURANT_DYNAMIC: &str = "/restaurants/{restaurant_id}";
 }
 
 /// Events of `/chat`.
@@ -70,6 +76,38 @@ pub mod notifications {
     pub const CREATED: &str = "notification:created";
     /// Server: this user's unread count.
     pub const COUNT: &str = "notification:count";
+}
+
+/// Events of the restaurant namespaces (seed 001).
+pub mod restaurant {
+    /// Client: join a restaurant's board.
+    pub const JOIN_RESTAURANT: &str = "join:restaurant";
+    /// Client: join a station room.
+    pub const JOIN_STATION: &str = "join:station";
+    /// Client: read the active orders.
+    pub const ORDERS_SYNC: &str = "orders:sync";
+    /// Server: the answer to `orders:sync`.
+    pub const ORDERS_SYNC_COMPLETE: &str = "orders:sync:complete";
+    /// Client: move an order.
+    pub const ORDER_UPDATE_STATUS: &str = "order:update_status";
+    /// Client: complete every order of a table.
+    pub const TABLE_COMPLETE: &str = "table:complete";
+    /// Server: a table was completed.
+    pub const TABLE_COMPLETED: &str = "table:completed";
+    /// Server: a new order.
+    pub const ORDER_CREATED: &str = "order:created";
+    /// Server: an order changed.
+    pub const ORDER_UPDATED: &str = "order:updated";
+    /// Server: an order moved.
+    pub const ORDER_STATUS_CHANGED: &str = "order:status_changed";
+    /// Server: an order left the board.
+    pub const ORDER_DELETED: &str = "order:deleted";
+    /// Server: every active order of a table is ready.
+    pub const TABLE_READY: &str = "table:ready";
+    /// Server: an urgent message for the kitchen (never batched).
+    pub const KITCHEN_ALERT: &str = "kitchen:alert";
+    /// Server: batched order events.
+    pub const ORDERS_BATCH_UPDATE: &str = "orders:batch_update";
 }
 
 /// Sent to one socket when an event without an ack failed.

@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod events;
 pub mod handler;
 pub mod namespaces;
+pub mod orders;
 pub mod rate_limit;
 pub mod rooms;
 pub mod session;

@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod notifications;
+pub mod orders;
 
 use sqlx::PgPool;
 

@@ -1,0 +1,194 @@
+//! Restaurant and order routes (contract §8): other backends and staff tools create and
+//! change orders here; every change is announced on the restaurant namespaces.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{patch, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::extract::{ApiJson, Authenticated};
+use crate::auth::{Principal, Role};
+use crate::domain::input::decode;
+use crate::domain::orders::{
+    CreateOrder, CreateRestaurant, DeleteOrder, KitchenAlert, Order, PatchOrder, Restaurant,
+};
+use crate::domain::time::rfc3339_ms;
+use crate::error::{AppError, AppResult};
+use crate::realtime::events::restaurant as ev;
+use crate::realtime::namespaces::restaurant::{announce_table_ready, status_changed};
+use crate::realtime::orders as fanout;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/restaurants", post(create_restaurant))
+        .route("/restaurants/{id}/orders", post(create_order))
+        .route("/restaurants/{id}/alerts", post(create_alert))
+        .route("/orders/{id}", patch(patch_order).delete(delete_order))
+}
+
+fn parse_id(raw: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| AppError::bad_request("id: not a UUID"))
+}
+
+/// REST rule: `service` and `admin` act anywhere; others need the restaurant in their
+/// token and at least `min` in `user < staff < manager < admin`. Then it must exist.
+async fn authorize(
+    app: &AppState,
+    me: &Principal,
+    restaurant_id: Uuid,
+    min: Role,
+) -> AppResult<()> {
+    let anywhere = me.has_role(Role::Service) || me.is_admin();
+    let member = me.restaurants.contains(&restaurant_id) && me.rank() >= min;
+    if !(anywhere || member) {
+        return Err(AppError::forbidden("not allowed for this restaurant"));
+    }
+    if !app.store.restaurant_exists(restaurant_id).await? {
+        return Err(AppError::not_found("restaurant not found"));
+    }
+    Ok(())
+}
+
+/// The order, once the caller may act on its restaurant.
+async fn authorized_order(
+    app: &AppState,
+    me: &Principal,
+    order_id: Uuid,
+    min: Role,
+) -> AppResult<Order> {
+    let order = app
+        .store
+        .find_order(order_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("order not found"))?;
+    authorize(app, me, order.restaurant_id, min).await?;
+    Ok(order)
+}
+
+async fn create_restaurant(
+    State(app): State<AppState>,
+    Authenticated(me): Authenticated,
+    ApiJson(body): ApiJson<CreateRestaurant>,
+) -> AppResult<(StatusCode, Json<Restaurant>)> {
+    if !me.is_service_or_admin() {
+        return Err(AppError::forbidden(
+            "only service or admin tokens may create restaurants",
+        ));
+    }
+    let created = app.store.insert_restaurant(body.id, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn create_order(
+    State(app): State<AppState>,
+    Authenticated(me): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateOrder>,
+) -> AppResult<(StatusCode, Json<Order>)> {
+    let restaurant_id = parse_id(&id)?;
+    authorize(&app, &me, restaurant_id, Role::Staff).await?;
+    let order = app.store.insert_order(restaurant_id, &body).await?;
+    fanout::emit_order_event(
+        &app,
+        restaurant_id,
+        &order.stations(),
+        ev::ORDER_CREATED,
+        &order,
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+async fn patch_order(
+    State(app): State<AppState>,
+    Authenticated(me): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PatchOrder>,
+) -> AppResult<Json<Order>> {
+    let order_id = parse_id(&id)?;
+    let before = authorized_order(&app, &me, order_id, Role::Staff).await?;
+    let patched = app.store.patch_order(order_id, &body).await?;
+    let order = &patched.order;
+    if !patched.changes.is_empty() {
+        // Rooms of the stations before and after, so a station losing its items hears it.
+        let mut stations = before.stations();
+        stations.extend(order.stations());
+        stations.sort_unstable();
+        stations.dedup();
+        let updated = json!({ "order": order, "changes": patched.changes, "updatedBy": me.user_id.to_string() });
+        fanout::emit_order_event(
+            &app,
+            order.restaurant_id,
+            &stations,
+            ev::ORDER_UPDATED,
+            &updated,
+        )
+        .await;
+        if let Some(previous) = patched.previous_status {
+            let changed = status_changed(previous, order);
+            fanout::emit_order_event(
+                &app,
+                order.restaurant_id,
+                &stations,
+                ev::ORDER_STATUS_CHANGED,
+                &changed,
+            )
+            .await;
+        }
+        if let Some(ready) = &patched.table_ready {
+            announce_table_ready(&app, order.restaurant_id, ready).await;
+        }
+    }
+    Ok(Json(patched.order))
+}
+
+async fn delete_order(
+    State(app): State<AppState>,
+    Authenticated(me): Authenticated,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AppResult<StatusCode> {
+    let order_id = parse_id(&id)?;
+    let body: DeleteOrder = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOrder::default()
+    } else {
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| AppError::bad_request(format!("body: {e}")))?;
+        decode(value)?
+    };
+    authorized_order(&app, &me, order_id, Role::Manager).await?;
+    let order = app
+        .store
+        .mark_order_deleted(order_id, body.reason.as_deref())
+        .await?
+        .ok_or_else(|| AppError::not_found("order not found"))?;
+    let mut payload = json!({ "orderId": order.id, "timestamp": rfc3339_ms(&chrono::Utc::now()) });
+    if let Some(reason) = &body.reason {
+        payload["reason"] = json!(reason);
+    }
+    fanout::emit_order_event(
+        &app,
+        order.restaurant_id,
+        &order.stations(),
+        ev::ORDER_DELETED,
+        &payload,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_alert(
+    State(app): State<AppState>,
+    Authenticated(me): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(alert): ApiJson<KitchenAlert>,
+) -> AppResult<(StatusCode, Json<KitchenAlert>)> {
+    let restaurant_id = parse_id(&id)?;
+    authorize(&app, &me, restaurant_id, Role::Staff).await?;
+    fanout::emit_alert(&app, restaurant_id, &alert).await;
+    Ok((StatusCode::CREATED, Json(alert)))
+}

@@ -1,0 +1,192 @@
+//! Restaurant namespaces (contract §6, seed 001): `/`, `/restaurant` and the dynamic
+//! `/restaurants/<id>`, all speaking the `{ success, data | error }` dialect.
+//!
+//! Access: the restaurant is in the token's `restaurants` (or the role is `admin`), and
+//! it exists. Access is checked before existence, so a restaurant outside the token is
+//! `PERMISSION_DENIED` whether it exists or not.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use socketioxide::extract::SocketRef;
+use uuid::Uuid;
+
+use crate::domain::orders::{
+    CompleteTable, JoinRestaurantPayload, JoinStation, OrderStatus, SyncOrders, UpdateStatus,
+};
+use crate::domain::time::rfc3339_ms;
+use crate::error::{AppError, AppResult};
+use crate::realtime::events::restaurant as ev;
+use crate::realtime::handler::on;
+use crate::realtime::orders::{self as fanout, Batch};
+use crate::realtime::session::Session;
+use crate::state::AppState;
+use crate::store::orders::{Moved, TableReady};
+
+/// Registers every restaurant event (from the connect middleware).
+pub fn register_handlers(socket: &SocketRef, session: &Arc<Session>) {
+    socket.extensions.insert(Arc::new(Batch::default()));
+    on(socket, session, ev::JOIN_RESTAURANT, join_restaurant);
+    on(socket, session, ev::JOIN_STATION, join_station);
+    on(socket, session, ev::ORDERS_SYNC, sync_orders);
+    on(
+        socket,
+        session,
+        ev::ORDER_UPDATE_STATUS,
+        update_order_status,
+    );
+    on(socket, session, ev::TABLE_COMPLETE, complete_table);
+}
+
+/// The access rule: in the token (or admin) first, then the restaurant must exist.
+pub async fn check_access(
+    app: &AppState,
+    principal: &crate::auth::Principal,
+    restaurant_id: Uuid,
+) -> AppResult<()> {
+    if !principal.is_admin() && !principal.restaurants.contains(&restaurant_id) {
+        return Err(AppError::forbidden("no access to this restaurant"));
+    }
+    if !app.store.restaurant_exists(restaurant_id).await? {
+        return Err(AppError::InvalidRestaurant);
+    }
+    Ok(())
+}
+
+fn batch_of(socket: &SocketRef) -> AppResult<Arc<Batch>> {
+    socket
+        .extensions
+        .get::<Arc<Batch>>()
+        .ok_or_else(|| AppError::Internal("socket without batch state".into()))
+}
+
+async fn join_restaurant(
+    s: Arc<Session>,
+    socket: SocketRef,
+    p: JoinRestaurantPayload,
+) -> AppResult<Value> {
+    let join = p.into_join();
+    check_access(&s.app, &s.principal, join.restaurant_id).await?;
+    let batch = batch_of(&socket)?;
+    let room = fanout::join_board(&socket, join.restaurant_id, join.batch);
+    fanout::set_batch(&s.app, &socket, &batch, join.batch);
+    Ok(json!({ "room": room }))
+}
+
+async fn join_station(s: Arc<Session>, socket: SocketRef, p: JoinStation) -> AppResult<Value> {
+    check_access(&s.app, &s.principal, p.restaurant_id).await?;
+    let batch = batch_of(&socket)?;
+    let room = fanout::join_station(&socket, p.restaurant_id, p.station, batch.is_enabled());
+    Ok(json!({ "room": room }))
+}
+
+async fn sync_orders(s: Arc<Session>, socket: SocketRef, p: SyncOrders) -> AppResult<Value> {
+    check_access(&s.app, &s.principal, p.restaurant_id).await?;
+    let statuses = p.statuses.unwrap_or_else(|| OrderStatus::ACTIVE.to_vec());
+    let orders = s.app.store.list_orders(p.restaurant_id, &statuses).await?;
+    let payload = json!({
+        "restaurantId": p.restaurant_id,
+        "orders": orders,
+        "syncedAt": rfc3339_ms(&chrono::Utc::now()),
+    });
+    if let Err(e) = socket.emit(ev::ORDERS_SYNC_COMPLETE, &payload) {
+        tracing::debug!(error = %e, "orders:sync:complete not delivered");
+    }
+    Ok(payload)
+}
+
+async fn update_order_status(s: Arc<Session>, _: SocketRef, p: UpdateStatus) -> AppResult<Value> {
+    check_access(&s.app, &s.principal, p.restaurant_id).await?;
+    let moved = s
+        .app
+        .store
+        .move_order_status(p.restaurant_id, p.order_id, p.status)
+        .await?;
+    Ok(announce_move(&s.app, &moved).await)
+}
+
+/// `order:status_changed` (and `table:ready` when due) for a move; returns the payload.
+pub async fn announce_move(app: &AppState, moved: &Moved) -> Value {
+    let payload = status_changed(moved.previous, &moved.order);
+    let order = &moved.order;
+    fanout::emit_order_event(
+        app,
+        order.restaurant_id,
+        &order.stations(),
+        ev::ORDER_STATUS_CHANGED,
+        &payload,
+    )
+    .await;
+    if let Some(ready) = &moved.table_ready {
+        announce_table_ready(app, order.restaurant_id, ready).await;
+    }
+    payload
+}
+
+/// The `order:status_changed` payload.
+pub fn status_changed(previous: OrderStatus, order: &crate::domain::orders::Order) -> Value {
+    json!({
+        "orderId": order.id,
+        "previousStatus": previous,
+        "status": order.status,
+        "timestamp": rfc3339_ms(&order.updated_at),
+        "restaurant_id": order.restaurant_id,
+    })
+}
+
+/// `table:ready` to the restaurant and the stations of the table's orders.
+pub async fn announce_table_ready(app: &AppState, restaurant_id: Uuid, ready: &TableReady) {
+    let ids: Vec<Uuid> = ready.orders.iter().map(|o| o.id).collect();
+    let mut stations: Vec<_> = ready.orders.iter().flat_map(|o| o.stations()).collect();
+    stations.sort_unstable();
+    stations.dedup();
+    let payload = json!({
+        "tableNumber": ready.table_number,
+        "orderIds": ids,
+        "readyAt": rfc3339_ms(&chrono::Utc::now()),
+    });
+    fanout::emit_order_event(app, restaurant_id, &stations, ev::TABLE_READY, &payload).await;
+}
+
+async fn complete_table(s: Arc<Session>, _: SocketRef, p: CompleteTable) -> AppResult<Value> {
+    check_access(&s.app, &s.principal, p.restaurant_id).await?;
+    let completed = s
+        .app
+        .store
+        .complete_table(p.restaurant_id, &p.table_number)
+        .await?;
+    let ids: Vec<Uuid> = completed.iter().map(|(_, o)| o.id).collect();
+    let payload = json!({
+        "tableNumber": p.table_number,
+        "restaurantId": p.restaurant_id,
+        "orderIds": ids,
+        "completedAt": rfc3339_ms(&chrono::Utc::now()),
+    });
+    if completed.is_empty() {
+        return Ok(payload);
+    }
+    let mut stations = Vec::new();
+    for (previous, order) in &completed {
+        let changed = status_changed(*previous, order);
+        fanout::emit_order_event(
+            &s.app,
+            p.restaurant_id,
+            &order.stations(),
+            ev::ORDER_STATUS_CHANGED,
+            &changed,
+        )
+        .await;
+        stations.extend(order.stations());
+    }
+    stations.sort_unstable();
+    stations.dedup();
+    fanout::emit_order_event(
+        &s.app,
+        p.restaurant_id,
+        &stations,
+        ev::TABLE_COMPLETED,
+        &payload,
+    )
+    .await;
+    Ok(payload)
+}

@@ -1,0 +1,207 @@
+//! Routing restaurant events: to the restaurant room and the station rooms of the orders
+//! involved, on every restaurant namespace, each socket once; and batch mode, where a
+//! socket receives one `orders:batch_update` array per `ORDER_BATCH_MS` window instead.
+//!
+//! Batch sockets sit in the `batch:` twins of the rooms (see `rooms::batched`), so
+//! single emits skip them; this module queues the event on each of them, and a
+//! per-socket task flushes the queue. Events keep the order in which they were routed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use socketioxide::extract::SocketRef;
+use uuid::Uuid;
+
+use super::events::{ns, restaurant as ev};
+use super::rooms;
+use crate::domain::orders::Station;
+use crate::state::AppState;
+
+/// Per-socket batch-mode state, kept in the socket's extensions.
+#[derive(Debug, Default)]
+pub struct Batch {
+    enabled: AtomicBool,
+    flushing: AtomicBool,
+    queue: Mutex<Vec<Value>>,
+}
+
+impl Batch {
+    /// Whether the socket is in batch mode.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+    }
+
+    fn push(&self, item: Value) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(item);
+    }
+
+    fn take(&self) -> Vec<Value> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Turns batch mode on or off for a socket; on starts its flush task if not running.
+pub fn set_batch(app: &AppState, socket: &SocketRef, batch: &Arc<Batch>, on: bool) {
+    batch.enabled.store(on, Ordering::SeqCst);
+    if on && !batch.flushing.swap(true, Ordering::SeqCst) {
+        let period = app.config.order_batch;
+        let socket = socket.clone();
+        let batch = batch.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if !socket.connected() {
+                    break;
+                }
+                let items = batch.take();
+                if !items.is_empty()
+                    && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &items)
+                {
+                    tracing::warn!(sid = %socket.id, error = %e, "batch not delivered");
+                }
+                if !batch.is_enabled() {
+                    // Turned off: the last window is flushed; single events take over.
+                    batch.flushing.store(false, Ordering::SeqCst);
+                    // A concurrent re-enable may have lost the race for `flushing`.
+                    if batch.is_enabled() && !batch.flushing.swap(true, Ordering::SeqCst) {
+                        continue;
+                    }
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// Namespace paths of `/restaurants/<id>` seen for each restaurant (a dynamic
+/// namespace exists only once a client connected to it).
+#[derive(Debug, Default)]
+pub struct DynamicPaths(Mutex<HashMap<Uuid, Vec<String>>>);
+
+impl DynamicPaths {
+    /// Records a path that a socket connected to.
+    pub fn record(&self, restaurant_id: Uuid, path: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let paths = map.entry(restaurant_id).or_default();
+        if !paths.iter().any(|p| p == path) {
+            paths.push(path.to_owned());
+        }
+    }
+
+    fn paths(&self, restaurant_id: Uuid) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&restaurant_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Every namespace a restaurant's sockets may be on.
+fn namespaces(app: &AppState, restaurant_id: Uuid) -> Vec<String> {
+    let mut all = vec![ns::ROOT.to_owned(), ns::RESTAURANT.to_owned()];
+    all.extend(app.dynamic_paths.paths(restaurant_id));
+    all
+}
+
+/// Restaurant room plus the given station rooms.
+fn target_rooms(restaurant_id: Uuid, stations: &[Station]) -> Vec<String> {
+    let mut rooms = vec![rooms::restaurant(restaurant_id)];
+    rooms.extend(stations.iter().map(|s| rooms::station(restaurant_id, *s)));
+    rooms
+}
+
+/// Sends an order event (or `table:ready`/`table:completed`): immediately to sockets in
+/// single mode, queued for sockets in batch mode.
+pub async fn emit_order_event<T: Serialize + ?Sized>(
+    app: &AppState,
+    restaurant_id: Uuid,
+    stations: &[Station],
+    event: &str,
+    data: &T,
+) {
+    let rooms = target_rooms(restaurant_id, stations);
+    let batch_rooms: Vec<String> = rooms.iter().map(|r| rooms::batched(r)).collect();
+    let item = json!({ "event": event, "data": data });
+    for path in namespaces(app, restaurant_id) {
+        app.broadcaster
+            .emit(&path, rooms.clone(), event, data)
+            .await;
+        let Some(op) = app.broadcaster.io().of(&path) else {
+            continue;
+        };
+        for socket in op.to(batch_rooms.clone()).sockets() {
+            match socket.extensions.get::<Arc<Batch>>() {
+                Some(batch) => batch.push(item.clone()),
+                None => tracing::warn!(sid = %socket.id, "batch room member without batch state"),
+            }
+        }
+    }
+}
+
+/// Sends `kitchen:alert` to every socket of the restaurant at once, batch mode or not.
+pub async fn emit_alert<T: Serialize + ?Sized>(app: &AppState, restaurant_id: Uuid, data: &T) {
+    let room = rooms::restaurant(restaurant_id);
+    let both = vec![rooms::batched(&room), room];
+    for path in namespaces(app, restaurant_id) {
+        app.broadcaster
+            .emit(&path, both.clone(), ev::KITCHEN_ALERT, data)
+            .await;
+    }
+}
+
+/// Moves a socket onto `restaurant_id`'s board: leaves every other restaurant's rooms,
+/// keeps (and converts to the right mode) this restaurant's station rooms, joins the
+/// restaurant room in single or batch mode.
+pub fn join_board(socket: &SocketRef, restaurant_id: Uuid, batch: bool) -> String {
+    let own_room = rooms::restaurant(restaurant_id);
+    let own_stations = rooms::station_prefix(restaurant_id);
+    let variant = |base: &str| {
+        if batch {
+            rooms::batched(base)
+        } else {
+            base.to_owned()
+        }
+    };
+    for room in socket.rooms() {
+        let (is_batch, base) = rooms::split_batched(&room);
+        if !rooms::is_restaurant_scoped(base) {
+            continue;
+        }
+        let own = base == own_room || base.starts_with(&own_stations);
+        if !own {
+            socket.leave(room.to_string());
+        } else if is_batch != batch {
+            socket.leave(room.to_string());
+            socket.join(variant(base));
+        }
+    }
+    socket.join(variant(&own_room));
+    own_room
+}
+
+/// Joins a station room in the socket's current mode.
+pub fn join_station(
+    socket: &SocketRef,
+    restaurant_id: Uuid,
+    station: Station,
+    batch: bool,
+) -> String {
+    let room = rooms::station(restaurant_id, station);
+    socket.join(if batch {
+        rooms::batched(&room)
+    } else {
+        room.clone()
+    });
+    room
+}

@@ -1,0 +1,669 @@
+//! Restaurant namespaces end to end: `/`, `/restaurant`, `/restaurants/<id>`, station
+//! routing, status moves, tables, batch mode, isolation and the REST routes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const QUIET: Duration = Duration::from_millis(400);
+
+fn staff(user: i64, restaurants: &[Uuid]) -> String {
+    sign(
+        json!({ "sub": user, "roles": ["staff"], "restaurants": restaurants, "exp": now_secs() + 3600 }),
+    )
+}
+
+fn manager(user: i64, restaurants: &[Uuid]) -> String {
+    sign(
+        json!({ "sub": user, "roles": ["manager"], "restaurants": restaurants, "exp": now_secs() + 3600 }),
+    )
+}
+
+fn service() -> String {
+    token(500, &["service"])
+}
+
+async fn create_restaurant(server: &TestServer) -> Uuid {
+    let res = server
+        .http()
+        .post(server.url("/api/restaurants"))
+        .bearer_auth(service())
+        .json(&json!({ "name": "Bistro" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    Uuid::parse_str(body["id"].as_str().unwrap()).unwrap()
+}
+
+async fn create_order(
+    server: &TestServer,
+    restaurant: Uuid,
+    table: Option<&str>,
+    stations: &[&str],
+) -> Value {
+    let items: Vec<Value> = stations
+        .iter()
+        .enumerate()
+        .map(|(i, s)| json!({ "name": format!("dish {i}"), "quantity": 1, "station": s }))
+        .collect();
+    let res = server
+        .http()
+        .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
+        .bearer_auth(service())
+        .json(&json!({ "order_number": 7, "type": "dine_in", "table_number": table, "items": items, "total": 23.5 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+/// A KDS client on `ns` for `restaurant`.
+async fn tablet(server: &TestServer, ns: &str, restaurant: Uuid) -> SioClient {
+    server.client_with(ns, &staff(10, &[restaurant])).await
+}
+
+#[track_caller]
+fn assert_success(ack: &Value) -> Value {
+    assert_eq!(ack["success"], json!(true), "expected success, got {ack}");
+    ack.get("data").cloned().unwrap_or(Value::Null)
+}
+
+#[track_caller]
+fn assert_failure(ack: &Value, code: &str) {
+    assert_eq!(ack["success"], json!(false), "expected failure, got {ack}");
+    assert_eq!(ack["error"]["code"], json!(code), "wrong code in {ack}");
+}
+
+async fn update_status(c: &SioClient, restaurant: Uuid, order: &Value, status: &str) -> Value {
+    c.emit_ack(
+        "order:update_status",
+        json!({ "orderId": order["id"], "status": status, "restaurantId": restaurant }),
+    )
+    .await
+}
+
+#[sqlx::test]
+async fn join_restaurant_checks_access_before_existence(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mine = create_restaurant(&server).await;
+    let theirs = create_restaurant(&server).await;
+    let unknown = Uuid::new_v4();
+    let c = server.client_with("/", &staff(1, &[mine, unknown])).await;
+    let ack = c.emit_ack("join:restaurant", json!(mine.to_string())).await;
+    assert_eq!(
+        assert_success(&ack),
+        json!({ "room": format!("restaurant:{mine}") })
+    );
+    assert_failure(
+        &c.emit_ack("join:restaurant", json!({ "restaurantId": theirs }))
+            .await,
+        "PERMISSION_DENIED",
+    );
+    assert_failure(
+        &c.emit_ack("join:restaurant", json!({ "restaurantId": Uuid::new_v4() }))
+            .await,
+        "PERMISSION_DENIED",
+    );
+    assert_failure(
+        &c.emit_ack("join:restaurant", json!({ "restaurantId": unknown }))
+            .await,
+        "INVALID_RESTAURANT",
+    );
+    assert_failure(
+        &c.emit_ack("join:restaurant", json!("not-a-uuid")).await,
+        "INVALID_PAYLOAD",
+    );
+    assert_failure(
+        &c.emit_ack("orders:explode", json!({})).await,
+        "INVALID_PAYLOAD",
+    );
+    let admin = server
+        .client_with("/restaurant", &token(2, &["admin"]))
+        .await;
+    assert_success(
+        &admin
+            .emit_ack("join:restaurant", json!({ "restaurantId": theirs }))
+            .await,
+    );
+}
+
+#[sqlx::test]
+async fn restaurant_namespaces_refuse_bad_tokens_with_auth_failed(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    for ns in ["/", "/restaurant", &format!("/restaurants/{r}")] {
+        let opts = ConnectOptions {
+            auth: Some(json!({ "token": "nope" })),
+            ..Default::default()
+        };
+        match SioClient::connect(&server.base, ns, opts).await {
+            Err(ConnectError::Refused(m)) => assert_eq!(m, "AUTH_FAILED", "{ns}"),
+            other => panic!(
+                "{ns}: expected AUTH_FAILED, got {:?}",
+                other.map(|c| c.sid().to_owned())
+            ),
+        }
+    }
+}
+
+#[sqlx::test]
+async fn dynamic_namespace_admits_only_accessible_existing_restaurants(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let other = create_restaurant(&server).await;
+    let ghost = Uuid::new_v4();
+    let refused = |ns: String, token: String| {
+        let base = server.base.clone();
+        async move {
+            let opts = ConnectOptions {
+                auth: Some(json!({ "token": token })),
+                ..Default::default()
+            };
+            match SioClient::connect(&base, &ns, opts).await {
+                Err(ConnectError::Refused(m)) => m,
+                other => panic!(
+                    "{ns}: expected a refusal, got {:?}",
+                    other.map(|c| c.sid().to_owned())
+                ),
+            }
+        }
+    };
+    assert_eq!(
+        refused(format!("/restaurants/{other}"), staff(1, &[r])).await,
+        "PERMISSION_DENIED"
+    );
+    assert_eq!(
+        refused(format!("/restaurants/{ghost}"), staff(1, &[r])).await,
+        "PERMISSION_DENIED"
+    );
+    assert_eq!(
+        refused(format!("/restaurants/{ghost}"), staff(1, &[ghost])).await,
+        "INVALID_RESTAURANT"
+    );
+    assert_eq!(
+        refused("/restaurants/not-a-uuid".into(), token(1, &["admin"])).await,
+        "INVALID_RESTAURANT"
+    );
+
+    // Admitted sockets are in the restaurant room at once, without joining.
+    let c = tablet(&server, &format!("/restaurants/{r}"), r).await;
+    let order = create_order(&server, r, Some("4"), &["kitchen"]).await;
+    assert_eq!(c.recv("order:created").await, order);
+}
+
+#[sqlx::test]
+async fn order_events_reach_restaurant_and_station_rooms_once(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let both = tablet(&server, "/", r).await;
+    assert_success(
+        &both
+            .emit_ack("join:restaurant", json!({ "restaurantId": r }))
+            .await,
+    );
+    assert_success(
+        &both
+            .emit_ack(
+                "join:station",
+                json!({ "restaurantId": r, "station": "kitchen" }),
+            )
+            .await,
+    );
+    let bar = tablet(&server, "/restaurant", r).await;
+    assert_success(
+        &bar.emit_ack(
+            "join:station",
+            json!({ "restaurantId": r, "station": "bar" }),
+        )
+        .await,
+    );
+    let expo = tablet(&server, "/", r).await;
+    assert_success(
+        &expo
+            .emit_ack(
+                "join:station",
+                json!({ "restaurantId": r, "station": "expo" }),
+            )
+            .await,
+    );
+    assert_failure(
+        &expo
+            .emit_ack(
+                "join:station",
+                json!({ "restaurantId": r, "station": "grill" }),
+            )
+            .await,
+        "INVALID_PAYLOAD",
+    );
+
+    let order = create_order(&server, r, Some("1"), &["kitchen", "bar", "kitchen"]).await;
+    assert_eq!(order["status"], "new");
+    assert_eq!(order["total"], json!(23.5));
+    assert_eq!(order["order_number"], "7");
+    assert_eq!(order["items"].as_array().unwrap().len(), 3);
+    assert_eq!(both.recv("order:created").await, order);
+    assert_eq!(bar.recv("order:created").await, order);
+    both.expect_none("order:created", QUIET).await;
+    bar.expect_none("order:created", Duration::from_millis(50))
+        .await;
+    expo.expect_none("order:created", Duration::from_millis(50))
+        .await;
+}
+
+#[sqlx::test]
+async fn restaurants_are_isolated(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let a = create_restaurant(&server).await;
+    let b = create_restaurant(&server).await;
+    let c = server.client_with("/", &staff(1, &[a, b])).await;
+    assert_success(&c.emit_ack("join:restaurant", json!(a.to_string())).await);
+    assert_success(
+        &c.emit_ack(
+            "join:station",
+            json!({ "restaurantId": a, "station": "kitchen" }),
+        )
+        .await,
+    );
+    let only_b = tablet(&server, &format!("/restaurants/{b}"), b).await;
+    create_order(&server, b, None, &["kitchen"]).await;
+    only_b.recv("order:created").await;
+    c.expect_none("order:created", QUIET).await;
+    // Switching to B leaves every room of A.
+    assert_success(
+        &c.emit_ack("join:restaurant", json!({ "restaurantId": b }))
+            .await,
+    );
+    create_order(&server, a, None, &["kitchen"]).await;
+    c.expect_none("order:created", QUIET).await;
+    let from_b = create_order(&server, b, None, &["bar"]).await;
+    assert_eq!(c.recv("order:created").await, from_b);
+}
+
+#[sqlx::test]
+async fn sync_lists_active_orders_oldest_first(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let first = create_order(&server, r, Some("1"), &["kitchen"]).await;
+    let second = create_order(&server, r, Some("2"), &["bar"]).await;
+    let done = create_order(&server, r, Some("3"), &["bar"]).await;
+    let c = tablet(&server, "/", r).await;
+    assert_success(&update_status(&c, r, &done, "completed").await);
+    let ack = c
+        .emit_ack("orders:sync", json!({ "restaurantId": r }))
+        .await;
+    let data = assert_success(&ack);
+    assert_eq!(c.recv("orders:sync:complete").await, data);
+    let ids: Vec<&Value> = data["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["id"])
+        .collect();
+    assert_eq!(ids, [&first["id"], &second["id"]]);
+    assert!(data["syncedAt"].as_str().unwrap().ends_with('Z'));
+    let only_done = assert_success(
+        &c.emit_ack(
+            "orders:sync",
+            json!({ "restaurantId": r, "statuses": ["completed"] }),
+        )
+        .await,
+    );
+    assert_eq!(only_done["orders"][0]["id"], done["id"]);
+    assert_failure(
+        &c.emit_ack(
+            "orders:sync",
+            json!({ "restaurantId": r, "statuses": ["eaten"] }),
+        )
+        .await,
+        "INVALID_PAYLOAD",
+    );
+}
+
+#[sqlx::test]
+async fn status_moves_forward_or_to_cancelled_only(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let order = create_order(&server, r, None, &["kitchen"]).await;
+    let c = tablet(&server, "/", r).await;
+    assert_success(&c.emit_ack("join:restaurant", json!(r.to_string())).await);
+    let ack = update_status(&c, r, &order, "preparing").await;
+    let changed = assert_success(&ack);
+    assert_eq!(changed["orderId"], order["id"]);
+    assert_eq!(changed["previousStatus"], "new");
+    assert_eq!(changed["status"], "preparing");
+    assert_eq!(changed["restaurant_id"], json!(r));
+    assert_eq!(c.recv("order:status_changed").await, changed);
+    assert_failure(
+        &update_status(&c, r, &order, "confirmed").await,
+        "INVALID_TRANSITION",
+    );
+    assert_failure(
+        &update_status(&c, r, &order, "preparing").await,
+        "INVALID_TRANSITION",
+    );
+    assert_success(&update_status(&c, r, &order, "cancelled").await);
+    assert_failure(
+        &update_status(&c, r, &order, "completed").await,
+        "INVALID_TRANSITION",
+    );
+    assert_failure(
+        &update_status(&c, r, &json!({ "id": Uuid::new_v4() }), "ready").await,
+        "NOT_FOUND",
+    );
+    // The order must belong to the restaurant named.
+    let other = create_restaurant(&server).await;
+    let admin = server.client_with("/", &token(3, &["admin"])).await;
+    let foreign = create_order(&server, other, None, &["bar"]).await;
+    assert_failure(
+        &update_status(&admin, r, &foreign, "ready").await,
+        "NOT_FOUND",
+    );
+}
+
+#[sqlx::test]
+async fn concurrent_status_updates_have_exactly_one_winner(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let mut tablets = vec![];
+    for _ in 0..8 {
+        tablets.push(tablet(&server, "/", r).await);
+    }
+    for round in 0..5 {
+        let order = create_order(&server, r, None, &["kitchen"]).await;
+        let acks = futures_util::future::join_all(
+            tablets
+                .iter()
+                .map(|t| update_status(t, r, &order, "preparing")),
+        )
+        .await;
+        let winners = acks.iter().filter(|a| a["success"] == true).count();
+        assert_eq!(winners, 1, "round {round}: {acks:?}");
+        assert!(
+            acks.iter()
+                .filter(|a| a["success"] == false)
+                .all(|a| a["error"]["code"] == "INVALID_TRANSITION")
+        );
+    }
+}
+
+#[sqlx::test]
+async fn table_ready_fires_once_when_the_last_active_order_is_ready(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let a = create_order(&server, r, Some("5"), &["kitchen"]).await;
+    let b = create_order(&server, r, Some("5"), &["bar"]).await;
+    let elsewhere = create_order(&server, r, Some("6"), &["bar"]).await;
+    let pos = tablet(&server, "/", r).await;
+    assert_success(&pos.emit_ack("join:restaurant", json!(r.to_string())).await);
+    assert_success(&update_status(&pos, r, &elsewhere, "preparing").await);
+    assert_success(&update_status(&pos, r, &a, "ready").await);
+    pos.expect_none("table:ready", QUIET).await;
+    assert_success(&update_status(&pos, r, &b, "ready").await);
+    let ready = pos.recv("table:ready").await;
+    assert_eq!(ready["tableNumber"], "5");
+    assert_eq!(ready["orderIds"], json!([a["id"], b["id"]]));
+    assert!(ready["readyAt"].as_str().unwrap().ends_with('Z'));
+    pos.expect_none("table:ready", QUIET).await;
+
+    // Two last orders made ready at the same time still announce the table once.
+    let c1 = create_order(&server, r, Some("8"), &["kitchen"]).await;
+    let c2 = create_order(&server, r, Some("8"), &["kitchen"]).await;
+    let other_tablet = tablet(&server, "/", r).await;
+    let (x, y) = tokio::join!(
+        update_status(&pos, r, &c1, "ready"),
+        update_status(&other_tablet, r, &c2, "ready")
+    );
+    assert_success(&x);
+    assert_success(&y);
+    assert_eq!(pos.recv("table:ready").await["tableNumber"], "8");
+    pos.expect_none("table:ready", QUIET).await;
+}
+
+#[sqlx::test]
+async fn completing_a_table_completes_its_active_orders(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let a = create_order(&server, r, Some("9"), &["kitchen"]).await;
+    let b = create_order(&server, r, Some("9"), &["bar"]).await;
+    let kitchen = tablet(&server, "/", r).await;
+    assert_success(
+        &kitchen
+            .emit_ack(
+                "join:station",
+                json!({ "restaurantId": r, "station": "kitchen" }),
+            )
+            .await,
+    );
+    let pos = tablet(&server, "/", r).await;
+    assert_success(&pos.emit_ack("join:restaurant", json!(r.to_string())).await);
+    let ack = pos
+        .emit_ack(
+            "table:complete",
+            json!({ "tableNumber": 9, "restaurantId": r }),
+        )
+        .await;
+    let done = assert_success(&ack);
+    assert_eq!(done["orderIds"], json!([a["id"], b["id"]]));
+    assert_eq!(done["tableNumber"], "9");
+    assert_eq!(pos.recv("table:completed").await, done);
+    assert_eq!(kitchen.recv("table:completed").await, done);
+    let changed: Vec<Value> = vec![
+        pos.recv("order:status_changed").await,
+        pos.recv("order:status_changed").await,
+    ];
+    assert!(changed.iter().all(|c| c["status"] == "completed"));
+    assert_eq!(
+        kitchen.recv("order:status_changed").await["orderId"],
+        a["id"],
+        "kitchen only hears its order"
+    );
+    kitchen.expect_none("order:status_changed", QUIET).await;
+    let again = assert_success(
+        &pos.emit_ack(
+            "table:complete",
+            json!({ "tableNumber": "9", "restaurantId": r }),
+        )
+        .await,
+    );
+    assert_eq!(again["orderIds"], json!([]));
+    pos.expect_none("table:completed", QUIET).await;
+}
+
+#[sqlx::test]
+async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", "300")]).await;
+    let r = create_restaurant(&server).await;
+    let kds = tablet(&server, "/", r).await;
+    assert_success(
+        &kds.emit_ack(
+            "join:restaurant",
+            json!({ "restaurantId": r, "batch": true }),
+        )
+        .await,
+    );
+    assert_success(
+        &kds.emit_ack(
+            "join:station",
+            json!({ "restaurantId": r, "station": "kitchen" }),
+        )
+        .await,
+    );
+    let mut created = vec![];
+    for _ in 0..3 {
+        created.push(create_order(&server, r, None, &["kitchen"]).await);
+    }
+    let alert = json!({ "type": "urgent", "message": "fire on the grill", "severity": 5 });
+    let res = server
+        .http()
+        .post(server.url(&format!("/api/restaurants/{r}/alerts")))
+        .bearer_auth(service())
+        .json(&alert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // The alert is not delayed: it arrives before the batch window closes.
+    assert_eq!(
+        kds.recv_timeout("kitchen:alert", Duration::from_millis(250))
+            .await,
+        Some(alert)
+    );
+    let mut items = vec![];
+    while items.len() < 3 {
+        let batch = kds
+            .recv_timeout("orders:batch_update", Duration::from_secs(2))
+            .await
+            .expect("a batch");
+        items.extend(batch.as_array().unwrap().clone());
+    }
+    let expected: Vec<Value> = created
+        .iter()
+        .map(|o| json!({ "event": "order:created", "data": o }))
+        .collect();
+    assert_eq!(items, expected, "every event once, in order");
+    kds.expect_none("order:created", Duration::from_millis(50))
+        .await;
+
+    // Without `batch` the socket is back to single events.
+    assert_success(
+        &kds.emit_ack("join:restaurant", json!({ "restaurantId": r }))
+            .await,
+    );
+    let single = create_order(&server, r, None, &["kitchen"]).await;
+    assert_eq!(kds.recv("order:created").await, single);
+    kds.expect_none("orders:batch_update", Duration::from_millis(700))
+        .await;
+}
+
+#[sqlx::test]
+async fn rest_order_routes_enforce_roles_and_announce_changes(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let r = create_restaurant(&server).await;
+    let http = server.http();
+    let body = json!({ "order_number": "A1", "type": "takeout", "items": [{ "name": "Tea", "quantity": 2, "station": "bar" }], "total": 4 });
+    let post = |t: String| {
+        http.post(server.url(&format!("/api/restaurants/{r}/orders")))
+            .bearer_auth(t)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(post(token(1, &["user"])).await.unwrap().status(), 403);
+    assert_eq!(
+        post(sign(
+            json!({ "sub": 1, "roles": ["user"], "restaurants": [r], "exp": now_secs() + 60 })
+        ))
+        .await
+        .unwrap()
+        .status(),
+        403
+    );
+    let res = post(staff(2, &[r])).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let order: Value = res.json().await.unwrap();
+    let ghost = Uuid::new_v4();
+    let res = http
+        .post(server.url(&format!("/api/restaurants/{ghost}/orders")))
+        .bearer_auth(service())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let bad = json!({ "order_number": "A2", "type": "takeout", "items": [], "total": 4 });
+    let res = http
+        .post(server.url(&format!("/api/restaurants/{r}/orders")))
+        .bearer_auth(service())
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    let bar = tablet(&server, "/", r).await;
+    assert_success(
+        &bar.emit_ack(
+            "join:station",
+            json!({ "restaurantId": r, "station": "bar" }),
+        )
+        .await,
+    );
+    let url = server.url(&format!("/api/orders/{}", order["id"].as_str().unwrap()));
+    let patch = json!({ "status": "preparing", "items": [{ "name": "Coffee", "quantity": 1, "station": "bar", "notes": "oat" }] });
+    let res = http
+        .patch(&url)
+        .bearer_auth(staff(2, &[r]))
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let patched: Value = res.json().await.unwrap();
+    assert_eq!(patched["status"], "preparing");
+    let updated = bar.recv("order:updated").await;
+    assert_eq!(updated["changes"], json!(["status", "items"]));
+    assert_eq!(updated["order"], patched);
+    assert_eq!(updated["updatedBy"], "2");
+    assert_eq!(
+        bar.recv("order:status_changed").await["previousStatus"],
+        "new"
+    );
+    let res = http
+        .patch(&url)
+        .bearer_auth(staff(2, &[r]))
+        .json(&json!({ "status": "new" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "INVALID_TRANSITION");
+
+    assert_eq!(
+        http.delete(&url)
+            .bearer_auth(staff(2, &[r]))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let res = http
+        .delete(&url)
+        .bearer_auth(manager(3, &[r]))
+        .json(&json!({ "reason": "customer left" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let deleted = bar.recv("order:deleted").await;
+    assert_eq!(deleted["orderId"], order["id"]);
+    assert_eq!(deleted["reason"], "customer left");
+    assert_eq!(
+        http.delete(&url)
+            .bearer_auth(service())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let kept: i64 = sqlx::query_scalar("select count(*) from orders where deleted_at is not null")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1, "deleted orders stay for audit");
+    let sync = assert_success(
+        &bar.emit_ack("orders:sync", json!({ "restaurantId": r }))
+            .await,
+    );
+    assert_eq!(sync["orders"], json!([]));
+}
