@@ -703,7 +703,7 @@ async fn events_emitted_right_after_connect_are_all_answered(pool: PgPool) {
     let cycles: usize = std::env::var("CONNECT_EMIT_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(10_000);
     let mut tasks = tokio::task::JoinSet::new();
     let workers = 16;
     for w in 0..workers {

@@ -232,3 +232,29 @@ async fn shutdown_disconnects_clients_and_returns(pool: PgPool) {
     );
     assert!(c.wait_disconnected(Duration::from_secs(3)).await);
 }
+
+#[sqlx::test]
+async fn shutdown_lets_running_events_finish_their_acks(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[]).await;
+    let c = server.client("/chat", 1).await;
+    assert_ok(&c.emit_ack("conversation:join", json!({ "conversationId": conv })).await);
+
+    // Hold the messages table so the next send blocks inside its INSERT.
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("lock table messages in access exclusive mode").execute(&mut *blocker).await.unwrap();
+    let send = c.emit_ack("message:send", json!({ "conversationId": conv, "content": "in flight" }));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stopping = tokio::spawn(server.stop());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        blocker.rollback().await.unwrap();
+        stopping.await.unwrap()
+    };
+    let (ack, stopped) = tokio::join!(send, stop);
+    assert_eq!(assert_ok(&ack)["content"], "in flight", "the running event was answered");
+    assert!(stopped.is_ok());
+    assert!(c.wait_disconnected(Duration::from_secs(3)).await);
+    let stored: i64 = sqlx::query_scalar("select count(*) from messages").fetch_one(&pool).await.unwrap();
+    assert_eq!(stored, 1);
+}
