@@ -11,6 +11,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod realtime;
 pub mod state;
 pub mod store;
@@ -33,7 +34,6 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::realtime::broadcast::Broadcaster;
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -77,7 +77,7 @@ pub fn build_app(config: Config, pool: PgPool) -> Result<(Router, AppState), Sta
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20))
         .build_layer();
-    let app = AppState::new(config, Store::new(pool), verifier, Broadcaster::new(io));
+    let app = AppState::new(config, Store::new(pool), verifier, io);
     realtime::namespaces::register_all(&app);
 
     let router = http::router()

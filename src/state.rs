@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use socketioxide::SocketIo;
 use tokio::sync::Notify;
 
 use crate::auth::Verifier;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::realtime::broadcast::Broadcaster;
 use crate::realtime::orders::DynamicPaths;
 use crate::store::Store;
@@ -32,11 +34,15 @@ pub struct Inner {
     pub in_flight: InFlight,
     /// `/restaurants/<id>` namespaces that exist, per restaurant.
     pub dynamic_paths: DynamicPaths,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(config: Config, store: Store, verifier: Verifier, broadcaster: Broadcaster) -> Self {
+    pub fn new(config: Config, store: Store, verifier: Verifier, io: SocketIo) -> Self {
+        let metrics = Metrics::default();
+        let broadcaster = Broadcaster::new(io, metrics.broadcast_failures.clone());
         AppState(Arc::new(Inner {
             config,
             store,
@@ -44,6 +50,7 @@ impl AppState {
             broadcaster,
             in_flight: InFlight::default(),
             dynamic_paths: DynamicPaths::default(),
+            metrics,
         }))
     }
 }

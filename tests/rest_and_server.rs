@@ -238,12 +238,21 @@ async fn shutdown_lets_running_events_finish_their_acks(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
     let conv = create_conversation(&server, 1, "group", &[]).await;
     let c = server.client("/chat", 1).await;
-    assert_ok(&c.emit_ack("conversation:join", json!({ "conversationId": conv })).await);
+    assert_ok(
+        &c.emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
 
     // Hold the messages table so the next send blocks inside its INSERT.
     let mut blocker = pool.begin().await.unwrap();
-    sqlx::query("lock table messages in access exclusive mode").execute(&mut *blocker).await.unwrap();
-    let send = c.emit_ack("message:send", json!({ "conversationId": conv, "content": "in flight" }));
+    sqlx::query("lock table messages in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let send = c.emit_ack(
+        "message:send",
+        json!({ "conversationId": conv, "content": "in flight" }),
+    );
     let stop = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let stopping = tokio::spawn(server.stop());
@@ -252,9 +261,76 @@ async fn shutdown_lets_running_events_finish_their_acks(pool: PgPool) {
         stopping.await.unwrap()
     };
     let (ack, stopped) = tokio::join!(send, stop);
-    assert_eq!(assert_ok(&ack)["content"], "in flight", "the running event was answered");
+    assert_eq!(
+        assert_ok(&ack)["content"],
+        "in flight",
+        "the running event was answered"
+    );
     assert!(stopped.is_ok());
     assert!(c.wait_disconnected(Duration::from_secs(3)).await);
-    let stored: i64 = sqlx::query_scalar("select count(*) from messages").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("select count(*) from messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 1);
+}
+
+#[sqlx::test]
+async fn metrics_count_sockets_events_errors_and_latency(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let c = server.client("/chat", 1).await;
+    let n = server.client("/notifications", 1).await;
+    c.recv("unread:count").await;
+    n.recv("notification:count").await;
+    assert_error(
+        &c.emit_ack(
+            "conversation:join",
+            json!({ "conversationId": Uuid::new_v4() }),
+        )
+        .await,
+        "NOT_FOUND",
+    );
+    assert_error(&c.emit_ack("made:up", json!({})).await, "BAD_REQUEST");
+    assert_ok(
+        &n.emit_ack("notification:ping", json!({ "action": "ping" }))
+            .await,
+    );
+    let res = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    for line in [
+        r#"switchboard_sockets_connected{namespace="/chat"} 1"#,
+        r#"switchboard_sockets_connected{namespace="/notifications"} 1"#,
+        r#"switchboard_events_received_total{namespace="/chat",event="conversation:join"} 1"#,
+        r#"switchboard_events_received_total{namespace="/chat",event="unknown"} 1"#,
+        r#"switchboard_events_received_total{namespace="/notifications",event="notification:ping"} 1"#,
+        r#"switchboard_error_replies_total{code="NOT_FOUND"} 1"#,
+        r#"switchboard_error_replies_total{code="BAD_REQUEST"} 1"#,
+        r#"switchboard_ack_latency_seconds_count{namespace="/notifications",event="notification:ping"} 1"#,
+        "switchboard_broadcast_failures_total 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(text.contains(r#"switchboard_db_pool_connections{state="in_use"}"#));
+    c.close().await;
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == r#"switchboard_sockets_connected{namespace="/chat"} 0"#),
+        "{text}"
+    );
 }

@@ -4,8 +4,7 @@
 //! others got it; the work behind it already succeeded, so failures are logged and
 //! counted here and never turned into a failed reply.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
@@ -16,16 +15,13 @@ use socketioxide_core::adapter::RoomParam;
 #[derive(Debug)]
 pub struct Broadcaster {
     io: SocketIo<LocalAdapter>,
-    failures: AtomicU64,
+    failures: Counter,
 }
 
 impl Broadcaster {
-    /// Wraps the socket.io handle.
-    pub fn new(io: SocketIo<LocalAdapter>) -> Self {
-        Broadcaster {
-            io,
-            failures: AtomicU64::new(0),
-        }
+    /// Wraps the socket.io handle; failures are counted on `failures`.
+    pub fn new(io: SocketIo<LocalAdapter>, failures: Counter) -> Self {
+        Broadcaster { io, failures }
     }
 
     /// The socket.io handle.
@@ -33,13 +29,8 @@ impl Broadcaster {
         &self.io
     }
 
-    /// Broadcasts that could not reach every target so far.
-    pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
     fn failed(&self, event: &str, error: &dyn std::fmt::Display) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.failures.inc();
         tracing::warn!(event, error = %error, "broadcast did not reach every socket");
     }
 

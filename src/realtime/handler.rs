@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -13,6 +14,7 @@ use super::ack::Reply;
 use super::session::Session;
 use crate::domain::input::decode;
 use crate::error::{AppError, AppResult};
+use crate::metrics::{CodeLabel, EventLabels};
 
 /// Registers `handler` for `event` on `socket`. The handler gets the session, the socket
 /// and the decoded payload, and returns the ack's `data` (`Value::Null` for none).
@@ -30,6 +32,7 @@ where
             let handler = handler.clone();
             async move {
                 let _in_flight = session.app.in_flight.enter();
+                let started = Instant::now();
                 let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event);
                 let dialect = session.dialect;
                 let result = async {
@@ -41,6 +44,7 @@ where
                 .instrument(span.clone())
                 .await;
                 let _enter = span.enter();
+                record(&session, event, started, &result);
                 reply.send(dialect, result);
             }
         },
@@ -56,11 +60,35 @@ pub fn on_unknown(socket: &SocketRef, session: &Arc<Session>) {
         async move {
             let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event = %event);
             let _enter = span.enter();
+            let started = Instant::now();
             let result = session
                 .limiter
                 .check(&event)
                 .and_then(|()| Err(AppError::bad_request("unknown event")));
+            record(&session, "unknown", started, &result);
             reply.send(session.dialect, result);
         }
     });
+}
+
+/// Counts the event, its reply time and its error code.
+fn record(session: &Session, event: &'static str, started: Instant, result: &AppResult<Value>) {
+    let metrics = &session.app.metrics;
+    let labels = EventLabels {
+        namespace: session.ns,
+        event,
+    };
+    metrics.events.get_or_create(&labels).inc();
+    metrics
+        .ack_latency
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = result {
+        metrics
+            .errors
+            .get_or_create(&CodeLabel {
+                code: e.code().chat(),
+            })
+            .inc();
+    }
 }

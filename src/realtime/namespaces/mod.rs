@@ -24,6 +24,7 @@ use super::handler::on_unknown;
 use super::session::Session;
 use crate::auth::{Principal, token_from_handshake};
 use crate::error::AppError;
+use crate::metrics::NsLabel;
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
 
@@ -47,10 +48,17 @@ fn authenticate(
     app.verifier.verify(&token)
 }
 
-fn log_disconnect(socket: &SocketRef) {
-    socket.on_disconnect(|socket: SocketRef, reason: DisconnectReason| async move {
-        tracing::debug!(ns = %socket.ns(), sid = %socket.id, ?reason, "socket disconnected");
-    });
+fn on_disconnect(socket: &SocketRef, app: &AppState, label: &'static str) {
+    let app = app.clone();
+    socket.on_disconnect(
+        move |socket: SocketRef, reason: DisconnectReason| async move {
+            app.metrics
+                .sockets
+                .get_or_create(&NsLabel { namespace: label })
+                .dec();
+            tracing::debug!(ns = %socket.ns(), sid = %socket.id, ?reason, "socket disconnected");
+        },
+    );
 }
 
 /// Mounts every namespace on the socket.io instance held by `app`.
@@ -132,10 +140,10 @@ impl Family {
                 }
                 tracing::debug!(ns = %socket.ns(), sid = %socket.id, user = principal.user_id, "socket authenticated");
                 socket.extensions.insert(principal.clone());
+                on_disconnect(&socket, &app, path);
                 let session = Arc::new(Session::new(app, principal, self.dialect, path));
                 (self.register)(&socket, &session);
                 on_unknown(&socket, &session);
-                log_disconnect(&socket);
                 Ok::<(), Refusal>(())
             }
         };
@@ -143,6 +151,15 @@ impl Family {
         let on_connect = move |socket: SocketRef| {
             let app = connect_app.clone();
             async move {
+                let label = if self.dialect == Dialect::Chat {
+                    ns_name(&socket)
+                } else {
+                    "restaurant"
+                };
+                app.metrics
+                    .sockets
+                    .get_or_create(&NsLabel { namespace: label })
+                    .inc();
                 if let (Some(run), Some(principal)) =
                     (self.on_connected, socket.extensions.get::<Principal>())
                 {

@@ -1,0 +1,126 @@
+//! Prometheus metrics, served as text on `GET /metrics`.
+//!
+//! Label sets are bounded: namespaces are the mounted families (dynamic restaurant
+//! namespaces share one label), event names are the known ones or `unknown`, error codes
+//! are the closed set. Recording is a read-locked map lookup plus atomics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// `namespace` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NsLabel {
+    /// Namespace family.
+    pub namespace: &'static str,
+}
+
+/// `namespace`, `event` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// Namespace family.
+    pub namespace: &'static str,
+    /// Event name (known names only; others are `unknown`).
+    pub event: &'static str,
+}
+
+/// `code` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// Error code (chat dialect spelling).
+    pub code: &'static str,
+}
+
+/// `state` label of the pool gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabel {
+    /// `in_use` or `idle`.
+    pub state: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~3.3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    /// Connected sockets per namespace family.
+    pub sockets: Family<NsLabel, Gauge>,
+    /// Client events received.
+    pub events: Family<EventLabels, Counter>,
+    /// Time from an event's arrival to its reply.
+    pub ack_latency: Family<EventLabels, Histogram, fn() -> Histogram>,
+    /// Error replies by code.
+    pub errors: Family<CodeLabel, Counter>,
+    /// Broadcasts that did not reach every target.
+    pub broadcast_failures: Counter,
+    /// Database pool connections by state (set at scrape time).
+    pub pool: Family<PoolLabel, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics { .. }")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let sockets = Family::<NsLabel, Gauge>::default();
+        let events = Family::<EventLabels, Counter>::default();
+        let ack_latency = Family::<EventLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let errors = Family::<CodeLabel, Counter>::default();
+        let broadcast_failures = Counter::default();
+        let pool = Family::<PoolLabel, Gauge>::default();
+        registry.register(
+            "sockets_connected",
+            "Connected sockets per namespace",
+            sockets.clone(),
+        );
+        registry.register("events_received", "Client events received", events.clone());
+        registry.register(
+            "ack_latency_seconds",
+            "Time from event arrival to its reply",
+            ack_latency.clone(),
+        );
+        registry.register("error_replies", "Error replies by code", errors.clone());
+        registry.register(
+            "broadcast_failures",
+            "Broadcasts that did not reach every socket",
+            broadcast_failures.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state",
+            pool.clone(),
+        );
+        Metrics {
+            registry,
+            sockets,
+            events,
+            ack_latency,
+            errors,
+            broadcast_failures,
+            pool,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}
