@@ -12,7 +12,11 @@ use common::*;
 use serde_json::json;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -41,21 +45,39 @@ async fn embedded_database_serves_and_sigterm_stops_everything() {
             break;
         }
         assert!(Instant::now() < deadline, "not ready within 90 s");
-        assert!(child.try_wait().unwrap().is_none(), "the server exited during start");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the server exited during start"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(data_dir.join("postgres").join("PG_VERSION").exists(), "data lives in DATA_DIR");
+    assert!(
+        data_dir.join("postgres").join("PG_VERSION").exists(),
+        "data lives in DATA_DIR"
+    );
 
     // Migrations ran on the embedded database: a chat round trip works.
-    let opts = ConnectOptions { auth: Some(json!({ "token": token(1, &["user"]) })), ..Default::default() };
+    let opts = ConnectOptions {
+        auth: Some(json!({ "token": token(1, &["user"]) })),
+        ..Default::default()
+    };
     let client = SioClient::connect(&base, "/chat", opts).await.unwrap();
     assert_eq!(client.recv("unread:count").await["total"], 0);
 
     let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(killed.success());
-    assert!(client.wait_disconnected(Duration::from_secs(10)).await, "clients are disconnected on shutdown");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    assert!(
+        client.wait_disconnected(Duration::from_secs(10)).await,
+        "clients are disconnected on shutdown"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "exit status {status}");
     assert!(
         !data_dir.join("postgres").join("postmaster.pid").exists(),
