@@ -733,3 +733,75 @@ async fn events_emitted_right_after_connect_are_all_answered(pool: PgPool) {
     }
     assert_eq!(answered, cycles);
 }
+
+#[sqlx::test]
+async fn client_id_is_scoped_to_its_conversation(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let first = create_conversation(&server, 1, "group", &[]).await;
+    let second = create_conversation(&server, 1, "group", &[]).await;
+    let c = server.client("/chat", 1).await;
+    let a = assert_ok(
+        &c.emit_ack(
+            "message:send",
+            json!({ "conversationId": first, "content": "a", "clientId": "k" }),
+        )
+        .await,
+    );
+    let b = assert_ok(
+        &c.emit_ack(
+            "message:send",
+            json!({ "conversationId": second, "content": "b", "clientId": "k" }),
+        )
+        .await,
+    );
+    assert_ne!(a["_id"], b["_id"]);
+    assert_eq!(b["conversation_id"], json!(second));
+    assert_eq!(count_messages(&pool).await, 2);
+}
+
+#[sqlx::test]
+async fn an_admin_moderates_without_being_a_member(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let bob = joined(&server, 2, &conv).await;
+    let msg = assert_ok(
+        &bob.emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": "spam" }),
+        )
+        .await,
+    );
+    let admin = server.client_with("/chat", &token(99, &["admin"])).await;
+    assert_ok(
+        &admin
+            .emit_ack("message:delete", json!({ "messageId": msg["_id"] }))
+            .await,
+    );
+    assert_eq!(bob.recv("message:deleted").await["messageId"], msg["_id"]);
+    let outsider = server.client("/chat", 3).await;
+    let other = assert_ok(
+        &bob.emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": "x" }),
+        )
+        .await,
+    );
+    assert_error(
+        &outsider
+            .emit_ack("message:delete", json!({ "messageId": other["_id"] }))
+            .await,
+        "FORBIDDEN",
+    );
+}
+
+#[sqlx::test]
+async fn array_payloads_are_not_read_as_objects(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[]).await;
+    let c = server.client("/chat", 1).await;
+    let ack = c
+        .emit_ack("message:send", json!([conv, "positional"]))
+        .await;
+    assert_error(&ack, "BAD_REQUEST");
+    assert_eq!(count_messages(&pool).await, 0);
+}

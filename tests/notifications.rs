@@ -363,3 +363,17 @@ async fn only_services_and_admins_create_notifications(pool: PgPool) {
         201
     );
 }
+
+#[sqlx::test]
+async fn rights_are_checked_before_the_body(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let res = server
+        .http()
+        .post(server.url("/api/notifications"))
+        .bearer_auth(token(1, &["user"]))
+        .json(&json!({ "nonsense": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}

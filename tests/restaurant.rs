@@ -667,3 +667,126 @@ async fn rest_order_routes_enforce_roles_and_announce_changes(pool: PgPool) {
     );
     assert_eq!(sync["orders"], json!([]));
 }
+
+#[sqlx::test]
+async fn alerts_reach_station_only_tablets_too(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let bar = tablet(&server, "/", r).await;
+    assert_success(
+        &bar.emit_ack(
+            "join:station",
+            json!({ "restaurantId": r, "station": "bar" }),
+        )
+        .await,
+    );
+    let alert =
+        json!({ "type": "info", "message": "86 the salmon", "severity": 2, "tableNumber": 4 });
+    let res = server
+        .http()
+        .post(server.url(&format!("/api/restaurants/{r}/alerts")))
+        .bearer_auth(staff(1, &[r]))
+        .json(&alert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let got = bar.recv("kitchen:alert").await;
+    assert_eq!(got["message"], "86 the salmon");
+    assert_eq!(got["tableNumber"], "4");
+    bar.expect_none("kitchen:alert", QUIET).await;
+}
+
+#[sqlx::test]
+async fn a_dynamic_namespace_socket_can_follow_another_restaurant(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let a = create_restaurant(&server).await;
+    let b = create_restaurant(&server).await;
+    let c = server
+        .client_with(&format!("/restaurants/{a}"), &staff(1, &[a, b]))
+        .await;
+    assert_success(
+        &c.emit_ack("join:restaurant", json!({ "restaurantId": b }))
+            .await,
+    );
+    let order = create_order(&server, b, None, &["kitchen"]).await;
+    assert_eq!(c.recv("order:created").await, order);
+    create_order(&server, a, None, &["kitchen"]).await;
+    c.expect_none("order:created", QUIET).await;
+}
+
+#[sqlx::test]
+async fn payload_errors_name_the_field_in_the_restaurant_dialect(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let c = tablet(&server, "/", r).await;
+    for payload in [json!("nope"), json!({ "restaurantId": 7 }), json!({})] {
+        let ack = c.emit_ack("join:restaurant", payload.clone()).await;
+        assert_failure(&ack, "INVALID_PAYLOAD");
+        assert!(
+            ack["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("restaurantId"),
+            "{payload} -> {ack}"
+        );
+    }
+    let ack = c
+        .emit_ack("table:complete", json!({ "restaurantId": r }))
+        .await;
+    assert_failure(&ack, "INVALID_PAYLOAD");
+    assert!(
+        ack["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tableNumber"),
+        "{ack}"
+    );
+}
+
+#[sqlx::test]
+async fn rest_checks_rights_before_the_body_and_hides_other_restaurants_orders(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let a = create_restaurant(&server).await;
+    let b = create_restaurant(&server).await;
+    let order_b = create_order(&server, b, None, &["kitchen"]).await;
+    let http = server.http();
+    // No rights: 403 even though the body is invalid.
+    let res = http
+        .post(server.url(&format!("/api/restaurants/{b}/orders")))
+        .bearer_auth(staff(1, &[a]))
+        .json(&json!({ "garbage": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = http
+        .post(server.url("/api/restaurants"))
+        .bearer_auth(staff(1, &[a]))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // An order of a restaurant outside the token is not found, not forbidden.
+    let url = server.url(&format!("/api/orders/{}", order_b["id"].as_str().unwrap()));
+    let res = http
+        .patch(&url)
+        .bearer_auth(staff(1, &[a]))
+        .json(&json!({ "status": "ready" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // In the token but only a `user`: forbidden.
+    let user_b =
+        sign(json!({ "sub": 2, "roles": ["user"], "restaurants": [b], "exp": now_secs() + 60 }));
+    let res = http
+        .patch(&url)
+        .bearer_auth(user_b)
+        .json(&json!({ "status": "ready" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}

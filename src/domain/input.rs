@@ -14,13 +14,26 @@ use crate::error::AppError;
 pub fn decode<T: DeserializeOwned + Validate>(value: serde_json::Value) -> Result<T, AppError> {
     let value = match value {
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        // serde would read an array positionally into a struct; no payload is an array.
+        serde_json::Value::Array(_) => {
+            return Err(AppError::bad_request(
+                "payload: expected an object, not an array",
+            ));
+        }
         other => other,
     };
     let parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         if path == "." || path.is_empty() {
-            AppError::bad_request(inner)
+            // serde reports a missing field at the parent's path; name the field itself.
+            match inner
+                .strip_prefix("missing field `")
+                .and_then(|r| r.strip_suffix('`'))
+            {
+                Some(field) => AppError::bad_request(format!("{field}: required")),
+                None => AppError::bad_request(inner),
+            }
         } else {
             AppError::bad_request(format!("{path}: {inner}"))
         }
@@ -54,6 +67,17 @@ fn describe(errors: &ValidationErrors) -> String {
         }
     }
     "invalid payload".to_owned()
+}
+
+/// A payload taken as it came, for events whose shape is decided by hand.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct RawPayload(pub serde_json::Value);
+
+impl Validate for RawPayload {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        Ok(())
+    }
 }
 
 /// Deserializes a string trimmed of surrounding white space (lengths count after trimming).
@@ -111,6 +135,8 @@ mod tests {
         assert!(e.to_string().starts_with("conversationId:"), "{e}");
         let e = decode::<Probe>(json!({ "conversationId": id, "content": "   " })).unwrap_err();
         assert_eq!(e.to_string(), "content: must be 1 to 5 characters");
+        let e = decode::<Probe>(json!([id, "x"])).unwrap_err();
+        assert!(e.to_string().contains("not an array"), "{e}");
         let e = decode::<Probe>(serde_json::Value::Null).unwrap_err();
         assert!(e.to_string().contains("conversationId"), "{e}");
         let ok = decode::<Probe>(json!({ "conversationId": id, "content": " héllo " })).unwrap();

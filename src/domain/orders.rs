@@ -68,6 +68,9 @@ pub enum Station {
 }
 
 impl Station {
+    /// Every station.
+    pub const ALL: [Station; 4] = [Station::Kitchen, Station::Expo, Station::Bar, Station::Pos];
+
     /// The spelling used in rooms and the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -249,16 +252,6 @@ fn money(total: f64) -> Result<(), ValidationError> {
 }
 
 /// `join:restaurant`: a bare restaurant id string, or `{ restaurantId, batch? }`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum JoinRestaurantPayload {
-    /// `"11111111-…"`.
-    Bare(Uuid),
-    /// `{ restaurantId, batch }`.
-    Object(JoinRestaurant),
-}
-
-/// The object form of `join:restaurant`.
 #[derive(Debug, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRestaurant {
@@ -269,21 +262,17 @@ pub struct JoinRestaurant {
     pub batch: bool,
 }
 
-impl Validate for JoinRestaurantPayload {
-    fn validate(&self) -> Result<(), validator::ValidationErrors> {
-        Ok(())
-    }
-}
-
-impl JoinRestaurantPayload {
-    /// Both forms as one.
-    pub fn into_join(self) -> JoinRestaurant {
-        match self {
-            JoinRestaurantPayload::Bare(restaurant_id) => JoinRestaurant {
-                restaurant_id,
-                batch: false,
-            },
-            JoinRestaurantPayload::Object(j) => j,
+impl JoinRestaurant {
+    /// Reads either form; errors name `restaurantId` like every other payload's do.
+    pub fn from_payload(value: serde_json::Value) -> Result<Self, crate::error::AppError> {
+        match value {
+            serde_json::Value::String(raw) => Uuid::parse_str(raw.trim())
+                .map(|restaurant_id| JoinRestaurant {
+                    restaurant_id,
+                    batch: false,
+                })
+                .map_err(|e| crate::error::AppError::bad_request(format!("restaurantId: {e}"))),
+            other => super::input::decode(other),
         }
     }
 }
@@ -492,11 +481,14 @@ mod tests {
     #[test]
     fn join_restaurant_takes_both_forms() {
         let id = Uuid::new_v4();
-        let bare: JoinRestaurantPayload = decode(json!(id)).unwrap();
-        assert!(!bare.into_join().batch);
-        let obj: JoinRestaurantPayload =
-            decode(json!({ "restaurantId": id, "batch": true })).unwrap();
-        assert!(obj.into_join().batch);
-        assert!(decode::<JoinRestaurantPayload>(json!("not-a-uuid")).is_err());
+        let bare = JoinRestaurant::from_payload(json!(id)).unwrap();
+        assert!(!bare.batch);
+        let obj =
+            JoinRestaurant::from_payload(json!({ "restaurantId": id, "batch": true })).unwrap();
+        assert!(obj.batch);
+        for bad in [json!("not-a-uuid"), json!({ "restaurantId": 5 }), json!({})] {
+            let e = JoinRestaurant::from_payload(bad).unwrap_err();
+            assert!(e.to_string().starts_with("restaurantId"), "{e}");
+        }
     }
 }

@@ -24,14 +24,39 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// A JSON body decoded and validated like socket payloads (errors name the field).
+/// A caller with role `service` or `admin`; 403 otherwise (checked before the body).
 #[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub struct ServiceCaller(pub Principal);
 
-impl<T> FromRequest<AppState> for ApiJson<T>
-where
-    T: DeserializeOwned + Validate,
-{
+impl FromRequestParts<AppState> for ServiceCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Authenticated(me) = Authenticated::from_request_parts(parts, state).await?;
+        if me.is_service_or_admin() {
+            Ok(ServiceCaller(me))
+        } else {
+            Err(AppError::forbidden(
+                "only service or admin tokens may call this route",
+            ))
+        }
+    }
+}
+
+/// A JSON body parsed but not yet decoded, for routes that authorize against the path
+/// first and decode after ([`JsonBody::decode`]), so a caller without rights learns
+/// nothing from validation errors.
+#[derive(Debug)]
+pub struct JsonBody(pub serde_json::Value);
+
+impl JsonBody {
+    /// Decodes and validates like [`ApiJson`].
+    pub fn decode<T: DeserializeOwned + Validate>(self) -> Result<T, AppError> {
+        decode(self.0)
+    }
+}
+
+impl FromRequest<AppState> for JsonBody {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
@@ -44,6 +69,24 @@ where
                     AppError::bad_request(rejection.body_text())
                 }
             })?;
-        decode(value).map(ApiJson)
+        Ok(JsonBody(value))
+    }
+}
+
+/// A JSON body decoded and validated like socket payloads (errors name the field).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T> FromRequest<AppState> for ApiJson<T>
+where
+    T: DeserializeOwned + Validate,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        JsonBody::from_request(req, state)
+            .await?
+            .decode()
+            .map(ApiJson)
     }
 }

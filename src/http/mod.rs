@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::error::AppError;
 use crate::state::AppState;
 
-pub use extract::{ApiJson, Authenticated};
+pub use extract::{ApiJson, Authenticated, JsonBody, ServiceCaller};
 
 /// Every HTTP route of the server (socket.io is layered on top by `lib.rs`).
 pub fn router() -> Router<AppState> {

@@ -6,10 +6,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 
-use super::extract::{ApiJson, Authenticated};
-use crate::auth::Principal;
+use super::extract::{ApiJson, ServiceCaller};
 use crate::domain::notifications::{CreateBroadcast, CreateNotification, Notification};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::realtime::events::{notifications as ev, ns};
 use crate::realtime::namespaces::notifications::push_counts;
 use crate::realtime::rooms;
@@ -21,22 +20,11 @@ pub fn router() -> Router<AppState> {
         .route("/notifications/broadcast", post(create_broadcast))
 }
 
-fn require_service(me: &Principal) -> AppResult<()> {
-    if me.is_service_or_admin() {
-        Ok(())
-    } else {
-        Err(AppError::forbidden(
-            "only service or admin tokens may create notifications",
-        ))
-    }
-}
-
 async fn create_notification(
     State(app): State<AppState>,
-    Authenticated(me): Authenticated,
+    _: ServiceCaller,
     ApiJson(body): ApiJson<CreateNotification>,
 ) -> AppResult<(StatusCode, Json<Notification>)> {
-    require_service(&me)?;
     let created = app
         .store
         .insert_notification(
@@ -60,10 +48,9 @@ async fn create_notification(
 
 async fn create_broadcast(
     State(app): State<AppState>,
-    Authenticated(me): Authenticated,
+    _: ServiceCaller,
     ApiJson(body): ApiJson<CreateBroadcast>,
 ) -> AppResult<(StatusCode, Json<Notification>)> {
-    require_service(&me)?;
     let created = app
         .store
         .insert_notification(None, body.kind, &body.title, &body.content, None)

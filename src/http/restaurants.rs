@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::extract::{ApiJson, Authenticated};
+use super::extract::{Authenticated, JsonBody, ServiceCaller};
 use crate::auth::{Principal, Role};
 use crate::domain::input::decode;
 use crate::domain::orders::{
@@ -53,7 +53,9 @@ async fn authorize(
     Ok(())
 }
 
-/// The order, once the caller may act on its restaurant.
+/// The order, once the caller may act on its restaurant. An order of a restaurant the
+/// caller has nothing to do with is "not found", so other restaurants' order ids cannot
+/// be probed; a caller of that restaurant without the rank gets 403.
 async fn authorized_order(
     app: &AppState,
     me: &Principal,
@@ -65,20 +67,20 @@ async fn authorized_order(
         .find_order(order_id)
         .await?
         .ok_or_else(|| AppError::not_found("order not found"))?;
+    let anywhere = me.has_role(Role::Service) || me.is_admin();
+    if !anywhere && !me.restaurants.contains(&order.restaurant_id) {
+        return Err(AppError::not_found("order not found"));
+    }
     authorize(app, me, order.restaurant_id, min).await?;
     Ok(order)
 }
 
 async fn create_restaurant(
     State(app): State<AppState>,
-    Authenticated(me): Authenticated,
-    ApiJson(body): ApiJson<CreateRestaurant>,
+    _: ServiceCaller,
+    body: JsonBody,
 ) -> AppResult<(StatusCode, Json<Restaurant>)> {
-    if !me.is_service_or_admin() {
-        return Err(AppError::forbidden(
-            "only service or admin tokens may create restaurants",
-        ));
-    }
+    let body: CreateRestaurant = body.decode()?;
     let created = app.store.insert_restaurant(body.id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -87,10 +89,11 @@ async fn create_order(
     State(app): State<AppState>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<CreateOrder>,
+    body: JsonBody,
 ) -> AppResult<(StatusCode, Json<Order>)> {
     let restaurant_id = parse_id(&id)?;
     authorize(&app, &me, restaurant_id, Role::Staff).await?;
+    let body: CreateOrder = body.decode()?;
     let order = app.store.insert_order(restaurant_id, &body).await?;
     fanout::emit_order_event(
         &app,
@@ -107,10 +110,11 @@ async fn patch_order(
     State(app): State<AppState>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<PatchOrder>,
+    body: JsonBody,
 ) -> AppResult<Json<Order>> {
     let order_id = parse_id(&id)?;
     let before = authorized_order(&app, &me, order_id, Role::Staff).await?;
+    let body: PatchOrder = body.decode()?;
     let patched = app.store.patch_order(order_id, &body).await?;
     let order = &patched.order;
     if !patched.changes.is_empty() {
@@ -153,6 +157,8 @@ async fn delete_order(
     body: Bytes,
 ) -> AppResult<StatusCode> {
     let order_id = parse_id(&id)?;
+    authorized_order(&app, &me, order_id, Role::Manager).await?;
+    // The body is optional: `{ reason? }` or nothing.
     let body: DeleteOrder = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOrder::default()
     } else {
@@ -160,7 +166,6 @@ async fn delete_order(
             .map_err(|e| AppError::bad_request(format!("body: {e}")))?;
         decode(value)?
     };
-    authorized_order(&app, &me, order_id, Role::Manager).await?;
     let order = app
         .store
         .mark_order_deleted(order_id, body.reason.as_deref())
@@ -185,10 +190,11 @@ async fn create_alert(
     State(app): State<AppState>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
-    ApiJson(alert): ApiJson<KitchenAlert>,
+    body: JsonBody,
 ) -> AppResult<(StatusCode, Json<KitchenAlert>)> {
     let restaurant_id = parse_id(&id)?;
     authorize(&app, &me, restaurant_id, Role::Staff).await?;
+    let alert: KitchenAlert = body.decode()?;
     fanout::emit_alert(&app, restaurant_id, &alert).await;
     Ok((StatusCode::CREATED, Json(alert)))
 }

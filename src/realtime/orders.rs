@@ -48,7 +48,17 @@ impl Batch {
 
 /// Turns batch mode on or off for a socket; on starts its flush task if not running.
 pub fn set_batch(app: &AppState, socket: &SocketRef, batch: &Arc<Batch>, on: bool) {
-    batch.enabled.store(on, Ordering::SeqCst);
+    let was_on = batch.enabled.swap(on, Ordering::SeqCst);
+    if was_on && !on {
+        // Deliver the open window now, so it cannot arrive after the single events
+        // that follow the switch.
+        let items = batch.take();
+        if !items.is_empty()
+            && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &items)
+        {
+            tracing::warn!(sid = %socket.id, error = %e, "batch not delivered");
+        }
+    }
     if on && !batch.flushing.swap(true, Ordering::SeqCst) {
         let period = app.config.order_batch;
         let socket = socket.clone();
@@ -149,13 +159,15 @@ pub async fn emit_order_event<T: Serialize + ?Sized>(
     }
 }
 
-/// Sends `kitchen:alert` to every socket of the restaurant at once, batch mode or not.
+/// Sends `kitchen:alert` to every socket of the restaurant (its room and every station
+/// room) at once, batch mode or not.
 pub async fn emit_alert<T: Serialize + ?Sized>(app: &AppState, restaurant_id: Uuid, data: &T) {
-    let room = rooms::restaurant(restaurant_id);
-    let both = vec![rooms::batched(&room), room];
+    let rooms = target_rooms(restaurant_id, &Station::ALL);
+    let mut all: Vec<String> = rooms.iter().map(|r| rooms::batched(r)).collect();
+    all.extend(rooms);
     for path in namespaces(app, restaurant_id) {
         app.broadcaster
-            .emit(&path, both.clone(), ev::KITCHEN_ALERT, data)
+            .emit(&path, all.clone(), ev::KITCHEN_ALERT, data)
             .await;
     }
 }

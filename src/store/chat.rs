@@ -225,7 +225,8 @@ impl Store {
     }
 
     /// Stores a message and moves the sender's read cursor to it, in one statement.
-    /// A repeated `client_id` from the same sender returns the first message instead.
+    /// A repeated `client_id` from the same sender in the same conversation returns the
+    /// first message instead (even if it was deleted since: a repeat gets the same answer).
     pub async fn insert_message(
         &self,
         conversation_id: Uuid,
@@ -238,7 +239,7 @@ impl Store {
             "with ins as (
                 insert into messages (id, conversation_id, sender_id, content, attachments, client_id)
                 values ($1, $2, $3, $4, $5, $6)
-                on conflict (sender_id, client_id) where client_id is not null do nothing
+                on conflict (conversation_id, sender_id, client_id) where client_id is not null do nothing
                 returning *
              ), cursor as (
                 update conversation_members set last_read_seq = greatest(last_read_seq, (select seq from ins))
@@ -265,8 +266,9 @@ impl Store {
         // The only conflict is a repeated clientId: return the first message.
         let first: MessageRow = sqlx::query_as(concat!(
             message_select!(),
-            "where m.sender_id = $1 and m.client_id = $2"
+            "where m.conversation_id = $1 and m.sender_id = $2 and m.client_id = $3"
         ))
+        .bind(conversation_id)
         .bind(sender_id)
         .bind(client_id)
         .fetch_one(&self.pool)

@@ -156,7 +156,14 @@ async fn delete_message(s: Arc<Session>, _socket: SocketRef, p: MessageRef) -> A
         .await?
         .ok_or_else(|| AppError::not_found("message not found"))?;
     let conversation_id = found.message.conversation_id;
-    let access = require_member(&s, conversation_id).await?;
+    // An admin may moderate a conversation it is not in; anyone else must be a member.
+    let access = store
+        .find_access(conversation_id, s.user_id())
+        .await?
+        .ok_or_else(|| AppError::not_found("conversation not found"))?;
+    if !access.is_member() && !s.principal.is_admin() {
+        return Err(AppError::forbidden("not a member of this conversation"));
+    }
     if found.message.sender_id != s.user_id() && !access.can_manage(&s.principal) {
         return Err(AppError::forbidden(
             "only the sender or the conversation owner may delete a message",

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use uuid::Uuid;
 
+use crate::domain::input::RawPayload;
 use crate::domain::orders::{
-    CompleteTable, JoinRestaurantPayload, JoinStation, OrderStatus, SyncOrders, UpdateStatus,
+    CompleteTable, JoinRestaurant, JoinStation, OrderStatus, SyncOrders, UpdateStatus,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
@@ -60,24 +61,32 @@ fn batch_of(socket: &SocketRef) -> AppResult<Arc<Batch>> {
         .ok_or_else(|| AppError::Internal("socket without batch state".into()))
 }
 
-async fn join_restaurant(
-    s: Arc<Session>,
-    socket: SocketRef,
-    p: JoinRestaurantPayload,
-) -> AppResult<Value> {
-    let join = p.into_join();
+async fn join_restaurant(s: Arc<Session>, socket: SocketRef, p: RawPayload) -> AppResult<Value> {
+    let join = JoinRestaurant::from_payload(p.0)?;
     check_access(&s.app, &s.principal, join.restaurant_id).await?;
     let batch = batch_of(&socket)?;
-    let room = fanout::join_board(&socket, join.restaurant_id, join.batch);
+    remember_namespace(&s.app, &socket, join.restaurant_id);
+    // Mode first: turning batch off flushes what is queued before single events resume.
     fanout::set_batch(&s.app, &socket, &batch, join.batch);
+    let room = fanout::join_board(&socket, join.restaurant_id, join.batch);
     Ok(json!({ "room": room }))
 }
 
 async fn join_station(s: Arc<Session>, socket: SocketRef, p: JoinStation) -> AppResult<Value> {
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let batch = batch_of(&socket)?;
+    remember_namespace(&s.app, &socket, p.restaurant_id);
     let room = fanout::join_station(&socket, p.restaurant_id, p.station, batch.is_enabled());
     Ok(json!({ "room": room }))
+}
+
+/// A socket on `/restaurants/<A>` may join restaurant B's rooms: B's events must then
+/// also be emitted on that namespace.
+fn remember_namespace(app: &AppState, socket: &SocketRef, restaurant_id: Uuid) {
+    let path = socket.ns();
+    if path.starts_with("/restaurants/") {
+        app.dynamic_paths.record(restaurant_id, path);
+    }
 }
 
 async fn sync_orders(s: Arc<Session>, socket: SocketRef, p: SyncOrders) -> AppResult<Value> {
