@@ -374,12 +374,12 @@ impl Store {
                 sqlx::query_as(concat!(
                     message_select!(),
                     "where m.conversation_id = $1 and m.deleted_at is null and m.seq > $2
-                       and ($3::bigint is null or m.seq < $3)
+                       and m.seq < $3
                      order by m.seq asc limit $4"
                 ))
                 .bind(conversation_id)
                 .bind(after)
-                .bind(before_seq)
+                .bind(before_seq.unwrap_or(i64::MAX))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?
@@ -388,11 +388,11 @@ impl Store {
                 sqlx::query_as(concat!(
                     message_select!(),
                     "where m.conversation_id = $1 and m.deleted_at is null
-                       and ($2::bigint is null or m.seq < $2)
+                       and m.seq < $2
                      order by m.seq desc limit $3"
                 ))
                 .bind(conversation_id)
-                .bind(before_seq)
+                .bind(before_seq.unwrap_or(i64::MAX))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?

@@ -49,6 +49,23 @@ macro_rules! visible {
     };
 }
 
+/// The broadcast half of a page (`$1` user, `$2` cursor, `$3` limit), with an extra
+/// filter, followed by the merge of both halves.
+macro_rules! broadcast_page {
+    ($filter:literal) => {
+        concat!(
+            "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at,
+                     r.read_at is not null as is_read
+              from notifications n
+              left join notification_receipts r on r.notification_id = n.id and r.user_id = $1
+              where n.user_id is null and r.deleted_at is null and n.seq < $2 ",
+            $filter,
+            " order by n.seq desc limit $3)
+             order by seq desc limit $3"
+        )
+    };
+}
+
 impl Store {
     /// Stores a notification; `user_id` `None` makes it a broadcast.
     pub async fn insert_notification(
@@ -92,27 +109,34 @@ impl Store {
                 None => return Ok(None),
             },
         };
-        let rows: Vec<Row> = sqlx::query_as(
-            "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at, n.is_read
-              from notifications n
-              where n.user_id = $1 and ($2::bigint is null or n.seq < $2) and (not $3 or not n.is_read)
-              order by n.seq desc limit $4)
-             union all
-             (select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at,
-                     r.read_at is not null as is_read
-              from notifications n
-              left join notification_receipts r on r.notification_id = n.id and r.user_id = $1
-              where n.user_id is null and r.deleted_at is null
-                and ($2::bigint is null or n.seq < $2) and (not $3 or r.read_at is null)
-              order by n.seq desc limit $4)
-             order by seq desc limit $4",
-        )
-        .bind(user_id)
-        .bind(before_seq)
-        .bind(unread_only)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // Two fixed statements rather than `$x is null or …` / `not $y or …`: a prepared
+        // statement gets a generic plan, and those forms keep the cursor and the unread
+        // filter out of the index condition (a deep page then walks the whole inbox).
+        let query = if unread_only {
+            concat!(
+                "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at, n.is_read
+                  from notifications n
+                  where n.user_id = $1 and n.seq < $2 and not n.is_read
+                  order by n.seq desc limit $3)
+                 union all ",
+                broadcast_page!("and r.read_at is null")
+            )
+        } else {
+            concat!(
+                "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at, n.is_read
+                  from notifications n
+                  where n.user_id = $1 and n.seq < $2
+                  order by n.seq desc limit $3)
+                 union all ",
+                broadcast_page!("")
+            )
+        };
+        let rows: Vec<Row> = sqlx::query_as(query)
+            .bind(user_id)
+            .bind(before_seq.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(Some(rows.into_iter().map(Notification::from).collect()))
     }
 
