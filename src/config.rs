@@ -46,6 +46,10 @@ pub struct JwtConfig {
 pub enum AdapterKind {
     /// One node: in-memory rooms.
     Local,
+    /// Several nodes over PostgreSQL LISTEN/NOTIFY on `DATABASE_URL` (socketioxide-postgres).
+    Postgres,
+    /// Several nodes over Redis 7+ pub/sub on `REDIS_URL` (socketioxide-redis).
+    Redis,
 }
 
 /// Log output format.
@@ -86,6 +90,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Socket.io adapter (`ADAPTER`).
     pub adapter: AdapterKind,
+    /// Redis for `ADAPTER=redis` (`REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// Channel prefix of the cluster adapter (`ADAPTER_PREFIX`): nodes with the same
+    /// prefix form one cluster.
+    pub adapter_prefix: String,
     /// Log format (`LOG_FORMAT`).
     pub log_format: LogFormat,
 }
@@ -184,13 +193,19 @@ impl Config {
         });
         let adapter = match var("ADAPTER").as_deref() {
             None | Some("local") => AdapterKind::Local,
+            Some("postgres") => AdapterKind::Postgres,
+            Some("redis") => AdapterKind::Redis,
             Some(other) => {
                 return Err(problem(
                     "ADAPTER",
-                    format!("{other:?} is not supported by this build (supported: local)"),
+                    format!("{other:?}: use local, postgres or redis"),
                 ));
             }
         };
+        let redis_url = var("REDIS_URL");
+        if adapter == AdapterKind::Redis && redis_url.is_none() {
+            return Err(problem("REDIS_URL", "required with ADAPTER=redis"));
+        }
         let log_format = match var("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -247,6 +262,8 @@ impl Config {
                 10,
             )?),
             adapter,
+            redis_url,
+            adapter_prefix: var("ADAPTER_PREFIX").unwrap_or_else(|| "socket.io".to_owned()),
             log_format,
         })
     }

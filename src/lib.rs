@@ -32,9 +32,20 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
+use socketioxide::SocketIoBuilder;
+use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide_core::adapter::DefinedAdapter;
+use socketioxide_postgres::{PostgresAdapterConfig, PostgresAdapterCtr, SqlxAdapter};
+use socketioxide_redis::drivers::redis::redis_client;
+use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use std::sync::Arc;
+
 use crate::auth::Verifier;
+use crate::config::AdapterKind;
 use crate::config::Config;
+use crate::realtime::cluster::{AdapterProbe, BoxFuture, Mounter, NsInit};
 use crate::state::AppState;
+use crate::state::InFlight;
 use crate::store::Store;
 
 /// Why the server could not start or stopped with an error.
@@ -52,6 +63,9 @@ pub enum StartError {
     /// The embedded PostgreSQL could not start.
     #[error("{0}")]
     Embedded(#[from] embedded_pg::EmbeddedPgError),
+    /// The socket.io adapter could not connect or subscribe.
+    #[error("adapter: {0}")]
+    Adapter(String),
     /// Listening or serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
@@ -66,19 +80,122 @@ pub async fn connect_pool(config: &Config, url: &str) -> Result<PgPool, sqlx::Er
         .await
 }
 
-/// Builds the whole application (REST routes with socket.io layered on) over `pool`.
-pub fn build_app(config: Config, pool: PgPool) -> Result<(Router, AppState), StartError> {
+/// What `serve` needs of a built application, whatever its adapter.
+pub trait Running: Send + Sync {
+    /// Running event handlers.
+    fn in_flight(&self) -> &InFlight;
+    /// Disconnects every socket of this node.
+    fn close(&self) -> BoxFuture<()>;
+    /// The database pool.
+    fn pool(&self) -> &PgPool;
+}
+
+impl<A: Adapter> Running for AppState<A> {
+    fn in_flight(&self) -> &InFlight {
+        &self.in_flight
+    }
+    fn close(&self) -> BoxFuture<()> {
+        let io = self.broadcaster.io().clone();
+        Box::pin(async move { io.close().await })
+    }
+    fn pool(&self) -> &PgPool {
+        self.store.pool()
+    }
+}
+
+/// Builds the whole application (REST routes with socket.io layered on) over `pool`,
+/// with the socket.io adapter chosen by `ADAPTER`. The only place that names adapters.
+pub async fn build_app(
+    config: Config,
+    pool: PgPool,
+) -> Result<(Router, Arc<dyn Running>), StartError> {
     let verifier = Verifier::new(&config.jwt)?;
     let max_payload = config.max_payload_bytes;
-    let (io_layer, io) = SocketIo::builder()
+    let builder = SocketIo::builder()
         .max_payload(max_payload as u64)
         .ws_max_message_size(max_payload)
         .ws_max_frame_size(max_payload)
         .ping_interval(Duration::from_secs(25))
-        .ping_timeout(Duration::from_secs(20))
-        .build_layer();
-    let app = AppState::new(config, Store::new(pool), verifier, io);
-    realtime::namespaces::register_all(&app);
+        .ping_timeout(Duration::from_secs(20));
+    match config.adapter {
+        AdapterKind::Local => assemble(builder, config, pool, verifier, None).await,
+        AdapterKind::Postgres => {
+            let settings = PostgresAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
+            let ctr = PostgresAdapterCtr::new_with_sqlx_config(pool.clone(), settings);
+            let builder = builder.with_adapter::<SqlxAdapter<Emitter>>(ctr);
+            // The adapter lives on the same database: the readiness ping covers it.
+            assemble(builder, config, pool, verifier, None).await
+        }
+        AdapterKind::Redis => {
+            let url = config.redis_url.clone().unwrap_or_default();
+            // socketioxide-redis needs RESP3 (Redis 7+).
+            let url = if url.contains("protocol=") {
+                url
+            } else if url.contains('?') {
+                format!("{url}&protocol=resp3")
+            } else {
+                format!("{url}?protocol=resp3")
+            };
+            let client =
+                redis_client::Client::open(url).map_err(|e| StartError::Adapter(e.to_string()))?;
+            let settings = RedisAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
+            let ctr = RedisAdapterCtr::new_with_redis_config(&client, settings)
+                .await
+                .map_err(|e| StartError::Adapter(e.to_string()))?;
+            let builder = builder.with_adapter::<RedisAdapter<Emitter>>(ctr);
+            let probe: AdapterProbe = Box::new(move || {
+                let client = client.clone();
+                Box::pin(async move {
+                    let mut conn = client
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    redis_client::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            });
+            assemble(builder, config, pool, verifier, Some(probe)).await
+        }
+    }
+}
+
+async fn assemble<A>(
+    builder: SocketIoBuilder<A>,
+    config: Config,
+    pool: PgPool,
+    verifier: Verifier,
+    probe: Option<AdapterProbe>,
+) -> Result<(Router, Arc<dyn Running>), StartError>
+where
+    A: Adapter + DefinedAdapter,
+    A::InitRes: NsInit,
+{
+    let max_payload = config.max_payload_bytes;
+    let (io_layer, io) = builder.build_layer();
+    let app = AppState::new(config, Store::new(pool), verifier, io.clone());
+    let (inits, per_restaurant) = realtime::namespaces::register_all(&app);
+    for init in inits {
+        init.ready().await.map_err(StartError::Adapter)?;
+    }
+    let mount_app = app.clone();
+    let mounter: Mounter = Box::new(move |path: String| {
+        let io = mount_app.broadcaster.io().clone();
+        let handler = per_restaurant.handler(&mount_app);
+        Box::pin(async move {
+            if io.of(&path).is_none()
+                && let Err(e) = io.ns(path.clone(), handler).ready().await
+            {
+                tracing::warn!(ns = %path, error = %e, "could not mount namespace for cluster routing");
+            }
+        })
+    });
+    app.set_mounter(mounter);
+    if let Some(probe) = probe {
+        app.set_adapter_probe(probe);
+    }
 
     let router = http::router()
         .with_state(app.clone())
@@ -86,10 +203,10 @@ pub fn build_app(config: Config, pool: PgPool) -> Result<(Router, AppState), Sta
         .layer(io_layer)
         .layer(cors(&app.config))
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
+            app.config.allowed_origins.clone(),
             refuse_foreign_websockets,
         ));
-    Ok((router, app))
+    Ok((router, Arc::new(app)))
 }
 
 /// CORS for polling and REST: the allow-list with credentials, or any origin without.
@@ -120,11 +237,11 @@ fn cors(config: &Config) -> CorsLayer {
 /// With `ALLOWED_ORIGINS` set, a websocket upgrade from another origin is refused with
 /// 403 (browsers do not apply CORS to websockets, so the server must).
 async fn refuse_foreign_websockets(
-    State(app): State<AppState>,
+    State(allowed): State<Option<Vec<String>>>,
     req: Request,
     next: Next,
 ) -> Response {
-    if let Some(allowed) = &app.config.allowed_origins {
+    if let Some(allowed) = &allowed {
         let is_upgrade = req
             .headers()
             .get(header::UPGRADE)
@@ -155,7 +272,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let grace = config.shutdown_grace;
-    let (router, app) = build_app(config, pool)?;
+    let (router, app) = build_app(config, pool).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     // Two small frames (an event then its ack) must not wait for the delayed ACK.
     let listener = listener.tap_io(|tcp| {
@@ -173,11 +290,11 @@ pub async fn serve(
     }
     tracing::info!("shutting down: no new connections, finishing in-flight events");
     let _ = stop_tx.send(true);
-    let left = app.in_flight.wait_idle(grace).await;
+    let left = app.in_flight().wait_idle(grace).await;
     if left > 0 {
         tracing::warn!(left, "shutdown grace elapsed with events still running");
     }
-    app.broadcaster.io().close().await;
+    app.close().await;
     let result = match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => flatten(result),
         Err(_) => {
@@ -188,7 +305,7 @@ pub async fn serve(
     };
     // Namespace handlers hold the state (and so the pool) for as long as the socket.io
     // instance lives; close the pool explicitly so no connection outlives the server.
-    app.store.pool().close().await;
+    app.pool().close().await;
     result
 }
 

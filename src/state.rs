@@ -6,22 +6,35 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use tokio::sync::Notify;
 
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::realtime::broadcast::Broadcaster;
+use crate::realtime::cluster::{AdapterProbe, Mounter};
 use crate::realtime::orders::DynamicPaths;
 use crate::store::Store;
 
-/// Cheap-to-clone handle to everything a handler needs.
-#[derive(Debug, Clone)]
-pub struct AppState(Arc<Inner>);
+/// Cheap-to-clone handle to everything a handler needs, generic over the socket.io
+/// adapter (`LocalAdapter` for one node, a remote adapter for a cluster).
+pub struct AppState<A: Adapter>(Arc<Inner<A>>);
+
+impl<A: Adapter> Clone for AppState<A> {
+    fn clone(&self) -> Self {
+        AppState(self.0.clone())
+    }
+}
+
+impl<A: Adapter> std::fmt::Debug for AppState<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppState { .. }")
+    }
+}
 
 /// The shared parts.
-#[derive(Debug)]
-pub struct Inner {
+pub struct Inner<A: Adapter> {
     /// Settings.
     pub config: Config,
     /// Database.
@@ -29,18 +42,22 @@ pub struct Inner {
     /// Token verification.
     pub verifier: Verifier,
     /// Socket.io emits.
-    pub broadcaster: Broadcaster,
+    pub broadcaster: Broadcaster<A>,
     /// Handlers running now (graceful shutdown waits for them).
     pub in_flight: InFlight,
     /// `/restaurants/<id>` namespaces that exist, per restaurant.
     pub dynamic_paths: DynamicPaths,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Mounts `/restaurants/<id>` for cluster routing (set once at build).
+    mounter: std::sync::OnceLock<Mounter>,
+    /// Health of the adapter's own connection, when it has one.
+    adapter_probe: std::sync::OnceLock<AdapterProbe>,
 }
 
-impl AppState {
+impl<A: Adapter> AppState<A> {
     /// Bundles the parts.
-    pub fn new(config: Config, store: Store, verifier: Verifier, io: SocketIo) -> Self {
+    pub fn new(config: Config, store: Store, verifier: Verifier, io: SocketIo<A>) -> Self {
         let metrics = Metrics::default();
         let broadcaster = Broadcaster::new(io, metrics.broadcast_failures.clone());
         AppState(Arc::new(Inner {
@@ -51,13 +68,44 @@ impl AppState {
             in_flight: InFlight::default(),
             dynamic_paths: DynamicPaths::default(),
             metrics,
+            mounter: std::sync::OnceLock::new(),
+            adapter_probe: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Installs the adapter health probe (once, at build).
+    pub fn set_adapter_probe(&self, probe: AdapterProbe) {
+        if self.0.adapter_probe.set(probe).is_err() {
+            tracing::warn!("adapter probe set twice");
+        }
+    }
+
+    /// Whether the adapter's own connection answers (always true without one).
+    pub async fn adapter_ready(&self) -> Result<(), String> {
+        match self.0.adapter_probe.get() {
+            Some(probe) => probe().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Installs the namespace mounter (once, at build).
+    pub fn set_mounter(&self, mounter: Mounter) {
+        if self.0.mounter.set(mounter).is_err() {
+            tracing::warn!("namespace mounter set twice");
+        }
+    }
+
+    /// Makes sure `path` exists on this node (so its events reach other nodes).
+    pub async fn mount(&self, path: String) {
+        if let Some(mounter) = self.0.mounter.get() {
+            mounter(path).await;
+        }
     }
 }
 
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
+impl<A: Adapter> Deref for AppState<A> {
+    type Target = Inner<A>;
+    fn deref(&self) -> &Inner<A> {
         &self.0
     }
 }

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
+use socketioxide::adapter::Adapter;
 use uuid::Uuid;
 
 use super::extract::{ApiJson, Authenticated};
@@ -14,14 +15,14 @@ use crate::realtime::namespaces::chat::push_unread_counts;
 use crate::realtime::rooms;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .route("/conversations", post(create_conversation))
         .route("/conversations/{id}", delete(delete_conversation))
 }
 
-async fn create_conversation(
-    State(app): State<AppState>,
+async fn create_conversation<A: Adapter>(
+    State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
     ApiJson(body): ApiJson<CreateConversation>,
 ) -> AppResult<(StatusCode, Json<Conversation>)> {
@@ -37,8 +38,8 @@ async fn create_conversation(
     Ok((StatusCode::CREATED, Json(conversation)))
 }
 
-async fn delete_conversation(
-    State(app): State<AppState>,
+async fn delete_conversation<A: Adapter>(
+    State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {

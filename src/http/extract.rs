@@ -4,6 +4,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use socketioxide::adapter::Adapter;
 use validator::Validate;
 
 use crate::auth::{Principal, bearer_from_headers};
@@ -15,10 +16,10 @@ use crate::state::AppState;
 #[derive(Debug)]
 pub struct Authenticated(pub Principal);
 
-impl FromRequestParts<AppState> for Authenticated {
+impl<A: Adapter> FromRequestParts<AppState<A>> for Authenticated {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<A>) -> Result<Self, AppError> {
         let token = bearer_from_headers(&parts.headers).ok_or(AppError::Unauthenticated)?;
         state.verifier.verify(token).map(Authenticated)
     }
@@ -28,10 +29,10 @@ impl FromRequestParts<AppState> for Authenticated {
 #[derive(Debug)]
 pub struct ServiceCaller(pub Principal);
 
-impl FromRequestParts<AppState> for ServiceCaller {
+impl<A: Adapter> FromRequestParts<AppState<A>> for ServiceCaller {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<A>) -> Result<Self, AppError> {
         let Authenticated(me) = Authenticated::from_request_parts(parts, state).await?;
         if me.is_service_or_admin() {
             Ok(ServiceCaller(me))
@@ -56,10 +57,10 @@ impl JsonBody {
     }
 }
 
-impl FromRequest<AppState> for JsonBody {
+impl<A: Adapter> FromRequest<AppState<A>> for JsonBody {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request(req: Request, state: &AppState<A>) -> Result<Self, AppError> {
         let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
             .await
             .map_err(|rejection| {
@@ -77,13 +78,13 @@ impl FromRequest<AppState> for JsonBody {
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-impl<T> FromRequest<AppState> for ApiJson<T>
+impl<A: Adapter, T> FromRequest<AppState<A>> for ApiJson<T>
 where
     T: DeserializeOwned + Validate,
 {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request(req: Request, state: &AppState<A>) -> Result<Self, AppError> {
         JsonBody::from_request(req, state)
             .await?
             .decode()

@@ -5,11 +5,12 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use socketioxide::adapter::Adapter;
 
 use crate::metrics::PoolLabel;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -20,23 +21,30 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
-    match app.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": "ok" })),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": "unreachable" })),
-            )
-        }
+async fn readyz<A: Adapter>(State(app): State<AppState<A>>) -> (StatusCode, Json<Value>) {
+    let database = app.store.ping().await;
+    let adapter = app.adapter_ready().await;
+    if let Err(e) = &database {
+        tracing::warn!(error = %e, "readiness: database unreachable");
     }
+    if let Err(e) = &adapter {
+        tracing::warn!(error = %e, "readiness: cluster adapter unreachable");
+    }
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    let body = json!({
+        "status": if database.is_ok() && adapter.is_ok() { "ready" } else { "unavailable" },
+        "database": word(database.is_ok()),
+        "adapter": word(adapter.is_ok()),
+    });
+    let status = if database.is_ok() && adapter.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
 }
 
-async fn metrics(State(app): State<AppState>) -> impl axum::response::IntoResponse {
+async fn metrics<A: Adapter>(State(app): State<AppState<A>>) -> impl axum::response::IntoResponse {
     let pool = app.store.pool();
     let idle = i64::try_from(pool.num_idle()).unwrap_or(i64::MAX);
     let size = i64::from(pool.size());

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use socketioxide::adapter::Adapter;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -17,7 +18,7 @@ use crate::state::AppState;
 pub use extract::{ApiJson, Authenticated, JsonBody, ServiceCaller};
 
 /// Every HTTP route of the server (socket.io is layered on top by `lib.rs`).
-pub fn router() -> Router<AppState> {
+pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .nest(
             "/api",

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use socketioxide::adapter::Adapter;
 
 use super::extract::{ApiJson, ServiceCaller};
 use crate::domain::notifications::{CreateBroadcast, CreateNotification, Notification};
@@ -14,14 +15,14 @@ use crate::realtime::namespaces::notifications::push_counts;
 use crate::realtime::rooms;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .route("/notifications", post(create_notification))
         .route("/notifications/broadcast", post(create_broadcast))
 }
 
-async fn create_notification(
-    State(app): State<AppState>,
+async fn create_notification<A: Adapter>(
+    State(app): State<AppState<A>>,
     _: ServiceCaller,
     ApiJson(body): ApiJson<CreateNotification>,
 ) -> AppResult<(StatusCode, Json<Notification>)> {
@@ -46,8 +47,8 @@ async fn create_notification(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn create_broadcast(
-    State(app): State<AppState>,
+async fn create_broadcast<A: Adapter>(
+    State(app): State<AppState<A>>,
     _: ServiceCaller,
     ApiJson(body): ApiJson<CreateBroadcast>,
 ) -> AppResult<(StatusCode, Json<Notification>)> {
@@ -60,7 +61,7 @@ async fn create_broadcast(
             .emit_all(namespace, ev::CREATED, &created)
             .await;
     }
-    let users = app.broadcaster.connected_user_ids(ns::NOTIFICATIONS);
+    let users = app.broadcaster.connected_user_ids(ns::NOTIFICATIONS).await;
     push_counts(&app, &users).await;
     Ok((StatusCode::CREATED, Json(created)))
 }

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use socketioxide::adapter::Adapter;
 use uuid::Uuid;
 
 use super::extract::{Authenticated, JsonBody, ServiceCaller};
@@ -22,7 +23,7 @@ use crate::realtime::namespaces::restaurant::{announce_table_ready, status_chang
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .route("/restaurants", post(create_restaurant))
         .route("/restaurants/{id}/orders", post(create_order))
@@ -36,8 +37,8 @@ fn parse_id(raw: &str) -> AppResult<Uuid> {
 
 /// REST rule: `service` and `admin` act anywhere; others need the restaurant in their
 /// token and at least `min` in `user < staff < manager < admin`. Then it must exist.
-async fn authorize(
-    app: &AppState,
+async fn authorize<A: Adapter>(
+    app: &AppState<A>,
     me: &Principal,
     restaurant_id: Uuid,
     min: Role,
@@ -56,8 +57,8 @@ async fn authorize(
 /// The order, once the caller may act on its restaurant. An order of a restaurant the
 /// caller has nothing to do with is "not found", so other restaurants' order ids cannot
 /// be probed; a caller of that restaurant without the rank gets 403.
-async fn authorized_order(
-    app: &AppState,
+async fn authorized_order<A: Adapter>(
+    app: &AppState<A>,
     me: &Principal,
     order_id: Uuid,
     min: Role,
@@ -75,8 +76,8 @@ async fn authorized_order(
     Ok(order)
 }
 
-async fn create_restaurant(
-    State(app): State<AppState>,
+async fn create_restaurant<A: Adapter>(
+    State(app): State<AppState<A>>,
     _: ServiceCaller,
     body: JsonBody,
 ) -> AppResult<(StatusCode, Json<Restaurant>)> {
@@ -85,8 +86,8 @@ async fn create_restaurant(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn create_order(
-    State(app): State<AppState>,
+async fn create_order<A: Adapter>(
+    State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
     body: JsonBody,
@@ -106,8 +107,8 @@ async fn create_order(
     Ok((StatusCode::CREATED, Json(order)))
 }
 
-async fn patch_order(
-    State(app): State<AppState>,
+async fn patch_order<A: Adapter>(
+    State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
     body: JsonBody,
@@ -150,8 +151,8 @@ async fn patch_order(
     Ok(Json(patched.order))
 }
 
-async fn delete_order(
-    State(app): State<AppState>,
+async fn delete_order<A: Adapter>(
+    State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
     body: Bytes,
@@ -186,8 +187,8 @@ async fn delete_order(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_alert(
-    State(app): State<AppState>,
+async fn create_alert<A: Adapter>(
+    State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
     body: JsonBody,

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use socketioxide::adapter::LocalAdapter;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
@@ -61,17 +61,17 @@ impl Dialect {
 }
 
 /// Answers one client event. Built by socketioxide for each incoming event.
-pub struct Reply {
-    ack: AckSender,
-    socket: SocketRef,
+pub struct Reply<A: Adapter> {
+    ack: AckSender<A>,
+    socket: SocketRef<A>,
     wants_ack: bool,
 }
 
-impl FromMessageParts<LocalAdapter> for Reply {
+impl<A: Adapter> FromMessageParts<A> for Reply<A> {
     type Error = Infallible;
 
     fn from_message_parts(
-        s: &Arc<Socket<LocalAdapter>>,
+        s: &Arc<Socket<A>>,
         v: &mut socketioxide::handler::Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
@@ -83,7 +83,7 @@ impl FromMessageParts<LocalAdapter> for Reply {
     }
 }
 
-impl Reply {
+impl<A: Adapter> Reply<A> {
     /// Sends the outcome. Errors are logged once here. A client that gave no ack gets
     /// nothing on success and an `error` event on failure.
     pub fn send(self, dialect: Dialect, result: AppResult<Value>) {

@@ -7,25 +7,24 @@
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use socketioxide::SocketIo;
-use socketioxide::adapter::LocalAdapter;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide_core::adapter::RoomParam;
 
 /// Sends events to rooms of a namespace.
-#[derive(Debug)]
-pub struct Broadcaster {
-    io: SocketIo<LocalAdapter>,
+pub struct Broadcaster<A: Adapter> {
+    io: SocketIo<A>,
     failures: Counter,
 }
 
-impl Broadcaster {
+impl<A: Adapter> Broadcaster<A> {
     /// Wraps the socket.io handle; failures are counted on `failures`.
-    pub fn new(io: SocketIo<LocalAdapter>, failures: Counter) -> Self {
+    pub fn new(io: SocketIo<A>, failures: Counter) -> Self {
         Broadcaster { io, failures }
     }
 
     /// The socket.io handle.
-    pub fn io(&self) -> &SocketIo<LocalAdapter> {
+    pub fn io(&self) -> &SocketIo<A> {
         &self.io
     }
 
@@ -65,7 +64,7 @@ impl Broadcaster {
     /// Emits to every socket in `rooms` except `socket` itself.
     pub async fn emit_except_self<T: Serialize + ?Sized>(
         &self,
-        socket: &SocketRef,
+        socket: &SocketRef<A>,
         rooms: impl RoomParam,
         event: &str,
         data: &T,
@@ -75,8 +74,9 @@ impl Broadcaster {
         }
     }
 
-    /// Makes every socket in `holders` leave `rooms` (through the adapter, so it also
-    /// applies to sockets on other nodes once a cluster adapter is used).
+    /// Makes every socket in `holders` leave `rooms` on every node: the leave goes
+    /// through the adapter, then a request that every node answers (handled after the
+    /// leave) confirms it is in effect everywhere before the caller replies.
     pub async fn leave(&self, ns: &str, holders: impl RoomParam, rooms: impl RoomParam) {
         let Some(op) = self.io.of(ns) else {
             return;
@@ -84,21 +84,25 @@ impl Broadcaster {
         if let Err(e) = op.to(holders).leave(rooms).await {
             self.failed("leave", &e);
         }
+        super::cluster::barrier(&self.io, ns).await;
     }
 
-    /// Distinct users with a socket connected to `ns` on this node.
-    pub fn connected_user_ids(&self, ns: &str) -> Vec<i64> {
+    /// Distinct users with a socket connected to `ns` on any node (from the cluster's
+    /// `user:<id>` rooms).
+    pub async fn connected_user_ids(&self, ns: &str) -> Vec<i64> {
         let Some(op) = self.io.of(ns) else {
             return Vec::new();
         };
-        let mut ids: Vec<i64> = op
-            .sockets()
-            .into_iter()
-            .filter_map(|s| {
-                s.extensions
-                    .get::<crate::auth::Principal>()
-                    .map(|p| p.user_id)
-            })
+        let rooms = match op.rooms().await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                tracing::warn!(ns, error = %e, "could not list rooms across the cluster");
+                return Vec::new();
+            }
+        };
+        let mut ids: Vec<i64> = rooms
+            .iter()
+            .filter_map(|r| super::rooms::parse_user(r))
             .collect();
         ids.sort_unstable();
         ids.dedup();

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, SocketRef, TryData};
 use tracing::Instrument;
 use validator::Validate;
@@ -18,16 +19,21 @@ use crate::metrics::{CodeLabel, EventLabels};
 
 /// Registers `handler` for `event` on `socket`. The handler gets the session, the socket
 /// and the decoded payload, and returns the ack's `data` (`Value::Null` for none).
-pub fn on<T, F, Fut>(socket: &SocketRef, session: &Arc<Session>, event: &'static str, handler: F)
-where
+pub fn on<A, T, F, Fut>(
+    socket: &SocketRef<A>,
+    session: &Arc<Session<A>>,
+    event: &'static str,
+    handler: F,
+) where
+    A: Adapter,
     T: DeserializeOwned + Validate + Send + 'static,
-    F: Fn(Arc<Session>, SocketRef, T) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Arc<Session<A>>, SocketRef<A>, T) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = AppResult<Value>> + Send + 'static,
 {
     let session = session.clone();
     socket.on(
         event,
-        move |socket: SocketRef, TryData(data): TryData<Value>, reply: Reply| {
+        move |socket: SocketRef<A>, TryData(data): TryData<Value>, reply: Reply<A>| {
             let session = session.clone();
             let handler = handler.clone();
             async move {
@@ -53,9 +59,9 @@ where
 
 /// Answers every event name the namespace does not know with "unknown event"; the
 /// rate limit counts these too.
-pub fn on_unknown(socket: &SocketRef, session: &Arc<Session>) {
+pub fn on_unknown<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) {
     let session = session.clone();
-    socket.on_fallback(move |socket: SocketRef, Event(event): Event, reply: Reply| {
+    socket.on_fallback(move |socket: SocketRef<A>, Event(event): Event, reply: Reply<A>| {
         let session = session.clone();
         async move {
             let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event = %event);
@@ -72,7 +78,12 @@ pub fn on_unknown(socket: &SocketRef, session: &Arc<Session>) {
 }
 
 /// Counts the event, its reply time and its error code.
-fn record(session: &Session, event: &'static str, started: Instant, result: &AppResult<Value>) {
+fn record<A: Adapter>(
+    session: &Session<A>,
+    event: &'static str,
+    started: Instant,
+    result: &AppResult<Value>,
+) {
     let metrics = &session.app.metrics;
     let labels = EventLabels {
         namespace: session.ns,

@@ -5,6 +5,7 @@
 
 pub mod ack;
 pub mod broadcast;
+pub mod cluster;
 pub mod events;
 pub mod handler;
 pub mod namespaces;

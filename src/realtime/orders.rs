@@ -6,6 +6,7 @@
 //! single emits skip them; this module queues the event on each of them, and a
 //! per-socket task flushes the queue. Events keep the order in which they were routed.
 
+use socketioxide::adapter::Adapter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use super::events::{ns, restaurant as ev};
 use super::rooms;
+use crate::config::AdapterKind;
 use crate::domain::orders::Station;
 use crate::state::AppState;
 
@@ -47,7 +49,12 @@ impl Batch {
 }
 
 /// Turns batch mode on or off for a socket; on starts its flush task if not running.
-pub fn set_batch(app: &AppState, socket: &SocketRef, batch: &Arc<Batch>, on: bool) {
+pub fn set_batch<A: Adapter>(
+    app: &AppState<A>,
+    socket: &SocketRef<A>,
+    batch: &Arc<Batch>,
+    on: bool,
+) {
     let was_on = batch.enabled.swap(on, Ordering::SeqCst);
     if was_on && !on {
         // Deliver the open window now, so it cannot arrive after the single events
@@ -118,9 +125,20 @@ impl DynamicPaths {
 }
 
 /// Every namespace a restaurant's sockets may be on.
-fn namespaces(app: &AppState, restaurant_id: Uuid) -> Vec<String> {
+///
+/// In a cluster, `/restaurants/<id>` may exist only on the nodes where a tablet
+/// connected; this node mounts the canonical path so that its events reach them.
+async fn namespaces<A: Adapter>(app: &AppState<A>, restaurant_id: Uuid) -> Vec<String> {
     let mut all = vec![ns::ROOT.to_owned(), ns::RESTAURANT.to_owned()];
-    all.extend(app.dynamic_paths.paths(restaurant_id));
+    let mut dynamic = app.dynamic_paths.paths(restaurant_id);
+    if app.config.adapter != AdapterKind::Local {
+        let canonical = format!("/restaurants/{restaurant_id}");
+        app.mount(canonical.clone()).await;
+        if !dynamic.contains(&canonical) {
+            dynamic.push(canonical);
+        }
+    }
+    all.extend(dynamic);
     all
 }
 
@@ -133,8 +151,8 @@ fn target_rooms(restaurant_id: Uuid, stations: &[Station]) -> Vec<String> {
 
 /// Sends an order event (or `table:ready`/`table:completed`): immediately to sockets in
 /// single mode, queued for sockets in batch mode.
-pub async fn emit_order_event<T: Serialize + ?Sized>(
-    app: &AppState,
+pub async fn emit_order_event<A: Adapter, T: Serialize + ?Sized>(
+    app: &AppState<A>,
     restaurant_id: Uuid,
     stations: &[Station],
     event: &str,
@@ -143,7 +161,7 @@ pub async fn emit_order_event<T: Serialize + ?Sized>(
     let rooms = target_rooms(restaurant_id, stations);
     let batch_rooms: Vec<String> = rooms.iter().map(|r| rooms::batched(r)).collect();
     let item = json!({ "event": event, "data": data });
-    for path in namespaces(app, restaurant_id) {
+    for path in namespaces(app, restaurant_id).await {
         app.broadcaster
             .emit(&path, rooms.clone(), event, data)
             .await;
@@ -161,11 +179,15 @@ pub async fn emit_order_event<T: Serialize + ?Sized>(
 
 /// Sends `kitchen:alert` to every socket of the restaurant (its room and every station
 /// room) at once, batch mode or not.
-pub async fn emit_alert<T: Serialize + ?Sized>(app: &AppState, restaurant_id: Uuid, data: &T) {
+pub async fn emit_alert<A: Adapter, T: Serialize + ?Sized>(
+    app: &AppState<A>,
+    restaurant_id: Uuid,
+    data: &T,
+) {
     let rooms = target_rooms(restaurant_id, &Station::ALL);
     let mut all: Vec<String> = rooms.iter().map(|r| rooms::batched(r)).collect();
     all.extend(rooms);
-    for path in namespaces(app, restaurant_id) {
+    for path in namespaces(app, restaurant_id).await {
         app.broadcaster
             .emit(&path, all.clone(), ev::KITCHEN_ALERT, data)
             .await;
@@ -175,7 +197,7 @@ pub async fn emit_alert<T: Serialize + ?Sized>(app: &AppState, restaurant_id: Uu
 /// Moves a socket onto `restaurant_id`'s board: leaves every other restaurant's rooms,
 /// keeps (and converts to the right mode) this restaurant's station rooms, joins the
 /// restaurant room in single or batch mode.
-pub fn join_board(socket: &SocketRef, restaurant_id: Uuid, batch: bool) -> String {
+pub fn join_board<A: Adapter>(socket: &SocketRef<A>, restaurant_id: Uuid, batch: bool) -> String {
     let own_room = rooms::restaurant(restaurant_id);
     let own_stations = rooms::station_prefix(restaurant_id);
     let variant = |base: &str| {
@@ -203,8 +225,8 @@ pub fn join_board(socket: &SocketRef, restaurant_id: Uuid, batch: bool) -> Strin
 }
 
 /// Joins a station room in the socket's current mode.
-pub fn join_station(
-    socket: &SocketRef,
+pub fn join_station<A: Adapter>(
+    socket: &SocketRef<A>,
     restaurant_id: Uuid,
     station: Station,
     batch: bool,

@@ -9,6 +9,11 @@ pub fn user(user_id: i64) -> String {
     format!("user:{user_id}")
 }
 
+/// The user id of a `user:<id>` room.
+pub fn parse_user(room: &str) -> Option<i64> {
+    room.strip_prefix("user:")?.parse().ok()
+}
+
 /// Room of a chat conversation.
 pub fn conversation(conversation_id: Uuid) -> String {
     format!("conversation:{conversation_id}")

@@ -1,15 +1,16 @@
 //! What a socket carries for its whole life: who it is, its rate limits, its dialect.
 
+use socketioxide::adapter::Adapter;
+
 use crate::auth::Principal;
 use crate::realtime::ack::Dialect;
 use crate::realtime::rate_limit::RateLimiter;
 use crate::state::AppState;
 
 /// Per-socket context, shared by all of the socket's event handlers.
-#[derive(Debug)]
-pub struct Session {
+pub struct Session<A: Adapter> {
     /// Application state.
-    pub app: AppState,
+    pub app: AppState<A>,
     /// Identity fixed at connect.
     pub principal: Principal,
     /// Token buckets.
@@ -20,9 +21,9 @@ pub struct Session {
     pub ns: &'static str,
 }
 
-impl Session {
+impl<A: Adapter> Session<A> {
     /// A new session for a verified principal.
-    pub fn new(app: AppState, principal: Principal, dialect: Dialect, ns: &'static str) -> Self {
+    pub fn new(app: AppState<A>, principal: Principal, dialect: Dialect, ns: &'static str) -> Self {
         let limiter = RateLimiter::new(app.config.rate_limit_per_sec, app.config.rate_limit_burst);
         Session {
             app,

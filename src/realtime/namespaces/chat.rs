@@ -3,6 +3,7 @@
 //! Membership is read from the database on every event, so a removed member loses
 //! access at once, whatever rooms its sockets are in.
 
+use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -22,7 +23,7 @@ use crate::state::AppState;
 
 /// Registers every `/chat` event on a freshly authenticated socket. Called from the
 /// connect middleware, before the CONNECT packet goes out, so no early event is lost.
-pub fn register_handlers(socket: &SocketRef, session: &Arc<Session>) {
+pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) {
     socket.join(rooms::user(session.user_id()));
     on(socket, session, ev::CONVERSATION_JOIN, join_conversation);
     on(socket, session, ev::CONVERSATION_LEAVE, leave_conversation);
@@ -37,7 +38,7 @@ pub fn register_handlers(socket: &SocketRef, session: &Arc<Session>) {
 }
 
 /// After CONNECT: the socket's unread counts.
-pub async fn on_connected(app: AppState, socket: SocketRef, user_id: i64) {
+pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, user_id: i64) {
     match app.store.unread_count(user_id).await {
         Ok(count) => {
             if let Err(e) = socket.emit(ev::UNREAD_COUNT, &count) {
@@ -49,7 +50,10 @@ pub async fn on_connected(app: AppState, socket: SocketRef, user_id: i64) {
 }
 
 /// The conversation exists and the acting user is in it.
-async fn require_member(session: &Session, conversation_id: Uuid) -> AppResult<Access> {
+async fn require_member<A: Adapter>(
+    session: &Session<A>,
+    conversation_id: Uuid,
+) -> AppResult<Access> {
     let access = session
         .app
         .store
@@ -63,7 +67,7 @@ async fn require_member(session: &Session, conversation_id: Uuid) -> AppResult<A
 }
 
 /// Sends each user its current unread counts (every device, through `user:` rooms).
-pub async fn push_unread_counts(app: &AppState, user_ids: &[i64]) {
+pub async fn push_unread_counts<A: Adapter>(app: &AppState<A>, user_ids: &[i64]) {
     if user_ids.is_empty() {
         return;
     }
@@ -80,9 +84,9 @@ pub async fn push_unread_counts(app: &AppState, user_ids: &[i64]) {
     }
 }
 
-async fn join_conversation(
-    s: Arc<Session>,
-    socket: SocketRef,
+async fn join_conversation<A: Adapter>(
+    s: Arc<Session<A>>,
+    socket: SocketRef<A>,
     p: ConversationRef,
 ) -> AppResult<Value> {
     require_member(&s, p.conversation_id).await?;
@@ -90,9 +94,9 @@ async fn join_conversation(
     Ok(Value::Null)
 }
 
-async fn leave_conversation(
-    _s: Arc<Session>,
-    socket: SocketRef,
+async fn leave_conversation<A: Adapter>(
+    _s: Arc<Session<A>>,
+    socket: SocketRef<A>,
     p: ConversationRef,
 ) -> AppResult<Value> {
     // Leaving a room one is not in is harmless, so this needs no membership check.
@@ -100,7 +104,11 @@ async fn leave_conversation(
     Ok(Value::Null)
 }
 
-async fn send_message(s: Arc<Session>, socket: SocketRef, p: SendMessage) -> AppResult<Value> {
+async fn send_message<A: Adapter>(
+    s: Arc<Session<A>>,
+    socket: SocketRef<A>,
+    p: SendMessage,
+) -> AppResult<Value> {
     require_member(&s, p.conversation_id).await?;
     let inserted = s
         .app
@@ -127,7 +135,11 @@ async fn send_message(s: Arc<Session>, socket: SocketRef, p: SendMessage) -> App
     Ok(json!(message))
 }
 
-async fn edit_message(s: Arc<Session>, _socket: SocketRef, p: EditMessage) -> AppResult<Value> {
+async fn edit_message<A: Adapter>(
+    s: Arc<Session<A>>,
+    _socket: SocketRef<A>,
+    p: EditMessage,
+) -> AppResult<Value> {
     let store = &s.app.store;
     let found = store
         .find_message(p.message_id)
@@ -149,7 +161,11 @@ async fn edit_message(s: Arc<Session>, _socket: SocketRef, p: EditMessage) -> Ap
     Ok(json!(message))
 }
 
-async fn delete_message(s: Arc<Session>, _socket: SocketRef, p: MessageRef) -> AppResult<Value> {
+async fn delete_message<A: Adapter>(
+    s: Arc<Session<A>>,
+    _socket: SocketRef<A>,
+    p: MessageRef,
+) -> AppResult<Value> {
     let store = &s.app.store;
     let found = store
         .find_message(p.message_id)
@@ -189,7 +205,11 @@ async fn delete_message(s: Arc<Session>, _socket: SocketRef, p: MessageRef) -> A
     Ok(Value::Null)
 }
 
-async fn read_message(s: Arc<Session>, _socket: SocketRef, p: MessageRef) -> AppResult<Value> {
+async fn read_message<A: Adapter>(
+    s: Arc<Session<A>>,
+    _socket: SocketRef<A>,
+    p: MessageRef,
+) -> AppResult<Value> {
     let found = s
         .app
         .store
@@ -222,7 +242,11 @@ async fn read_message(s: Arc<Session>, _socket: SocketRef, p: MessageRef) -> App
     Ok(Value::Null)
 }
 
-async fn list_messages(s: Arc<Session>, _socket: SocketRef, p: ListMessages) -> AppResult<Value> {
+async fn list_messages<A: Adapter>(
+    s: Arc<Session<A>>,
+    _socket: SocketRef<A>,
+    p: ListMessages,
+) -> AppResult<Value> {
     require_member(&s, p.conversation_id).await?;
     let store = &s.app.store;
     let seq_of = |field: &'static str, id: Option<Uuid>| async move {
@@ -250,7 +274,11 @@ async fn list_messages(s: Arc<Session>, _socket: SocketRef, p: ListMessages) -> 
     Ok(json!(page))
 }
 
-async fn typing(s: Arc<Session>, socket: SocketRef, p: Typing) -> AppResult<Value> {
+async fn typing<A: Adapter>(
+    s: Arc<Session<A>>,
+    socket: SocketRef<A>,
+    p: Typing,
+) -> AppResult<Value> {
     require_member(&s, p.conversation_id).await?;
     let payload = json!({ "conversationId": p.conversation_id, "userId": s.user_id(), "isTyping": p.is_typing });
     s.app
@@ -265,7 +293,11 @@ async fn typing(s: Arc<Session>, socket: SocketRef, p: Typing) -> AppResult<Valu
     Ok(Value::Null)
 }
 
-async fn add_member(s: Arc<Session>, _socket: SocketRef, p: MemberChange) -> AppResult<Value> {
+async fn add_member<A: Adapter>(
+    s: Arc<Session<A>>,
+    _socket: SocketRef<A>,
+    p: MemberChange,
+) -> AppResult<Value> {
     let store = &s.app.store;
     let access = store
         .find_access(p.conversation_id, s.user_id())
@@ -295,7 +327,11 @@ async fn add_member(s: Arc<Session>, _socket: SocketRef, p: MemberChange) -> App
     Ok(Value::Null)
 }
 
-async fn remove_member(s: Arc<Session>, _socket: SocketRef, p: MemberChange) -> AppResult<Value> {
+async fn remove_member<A: Adapter>(
+    s: Arc<Session<A>>,
+    _socket: SocketRef<A>,
+    p: MemberChange,
+) -> AppResult<Value> {
     let store = &s.app.store;
     let access = store
         .find_access(p.conversation_id, s.user_id())

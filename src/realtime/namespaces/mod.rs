@@ -9,6 +9,8 @@ pub mod chat;
 pub mod notifications;
 pub mod restaurant;
 
+use socketioxide::adapter::Adapter;
+use socketioxide_core::adapter::DefinedAdapter;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,19 +41,19 @@ impl std::fmt::Display for Refusal {
 }
 
 /// Verifies the handshake's token (auth payload, header, or query).
-fn authenticate(
-    app: &AppState,
-    socket: &SocketRef,
+fn authenticate<A: Adapter>(
+    app: &AppState<A>,
+    socket: &SocketRef<A>,
     auth: Option<&Value>,
 ) -> Result<Principal, AppError> {
     let token = token_from_handshake(auth, socket.req_parts()).ok_or(AppError::Unauthenticated)?;
     app.verifier.verify(&token)
 }
 
-fn on_disconnect(socket: &SocketRef, app: &AppState, label: &'static str) {
+fn on_disconnect<A: Adapter>(socket: &SocketRef<A>, app: &AppState<A>, label: &'static str) {
     let app = app.clone();
     socket.on_disconnect(
-        move |socket: SocketRef, reason: DisconnectReason| async move {
+        move |socket: SocketRef<A>, reason: DisconnectReason| async move {
             app.metrics
                 .sockets
                 .get_or_create(&NsLabel { namespace: label })
@@ -61,66 +63,77 @@ fn on_disconnect(socket: &SocketRef, app: &AppState, label: &'static str) {
     );
 }
 
-/// Mounts every namespace on the socket.io instance held by `app`.
-pub fn register_all(app: &AppState) {
-    let chat = Family {
+/// Mounts every namespace on the socket.io instance held by `app`. Returns the adapter
+/// initialisations to await (remote adapters subscribe to their channels there) and
+/// the family of `/restaurants/<id>`, which cluster routing mounts on demand.
+pub fn register_all<A: Adapter + DefinedAdapter>(
+    app: &AppState<A>,
+) -> (Vec<A::InitRes>, Family<A>) {
+    let chat = Family::<A> {
         dialect: Dialect::Chat,
-        register: chat::register_handlers,
+        register: chat::register_handlers::<A>,
         admit: None,
         on_connected: Some(|app, socket, user| Box::pin(chat::on_connected(app, socket, user))),
     };
-    let notifications = Family {
+    let notifications = Family::<A> {
         dialect: Dialect::Chat,
-        register: notifications::register_handlers,
+        register: notifications::register_handlers::<A>,
         admit: None,
         on_connected: Some(|app, socket, user| {
             Box::pin(notifications::on_connected(app, socket, user))
         }),
     };
-    let board = Family {
+    let board = Family::<A> {
         dialect: Dialect::Restaurant,
-        register: restaurant::register_handlers,
+        register: restaurant::register_handlers::<A>,
         admit: None,
         on_connected: None,
     };
-    let per_restaurant = Family {
+    let per_restaurant = Family::<A> {
         admit: Some(|app, socket, principal| Box::pin(admit_to_restaurant(app, socket, principal))),
         ..board
     };
     let io = app.broadcaster.io().clone();
-    io.ns(ns::CHAT, chat.handler(app));
-    io.ns(ns::NOTIFICATIONS, notifications.handler(app));
-    io.ns(ns::ROOT, board.handler(app));
-    io.ns(ns::RESTAURANT, board.handler(app));
+    let inits = vec![
+        io.ns(ns::CHAT, chat.handler(app)),
+        io.ns(ns::NOTIFICATIONS, notifications.handler(app)),
+        io.ns(ns::ROOT, board.handler(app)),
+        io.ns(ns::RESTAURANT, board.handler(app)),
+    ];
     if let Err(e) = io.dyn_ns(ns::RESTAURANT_DYNAMIC, per_restaurant.handler(app)) {
         // The pattern is a constant; this only fails if it is malformed.
         tracing::error!(error = %e, "could not mount /restaurants/{{id}}");
     }
+    (inits, per_restaurant)
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Admit = fn(AppState, SocketRef, Principal) -> BoxFuture<Result<(), AppError>>;
-type OnConnected = fn(AppState, SocketRef, i64) -> BoxFuture<()>;
+type Admit<A> = fn(AppState<A>, SocketRef<A>, Principal) -> BoxFuture<Result<(), AppError>>;
+type OnConnected<A> = fn(AppState<A>, SocketRef<A>, i64) -> BoxFuture<()>;
 
 /// What differs between namespace families; authentication and dispatch are shared.
-#[derive(Clone, Copy)]
-struct Family {
+pub struct Family<A: Adapter> {
     dialect: Dialect,
     /// Registers the event handlers (runs in the middleware, before CONNECT).
-    register: fn(&SocketRef, &Arc<Session>),
+    register: fn(&SocketRef<A>, &Arc<Session<A>>),
     /// Extra admission check after the token (dynamic restaurant namespaces).
-    admit: Option<Admit>,
+    admit: Option<Admit<A>>,
     /// Runs after CONNECT (initial counts).
-    on_connected: Option<OnConnected>,
+    on_connected: Option<OnConnected<A>>,
 }
 
-impl Family {
-    fn handler(
-        self,
-        app: &AppState,
-    ) -> impl ConnectHandler<socketioxide::adapter::LocalAdapter, (SocketRef,)> {
+impl<A: Adapter> Clone for Family<A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A: Adapter> Copy for Family<A> {}
+
+impl<A: Adapter> Family<A> {
+    /// The connect handler (with its middleware) of this family.
+    pub fn handler(self, app: &AppState<A>) -> impl ConnectHandler<A, (SocketRef<A>,)> + use<A> {
         let mw_app = app.clone();
-        let middleware = move |socket: SocketRef, TryData(auth): TryData<Value>| {
+        let middleware = move |socket: SocketRef<A>, TryData(auth): TryData<Value>| {
             let app = mw_app.clone();
             async move {
                 let refuse = |e: AppError| Refusal(self.dialect.code(e.code()));
@@ -148,7 +161,7 @@ impl Family {
             }
         };
         let connect_app = app.clone();
-        let on_connect = move |socket: SocketRef| {
+        let on_connect = move |socket: SocketRef<A>| {
             let app = connect_app.clone();
             async move {
                 let label = if self.dialect == Dialect::Chat {
@@ -172,7 +185,7 @@ impl Family {
 }
 
 /// Static names for the chat-dialect namespaces (session spans want `&'static str`).
-fn ns_name(socket: &SocketRef) -> &'static str {
+fn ns_name<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
     if socket.ns() == ns::NOTIFICATIONS {
         ns::NOTIFICATIONS
     } else {
@@ -183,9 +196,9 @@ fn ns_name(socket: &SocketRef) -> &'static str {
 /// `/restaurants/<id>`: the id must be a restaurant this principal may use; the socket
 /// then starts in that restaurant's room. A path that names no restaurant leaves no
 /// namespace behind (each distinct path would otherwise stay in memory).
-async fn admit_to_restaurant(
-    app: AppState,
-    socket: SocketRef,
+async fn admit_to_restaurant<A: Adapter>(
+    app: AppState<A>,
+    socket: SocketRef<A>,
     principal: Principal,
 ) -> Result<(), AppError> {
     let path = socket.ns().to_owned();

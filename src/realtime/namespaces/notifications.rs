@@ -3,6 +3,7 @@
 //! Every state change is followed by `notification:count` to all of that user's
 //! sockets (the `user:` room), so every device shows the same badge.
 
+use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -19,7 +20,7 @@ use crate::realtime::session::Session;
 use crate::state::AppState;
 
 /// Registers every `/notifications` event (from the connect middleware).
-pub fn register_handlers(socket: &SocketRef, session: &Arc<Session>) {
+pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) {
     socket.join(rooms::user(session.user_id()));
     on(socket, session, ev::LIST, list_notifications);
     on(socket, session, ev::GET, get_notification);
@@ -30,7 +31,7 @@ pub fn register_handlers(socket: &SocketRef, session: &Arc<Session>) {
 }
 
 /// After CONNECT: the user's unread count.
-pub async fn on_connected(app: AppState, socket: SocketRef, user_id: i64) {
+pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, user_id: i64) {
     match app.store.notification_count(user_id).await {
         Ok(count) => {
             if let Err(e) = socket.emit(ev::COUNT, &NotificationCount { count }) {
@@ -42,7 +43,7 @@ pub async fn on_connected(app: AppState, socket: SocketRef, user_id: i64) {
 }
 
 /// Sends each user its unread count on every one of its sockets.
-pub async fn push_counts(app: &AppState, user_ids: &[i64]) {
+pub async fn push_counts<A: Adapter>(app: &AppState<A>, user_ids: &[i64]) {
     if user_ids.is_empty() {
         return;
     }
@@ -60,9 +61,9 @@ pub async fn push_counts(app: &AppState, user_ids: &[i64]) {
     }
 }
 
-async fn list_notifications(
-    s: Arc<Session>,
-    _: SocketRef,
+async fn list_notifications<A: Adapter>(
+    s: Arc<Session<A>>,
+    _: SocketRef<A>,
     p: ListNotifications,
 ) -> AppResult<Value> {
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
@@ -75,7 +76,11 @@ async fn list_notifications(
     Ok(json!(page))
 }
 
-async fn get_notification(s: Arc<Session>, _: SocketRef, p: NotificationRef) -> AppResult<Value> {
+async fn get_notification<A: Adapter>(
+    s: Arc<Session<A>>,
+    _: SocketRef<A>,
+    p: NotificationRef,
+) -> AppResult<Value> {
     let found = s
         .app
         .store
@@ -85,7 +90,11 @@ async fn get_notification(s: Arc<Session>, _: SocketRef, p: NotificationRef) -> 
     Ok(json!(found))
 }
 
-async fn read_notification(s: Arc<Session>, _: SocketRef, p: NotificationRef) -> AppResult<Value> {
+async fn read_notification<A: Adapter>(
+    s: Arc<Session<A>>,
+    _: SocketRef<A>,
+    p: NotificationRef,
+) -> AppResult<Value> {
     let me = s.user_id();
     let read = s
         .app
@@ -102,7 +111,11 @@ async fn read_notification(s: Arc<Session>, _: SocketRef, p: NotificationRef) ->
     Ok(json!(read))
 }
 
-async fn read_all_notifications(s: Arc<Session>, _: SocketRef, _: ReadAll) -> AppResult<Value> {
+async fn read_all_notifications<A: Adapter>(
+    s: Arc<Session<A>>,
+    _: SocketRef<A>,
+    _: ReadAll,
+) -> AppResult<Value> {
     let me = s.user_id();
     let count = s.app.store.mark_all_notifications_read(me).await?;
     s.app
@@ -113,9 +126,9 @@ async fn read_all_notifications(s: Arc<Session>, _: SocketRef, _: ReadAll) -> Ap
     Ok(json!({ "count": count }))
 }
 
-async fn delete_notification(
-    s: Arc<Session>,
-    _: SocketRef,
+async fn delete_notification<A: Adapter>(
+    s: Arc<Session<A>>,
+    _: SocketRef<A>,
     p: NotificationRef,
 ) -> AppResult<Value> {
     let me = s.user_id();
@@ -136,7 +149,7 @@ async fn delete_notification(
     Ok(Value::Null)
 }
 
-async fn ping(_: Arc<Session>, socket: SocketRef, _: Ping) -> AppResult<Value> {
+async fn ping<A: Adapter>(_: Arc<Session<A>>, socket: SocketRef<A>, _: Ping) -> AppResult<Value> {
     let timestamp = chrono::Utc::now().timestamp_millis();
     let payload = json!({ "timestamp": timestamp });
     if let Err(e) = socket.emit(ev::PONG, &payload) {

@@ -5,6 +5,7 @@
 //! it exists. Access is checked before existence, so a restaurant outside the token is
 //! `PERMISSION_DENIED` whether it exists or not.
 
+use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -25,7 +26,7 @@ use crate::state::AppState;
 use crate::store::orders::{Moved, TableReady};
 
 /// Registers every restaurant event (from the connect middleware).
-pub fn register_handlers(socket: &SocketRef, session: &Arc<Session>) {
+pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) {
     socket.extensions.insert(Arc::new(Batch::default()));
     on(socket, session, ev::JOIN_RESTAURANT, join_restaurant);
     on(socket, session, ev::JOIN_STATION, join_station);
@@ -40,8 +41,8 @@ pub fn register_handlers(socket: &SocketRef, session: &Arc<Session>) {
 }
 
 /// The access rule: in the token (or admin) first, then the restaurant must exist.
-pub async fn check_access(
-    app: &AppState,
+pub async fn check_access<A: Adapter>(
+    app: &AppState<A>,
     principal: &crate::auth::Principal,
     restaurant_id: Uuid,
 ) -> AppResult<()> {
@@ -54,14 +55,18 @@ pub async fn check_access(
     Ok(())
 }
 
-fn batch_of(socket: &SocketRef) -> AppResult<Arc<Batch>> {
+fn batch_of<A: Adapter>(socket: &SocketRef<A>) -> AppResult<Arc<Batch>> {
     socket
         .extensions
         .get::<Arc<Batch>>()
         .ok_or_else(|| AppError::Internal("socket without batch state".into()))
 }
 
-async fn join_restaurant(s: Arc<Session>, socket: SocketRef, p: RawPayload) -> AppResult<Value> {
+async fn join_restaurant<A: Adapter>(
+    s: Arc<Session<A>>,
+    socket: SocketRef<A>,
+    p: RawPayload,
+) -> AppResult<Value> {
     let join = JoinRestaurant::from_payload(p.0)?;
     check_access(&s.app, &s.principal, join.restaurant_id).await?;
     let batch = batch_of(&socket)?;
@@ -72,7 +77,11 @@ async fn join_restaurant(s: Arc<Session>, socket: SocketRef, p: RawPayload) -> A
     Ok(json!({ "room": room }))
 }
 
-async fn join_station(s: Arc<Session>, socket: SocketRef, p: JoinStation) -> AppResult<Value> {
+async fn join_station<A: Adapter>(
+    s: Arc<Session<A>>,
+    socket: SocketRef<A>,
+    p: JoinStation,
+) -> AppResult<Value> {
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let batch = batch_of(&socket)?;
     remember_namespace(&s.app, &socket, p.restaurant_id);
@@ -82,14 +91,18 @@ async fn join_station(s: Arc<Session>, socket: SocketRef, p: JoinStation) -> App
 
 /// A socket on `/restaurants/<A>` may join restaurant B's rooms: B's events must then
 /// also be emitted on that namespace.
-fn remember_namespace(app: &AppState, socket: &SocketRef, restaurant_id: Uuid) {
+fn remember_namespace<A: Adapter>(app: &AppState<A>, socket: &SocketRef<A>, restaurant_id: Uuid) {
     let path = socket.ns();
     if path.starts_with("/restaurants/") {
         app.dynamic_paths.record(restaurant_id, path);
     }
 }
 
-async fn sync_orders(s: Arc<Session>, socket: SocketRef, p: SyncOrders) -> AppResult<Value> {
+async fn sync_orders<A: Adapter>(
+    s: Arc<Session<A>>,
+    socket: SocketRef<A>,
+    p: SyncOrders,
+) -> AppResult<Value> {
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let statuses = p.statuses.unwrap_or_else(|| OrderStatus::ACTIVE.to_vec());
     let orders = s.app.store.list_orders(p.restaurant_id, &statuses).await?;
@@ -104,7 +117,11 @@ async fn sync_orders(s: Arc<Session>, socket: SocketRef, p: SyncOrders) -> AppRe
     Ok(payload)
 }
 
-async fn update_order_status(s: Arc<Session>, _: SocketRef, p: UpdateStatus) -> AppResult<Value> {
+async fn update_order_status<A: Adapter>(
+    s: Arc<Session<A>>,
+    _: SocketRef<A>,
+    p: UpdateStatus,
+) -> AppResult<Value> {
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let moved = s
         .app
@@ -115,7 +132,7 @@ async fn update_order_status(s: Arc<Session>, _: SocketRef, p: UpdateStatus) -> 
 }
 
 /// `order:status_changed` (and `table:ready` when due) for a move; returns the payload.
-pub async fn announce_move(app: &AppState, moved: &Moved) -> Value {
+pub async fn announce_move<A: Adapter>(app: &AppState<A>, moved: &Moved) -> Value {
     let payload = status_changed(moved.previous, &moved.order);
     let order = &moved.order;
     fanout::emit_order_event(
@@ -144,7 +161,11 @@ pub fn status_changed(previous: OrderStatus, order: &crate::domain::orders::Orde
 }
 
 /// `table:ready` to the restaurant and the stations of the table's orders.
-pub async fn announce_table_ready(app: &AppState, restaurant_id: Uuid, ready: &TableReady) {
+pub async fn announce_table_ready<A: Adapter>(
+    app: &AppState<A>,
+    restaurant_id: Uuid,
+    ready: &TableReady,
+) {
     let ids: Vec<Uuid> = ready.orders.iter().map(|o| o.id).collect();
     let mut stations: Vec<_> = ready.orders.iter().flat_map(|o| o.stations()).collect();
     stations.sort_unstable();
@@ -157,7 +178,11 @@ pub async fn announce_table_ready(app: &AppState, restaurant_id: Uuid, ready: &T
     fanout::emit_order_event(app, restaurant_id, &stations, ev::TABLE_READY, &payload).await;
 }
 
-async fn complete_table(s: Arc<Session>, _: SocketRef, p: CompleteTable) -> AppResult<Value> {
+async fn complete_table<A: Adapter>(
+    s: Arc<Session<A>>,
+    _: SocketRef<A>,
+    p: CompleteTable,
+) -> AppResult<Value> {
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let completed = s
         .app

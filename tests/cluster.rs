@@ -1,0 +1,438 @@
+//! Two nodes on one database behave as one server (contract §10), for each cluster
+//! adapter: PostgreSQL LISTEN/NOTIFY and Redis. Every event reaches each due socket
+//! exactly once, whichever node holds the socket and whichever node caused it.
+//!
+//! The Redis variants need `REDIS_URL` (scripts/test starts a Redis server).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const QUIET: Duration = Duration::from_millis(500);
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL")
+        .expect("REDIS_URL must point at a Redis 7+ server for the redis cluster tests")
+}
+
+/// Two nodes sharing `pool`'s database and the adapter. Each test is its own cluster:
+/// a channel prefix of its own keeps concurrent tests apart on the shared Redis.
+async fn two_nodes(pool: &PgPool, adapter: &str) -> (TestServer, TestServer) {
+    let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
+    let mut vars: Vec<(&str, String)> =
+        vec![("ADAPTER", adapter.to_owned()), ("ADAPTER_PREFIX", prefix)];
+    if adapter == "redis" {
+        vars.push(("REDIS_URL", redis_url()));
+    }
+    let overrides: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = TestServer::start_with(pool.clone(), &overrides).await;
+    let b = TestServer::start_with(pool.clone(), &overrides).await;
+    (a, b)
+}
+
+fn service() -> String {
+    token(500, &["service"])
+}
+
+async fn chat_message_crosses_nodes_once(pool: PgPool, adapter: &str) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let conv = create_conversation(&a, 1, "group", &[2]).await;
+    let alice = a.client("/chat", 1).await;
+    assert_ok(
+        &alice
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    let bob = b.client("/chat", 2).await;
+    assert_ok(
+        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    let bob_on_a = a.client("/chat", 2).await;
+    assert_ok(
+        &bob_on_a
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+
+    let sent = assert_ok(
+        &alice
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": conv, "content": "across" }),
+            )
+            .await,
+    );
+    assert_eq!(bob.recv("message:created").await, sent);
+    assert_eq!(bob_on_a.recv("message:created").await, sent);
+    // unread:count reaches Bob's user room on both nodes.
+    let mut last = Value::Null;
+    while let Some(c) = bob
+        .recv_timeout("unread:count", Duration::from_secs(3))
+        .await
+    {
+        last = c;
+        if last["total"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(last["total"], 1);
+    bob.expect_none("message:created", QUIET).await;
+    alice
+        .expect_none("message:created", Duration::from_millis(50))
+        .await;
+}
+
+async fn rest_notification_on_a_reaches_b(pool: PgPool, adapter: &str) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let phone = b.client("/notifications", 7).await;
+    let chat = b.client("/chat", 7).await;
+    let other = b.client("/notifications", 8).await;
+    phone.recv("notification:count").await;
+    let res = a
+        .http()
+        .post(a.url("/api/notifications"))
+        .bearer_auth(service())
+        .json(&json!({ "user_id": 7, "type": "system", "title": "hi", "content": "from A" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(phone.recv("notification:created").await, created);
+    assert_eq!(chat.recv("notification:created").await, created);
+    assert_eq!(
+        phone.recv("notification:count").await,
+        json!({ "count": 1 })
+    );
+    phone.expect_none("notification:created", QUIET).await;
+    other
+        .expect_none("notification:created", Duration::from_millis(50))
+        .await;
+
+    // A broadcast from A: every user connected on either node gets its count.
+    let on_a = a.client("/notifications", 9).await;
+    on_a.recv("notification:count").await;
+    let res = a
+        .http()
+        .post(a.url("/api/notifications/broadcast"))
+        .bearer_auth(service())
+        .json(&json!({ "type": "system", "title": "all", "content": "everyone" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    for (c, expected) in [(&phone, 2), (&other, 1), (&on_a, 1)] {
+        c.recv("notification:created").await;
+        let mut last = Value::Null;
+        while let Some(v) = c
+            .recv_timeout("notification:count", Duration::from_secs(3))
+            .await
+        {
+            last = v;
+            if last["count"] == expected {
+                break;
+            }
+        }
+        assert_eq!(last["count"], expected);
+    }
+}
+
+async fn order_event_reaches_tablets_on_the_other_node(pool: PgPool, adapter: &str) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let res = a
+        .http()
+        .post(a.url("/api/restaurants"))
+        .bearer_auth(service())
+        .json(&json!({ "name": "Cluster Bistro" }))
+        .send()
+        .await
+        .unwrap();
+    let r: Value = res.json().await.unwrap();
+    let r = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+    let staff =
+        sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    // On B only: a tablet on the dynamic namespace (which A has never seen a client on)
+    // and a station tablet on the default namespace.
+    let dynamic = b.client_with(&format!("/restaurants/{r}"), &staff).await;
+    let kitchen = b.client_with("/", &staff).await;
+    let ack = kitchen
+        .emit_ack(
+            "join:station",
+            json!({ "restaurantId": r, "station": "kitchen" }),
+        )
+        .await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let res = a
+        .http()
+        .post(a.url(&format!("/api/restaurants/{r}/orders")))
+        .bearer_auth(service())
+        .json(
+            &json!({ "order_number": 1, "type": "dine_in", "table_number": 2, "total": 9.5,
+                        "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }] }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(dynamic.recv("order:created").await, order);
+    assert_eq!(kitchen.recv("order:created").await, order);
+    dynamic.expect_none("order:created", QUIET).await;
+    kitchen
+        .expect_none("order:created", Duration::from_millis(50))
+        .await;
+}
+
+async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapter: &str) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let conv = create_conversation(&a, 1, "group", &[2, 3]).await;
+    let owner = a.client("/chat", 1).await;
+    assert_ok(
+        &owner
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    let removed = b.client("/chat", 2).await;
+    assert_ok(
+        &removed
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    let carol = b.client("/chat", 3).await;
+    assert_ok(
+        &carol
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    for round in 0..5 {
+        if round > 0 {
+            assert_ok(
+                &owner
+                    .emit_ack(
+                        "members:add",
+                        json!({ "conversationId": conv, "userId": 2 }),
+                    )
+                    .await,
+            );
+            assert_ok(
+                &removed
+                    .emit_ack("conversation:join", json!({ "conversationId": conv }))
+                    .await,
+            );
+        }
+        assert_ok(
+            &owner
+                .emit_ack(
+                    "members:remove",
+                    json!({ "conversationId": conv, "userId": 2 }),
+                )
+                .await,
+        );
+        // Sent the moment the ack arrives, from the other node's client too.
+        let content = format!("after removal {round}");
+        assert_ok(
+            &carol
+                .emit_ack(
+                    "message:send",
+                    json!({ "conversationId": conv, "content": content }),
+                )
+                .await,
+        );
+        assert_eq!(
+            owner.recv("message:created").await["content"],
+            json!(content)
+        );
+        removed
+            .expect_none("message:created", Duration::from_millis(200))
+            .await;
+    }
+}
+
+macro_rules! for_each_adapter {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            use super::*;
+            $(
+                #[sqlx::test]
+                async fn $name(pool: PgPool) {
+                    super::$name(pool, "postgres").await;
+                }
+            )*
+        }
+        mod redis {
+            use super::*;
+            $(
+                #[sqlx::test]
+                async fn $name(pool: PgPool) {
+                    super::$name(pool, "redis").await;
+                }
+            )*
+        }
+    };
+}
+
+for_each_adapter!(
+    chat_message_crosses_nodes_once,
+    rest_notification_on_a_reaches_b,
+    order_event_reaches_tablets_on_the_other_node,
+    forced_leave_is_in_effect_everywhere_before_the_ack,
+);
+
+/// A Redis server of the test's own, so it can be stopped and started again.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start_on(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        OwnRedis { port, child }
+    }
+
+    fn stop(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[sqlx::test]
+async fn readiness_follows_the_redis_connection(pool: PgPool) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start_on(port);
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
+    let vars = [
+        ("ADAPTER", "redis"),
+        ("REDIS_URL", url.as_str()),
+        ("ADAPTER_PREFIX", prefix.as_str()),
+    ];
+    let a = TestServer::start_with(pool.clone(), &vars).await;
+    let ready = |s: &TestServer| {
+        let url = s.url("/readyz");
+        async move {
+            let res = reqwest::get(url).await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = ready(&a).await;
+    assert_eq!((status, body["adapter"].as_str()), (200, Some("ok")));
+    let port = redis.stop();
+    let (status, body) = ready(&a).await;
+    assert_eq!(
+        (status, body["adapter"].as_str()),
+        (503, Some("unreachable"))
+    );
+    assert_eq!(body["database"], "ok");
+    let _redis = OwnRedis::start_on(port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ready(&a).await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready again after Redis returned"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[sqlx::test]
+async fn postgres_broadcasts_resume_after_the_listen_connection_drops(pool: PgPool) {
+    let (a, b) = two_nodes(&pool, "postgres").await;
+    let conv = create_conversation(&a, 1, "group", &[2]).await;
+    let alice = a.client("/chat", 1).await;
+    let bob = b.client("/chat", 2).await;
+    assert_ok(
+        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    assert_ok(
+        &alice
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": conv, "content": "before" }),
+            )
+            .await,
+    );
+    assert_eq!(bob.recv("message:created").await["content"], "before");
+
+    // Cut every LISTEN connection of this database (both nodes' adapters).
+    let db: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let admin = PgPool::connect(&std::env::var("DATABASE_URL").unwrap())
+        .await
+        .unwrap();
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and query ilike 'listen%'",
+    )
+    .bind(&db)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(!cut.is_empty(), "no LISTEN connection found to cut");
+
+    let mut delivered = false;
+    for attempt in 0..40 {
+        let content = format!("after the cut {attempt}");
+        assert_ok(
+            &alice
+                .emit_ack(
+                    "message:send",
+                    json!({ "conversationId": conv, "content": content }),
+                )
+                .await,
+        );
+        if let Some(m) = bob
+            .recv_timeout("message:created", Duration::from_millis(500))
+            .await
+        {
+            assert!(m["content"].as_str().unwrap().starts_with("after the cut"));
+            delivered = true;
+            break;
+        }
+    }
+    assert!(
+        delivered,
+        "no cross-node delivery after the LISTEN connection was cut"
+    );
+}
