@@ -297,6 +297,21 @@ mod tests {
     }
 
     #[test]
+    fn validation_messages_use_the_wire_names() {
+        let id = Uuid::new_v4();
+        let e = decode::<SendMessage>(
+            json!({ "conversationId": id, "content": "x", "clientId": "k".repeat(129) }),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("clientId:"), "{e}");
+        let e = decode::<crate::domain::orders::CompleteTable>(
+            json!({ "restaurantId": id, "tableNumber": " " }),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("tableNumber:"), "{e}");
+    }
+
+    #[test]
     fn attachments_must_be_few_urls() {
         let id = Uuid::new_v4();
         let e = decode::<SendMessage>(

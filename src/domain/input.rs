@@ -22,6 +22,12 @@ pub fn decode<T: DeserializeOwned + Validate>(value: serde_json::Value) -> Resul
         }
         other => other,
     };
+    // `validator` reports Rust field names; keep the payload's own keys to name the
+    // field the way the client spelled it (camelCase on the socket, snake_case in REST).
+    let keys: Vec<String> = value
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     let parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -40,13 +46,38 @@ pub fn decode<T: DeserializeOwned + Validate>(value: serde_json::Value) -> Resul
     })?;
     parsed
         .validate()
-        .map_err(|e| AppError::bad_request(describe(&e)))?;
+        .map_err(|e| AppError::bad_request(describe(&e, &keys)))?;
     Ok(parsed)
 }
 
+/// The payload's spelling of a Rust field name: as is, or its camelCase form.
+fn wire_name(field: &str, keys: &[String]) -> String {
+    if keys.iter().any(|k| k == field) {
+        return field.to_owned();
+    }
+    let mut camel = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            camel.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            camel.push(c);
+        }
+    }
+    if keys.iter().any(|k| *k == camel) {
+        camel
+    } else {
+        field.to_owned()
+    }
+}
+
 /// The first validation failure as `field: message`.
-fn describe(errors: &ValidationErrors) -> String {
+fn describe(errors: &ValidationErrors, keys: &[String]) -> String {
     for (field, kind) in errors.errors() {
+        let field = wire_name(field, keys);
         match kind {
             ValidationErrorsKind::Field(list) => {
                 if let Some(first) = list.first() {
@@ -58,10 +89,12 @@ fn describe(errors: &ValidationErrors) -> String {
                     return format!("{field}: {message}");
                 }
             }
-            ValidationErrorsKind::Struct(inner) => return format!("{field}.{}", describe(inner)),
+            ValidationErrorsKind::Struct(inner) => {
+                return format!("{field}.{}", describe(inner, &[]));
+            }
             ValidationErrorsKind::List(items) => {
                 if let Some((index, inner)) = items.iter().next() {
-                    return format!("{field}[{index}].{}", describe(inner));
+                    return format!("{field}[{index}].{}", describe(inner, &[]));
                 }
             }
         }
