@@ -67,7 +67,7 @@ fn wire_name(field: &str, keys: &[String]) -> String {
             camel.push(c);
         }
     }
-    if keys.iter().any(|k| *k == camel) {
+    if keys.contains(&camel) {
         camel
     } else {
         field.to_owned()
