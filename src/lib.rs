@@ -200,6 +200,10 @@ where
     let router = http::router()
         .with_state(app.clone())
         .layer(DefaultBodyLimit::max(max_payload))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            track_rest::<A>,
+        ))
         .layer(io_layer)
         .layer(cors(&app.config))
         .layer(axum::middleware::from_fn_with_state(
@@ -207,6 +211,16 @@ where
             refuse_foreign_websockets,
         ));
     Ok((router, Arc::new(app)))
+}
+
+/// Counts REST requests as in flight, like socket events, so shutdown lets them finish.
+async fn track_rest<A: Adapter>(
+    State(app): State<AppState<A>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let _in_flight = app.in_flight.enter();
+    next.run(req).await
 }
 
 /// CORS for polling and REST: the allow-list with credentials, or any origin without.
@@ -295,10 +309,14 @@ pub async fn serve(
         tracing::warn!(left, "shutdown grace elapsed with events still running");
     }
     app.close().await;
-    let result = match tokio::time::timeout(grace, &mut server).await {
+    // Every event and REST request has finished and every socket is closed; what can
+    // still hold the server is an engine.io long-poll with no namespace socket, which
+    // socketioxide does not close. Give connections a moment, then drop them.
+    let linger = grace.min(Duration::from_secs(1));
+    let result = match tokio::time::timeout(linger, &mut server).await {
         Ok(result) => flatten(result),
         Err(_) => {
-            tracing::warn!("connections still open after the grace period; closing");
+            tracing::info!("closing the connections still open after shutdown");
             server.abort();
             Ok(())
         }

@@ -50,11 +50,8 @@ for (const mode of TRANSPORTS) {
 // CONNECT is still in flight, or one that just disconnected its last namespace as the
 // signal arrives. SIGTERM must close it too, and not wait for it.
 for (const mode of TRANSPORTS) {
-  const todo = mode.name === 'polling'
-    ? 'server bug: a long-polling engine.io session with no namespace socket is not closed at shutdown; its pending GET stays unanswered until SHUTDOWN_GRACE_SECS (10 s) elapses, then the connection is dropped (client: "transport error" after ~10 s; exit after ~10.005 s)'
-    : undefined;
   describe(`shutdown with an engine.io connection but no namespace socket over ${mode.name}`, () => {
-    test('SIGTERM closes it promptly and the process exits 0 within 10 s', { todo }, async (t) => {
+    test('SIGTERM closes it promptly and the process exits 0 within 10 s', async (t) => {
       const server = await startServer();
       let stopped;
       let closedAfter = null;
