@@ -1,0 +1,345 @@
+//! `sbbench`: Switchboard against a Node.js socket.io 4.8 peer on the same machine, in
+//! the same run, with the same handlers, payloads and database.
+//!
+//! - `compare [--quick]`: every scenario against both servers, table of ratios.
+//! - `run --server … --scenario …`: one scenario against one server (for profiling).
+//! - `check`: the generator's client against the official `socket.io-client`.
+//! - `worker`: a load-generator process (started by the others, not by hand).
+
+mod check;
+mod client;
+mod compare;
+mod db;
+mod pool;
+mod procstat;
+mod proto;
+mod report;
+mod rest;
+mod scenarios;
+mod servers;
+mod token;
+mod util;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::compare::Options;
+use crate::scenarios::{Scenario, Settings};
+use crate::servers::{Env, Kind};
+
+#[derive(Parser)]
+#[command(
+    name = "sbbench",
+    about = "Switchboard vs Node.js socket.io benchmark harness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the scenarios against both servers and print the comparison table.
+    Compare {
+        #[command(flatten)]
+        common: Common,
+        /// Repetitions per scenario and server (default 3; 1 with --quick).
+        #[arg(long)]
+        reps: Option<usize>,
+        /// Scenarios to run, e.g. `s1,s3` (default: all).
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Vec<String>,
+        /// Write the table here (default bench/results/latest.md; `-` for none).
+        #[arg(long)]
+        out: Option<String>,
+    },
+    /// Run one scenario against one server.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// `switchboard` or `node`.
+        #[arg(long)]
+        server: String,
+        /// `s1` … `s5`.
+        #[arg(long)]
+        scenario: String,
+    },
+    /// Check the generator's client against the official socket.io-client.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Hold idle clients on an already running server (for profiling it by hand).
+    Hold {
+        /// Server address, e.g. 127.0.0.1:3001.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// Namespace.
+        #[arg(long, default_value = "/notifications")]
+        ns: String,
+        /// How many clients.
+        #[arg(long, default_value_t = 5000)]
+        clients: usize,
+        /// How long to hold them, seconds.
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        /// JWT secret of that server.
+        #[arg(long, default_value = "sbbench-secret-not-for-production")]
+        secret: String,
+    },
+    /// A load-generator worker (driven over stdin/stdout by the other commands).
+    #[command(hide = true)]
+    Worker,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Smaller counts and shorter steps: the whole comparison within 5 minutes.
+    #[arg(long)]
+    quick: bool,
+    /// S1: hold the largest step this many seconds (default: 600 in full mode, 0 quick).
+    #[arg(long)]
+    hold_secs: Option<u64>,
+    /// S1: hold against Node too.
+    #[arg(long)]
+    hold_node: bool,
+    /// Do not run `cargo build --release --bin switchboard` first.
+    #[arg(long)]
+    no_build: bool,
+    /// The benchmark database (created if missing, emptied before each run).
+    #[arg(
+        long,
+        default_value = "postgres://switchboard@127.0.0.1:55432/sb_bench"
+    )]
+    db_url: String,
+    /// A database to connect to for creating the benchmark database.
+    #[arg(
+        long,
+        default_value = "postgres://switchboard@127.0.0.1:55432/switchboard"
+    )]
+    admin_url: String,
+    /// Pool size of both servers (`DATABASE_MAX_CONNECTIONS`).
+    #[arg(long, default_value_t = 20)]
+    pool_size: u32,
+    /// First port the servers listen on (each run takes the next). Keep it below the
+    /// ephemeral range (32768+), where a health probe can connect to itself.
+    #[arg(long, default_value_t = 23_000)]
+    port_base: u16,
+    /// Another Switchboard binary (e.g. a variant build); implies --no-build.
+    #[arg(long)]
+    switchboard_bin: Option<PathBuf>,
+    /// S2/S3: run only these offered rates (comma list) instead of the ramp.
+    #[arg(long, value_delimiter = ',')]
+    rates: Vec<f64>,
+    /// S3: skip the pgbench run.
+    #[arg(long)]
+    no_pgbench: bool,
+    /// JWT secret both servers verify with.
+    #[arg(long, default_value = "sbbench-secret-not-for-production")]
+    secret: String,
+}
+
+impl Common {
+    fn env(&self) -> Env {
+        let root = workspace_root();
+        Env {
+            logs: root.join("bench/results/logs"),
+            switchboard_bin: self
+                .switchboard_bin
+                .clone()
+                .unwrap_or_else(|| root.join("target/release/switchboard")),
+            root,
+            db_url: self.db_url.clone(),
+            secret: self.secret.clone(),
+            pool_size: self.pool_size,
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            quick: self.quick,
+            hold_secs: self.hold_secs.unwrap_or(if self.quick { 0 } else { 600 }),
+            hold_node: self.hold_node,
+            rates: self.rates.clone(),
+            pgbench: !self.no_pgbench,
+            env: self.env(),
+        }
+    }
+}
+
+/// The workspace root: this crate's parent directory.
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn parse_kind(s: &str) -> Option<Kind> {
+    match s.to_ascii_lowercase().as_str() {
+        "switchboard" | "sb" | "rust" => Some(Kind::Switchboard),
+        "node" | "js" => Some(Kind::Node),
+        _ => None,
+    }
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!(
+        "cargo run --release -p switchboard-bench -- {}",
+        args.join(" ")
+    )
+}
+
+async fn run(cli: Cli) -> util::Result<()> {
+    match cli.command {
+        Command::Worker => worker::main().await,
+        Command::Compare {
+            common,
+            reps,
+            scenarios,
+            out,
+        } => {
+            let scenarios = if scenarios.is_empty() {
+                Scenario::ALL.to_vec()
+            } else {
+                scenarios
+                    .iter()
+                    .map(|s| Scenario::parse(s).ok_or_else(|| format!("unknown scenario {s}")))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let out = match out.as_deref() {
+                Some("-") => None,
+                Some(path) => Some(PathBuf::from(path)),
+                None => Some(workspace_root().join("bench/results/latest.md")),
+            };
+            let opts = Options {
+                settings: common.settings(),
+                reps: reps.unwrap_or(if common.quick { 1 } else { 3 }).max(1),
+                scenarios,
+                servers: vec![Kind::Switchboard, Kind::Node],
+                admin_url: common.admin_url.clone(),
+                build: !common.no_build && common.switchboard_bin.is_none(),
+                port_base: common.port_base,
+                out,
+                command: command_line(),
+            };
+            compare::compare(opts).await
+        }
+        Command::Run {
+            common,
+            server,
+            scenario,
+        } => {
+            let kind = parse_kind(&server).ok_or("--server: switchboard or node")?;
+            let scenario = Scenario::parse(&scenario).ok_or("--scenario: s1 … s5")?;
+            let settings = common.settings();
+            compare::prepare(
+                &settings.env,
+                &common.admin_url,
+                !common.no_build && common.switchboard_bin.is_none(),
+                common.port_base,
+            )
+            .await?;
+            let mut outcome =
+                compare::run_once(scenario, kind, &settings, 0, common.port_base + 2).await;
+            report::derive(&mut outcome);
+            for (k, v) in &outcome.figures {
+                println!("{k} = {v:.3}");
+            }
+            if let Some(u) = &outcome.unavailable {
+                println!("not available: {u}");
+            }
+            for n in &outcome.notes {
+                println!("- {n}");
+            }
+            Ok(())
+        }
+        Command::Hold {
+            addr,
+            ns,
+            clients,
+            secs,
+            secret,
+        } => hold(addr, &ns, clients, secs, &secret).await,
+        Command::Check { common } => {
+            check::check(
+                common.env(),
+                &common.admin_url,
+                !common.no_build && common.switchboard_bin.is_none(),
+                common.port_base,
+            )
+            .await
+        }
+    }
+}
+
+/// `sbbench hold`: idle clients on a server started by hand, then close them.
+async fn hold(
+    addr: std::net::SocketAddr,
+    ns: &str,
+    clients: usize,
+    secs: u64,
+    secret: &str,
+) -> util::Result<()> {
+    let n = clients.div_ceil(pool::CLIENTS_PER_WORKER).max(1);
+    let mut workers = pool::Workers::spawn(n).await?;
+    let mut jobs: Vec<worker::ConnectJob> = (0..n)
+        .map(|_| worker::ConnectJob {
+            server: addr,
+            ns: ns.to_owned(),
+            secret: secret.to_owned(),
+            clients: Vec::new(),
+            concurrency: 100,
+            track: Vec::new(),
+            timeout_ms: 60_000,
+        })
+        .collect();
+    for i in 0..clients {
+        let mut c = scenarios::plain_client(700_000 + i as i64);
+        c.src = pool::source_addr(239, i % n, i / n);
+        jobs[i % n].clients.push(c);
+    }
+    let connected = workers.connect(jobs).await?;
+    println!(
+        "{} connected, {} failed in {:.0} ms {:?}; holding {secs} s",
+        connected.ok, connected.failed, connected.elapsed_ms, connected.errors
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    let end = workers.close().await?;
+    println!("closed; {} dropped by the server", end.dropped);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sbbench: runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let is_worker = matches!(cli.command, Command::Worker);
+    let result = runtime.block_on(async {
+        if is_worker {
+            return run(cli).await;
+        }
+        // Ctrl-C drops the run: servers and workers are killed with their handles.
+        tokio::select! {
+            r = run(cli) => r,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sbbench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

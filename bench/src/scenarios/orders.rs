@@ -1,0 +1,252 @@
+//! S4: order events fanned out. Restaurants (500; 100 in quick mode) with 20 tablets
+//! each on the default namespace, every tablet in `restaurant:<id>` (`join:restaurant`)
+//! and four of them also in a station room (`join:station`). Orders are created through
+//! `POST /api/restaurants/:id/orders` at a fixed open-loop rate, round-robin over the
+//! restaurants; each must reach the 20 tablets of its restaurant once as `order:created`.
+//! Same offered load for both servers: deliveries per server CPU-second and delivery
+//! latency (request sent → event received) are compared.
+//!
+//! Restaurant support is being built in Switchboard; when `POST /api/restaurants`
+//! answers 404 the scenario reports "not available" instead of figures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::{Ctx, Outcome, plain_client, settle};
+use crate::rest;
+use crate::token;
+use crate::util::{Latency, Result, epoch_us};
+use crate::worker::SetupEmit;
+
+const NS: &str = "/";
+const FIRST_USER: i64 = 400_000;
+const TABLETS: usize = 20;
+const STATIONS: [&str; 4] = ["kitchen", "bar", "expo", "pos"];
+
+/// Runs S4.
+pub async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome> {
+    let s = ctx.settings;
+    let restaurants = s.pick(100, 500);
+    let rate = s.pick(100.0, 200.0);
+    let seconds = s.pick(8, 20);
+    let mut out = Outcome::default();
+    let base = ctx.base();
+    let service = token::service(&s.env.secret)?;
+
+    // Availability and restaurants.
+    let ids: Vec<String> = (0..restaurants)
+        .map(|r| restaurant_id(ctx.run, r))
+        .collect();
+    for (r, id) in ids.iter().enumerate() {
+        let (status, body) = rest::post(
+            &ctx.http,
+            &format!("{base}/api/restaurants"),
+            &service,
+            &json!({ "id": id, "name": format!("Bench {r}") }),
+        )
+        .await?;
+        if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+            out.unavailable = Some(format!(
+                "POST /api/restaurants answered {status}: restaurant routes not available"
+            ));
+            return Ok(out);
+        }
+        if !status.is_success() {
+            return Err(format!("create restaurant: {status} {body}").into());
+        }
+    }
+
+    let mut clients = Vec::with_capacity(restaurants * TABLETS);
+    for (r, id) in ids.iter().enumerate() {
+        for k in 0..TABLETS {
+            let mut c = plain_client(FIRST_USER + (r * TABLETS + k) as i64);
+            c.roles = vec!["staff".to_owned()];
+            c.restaurants = vec![id.clone()];
+            c.setup.push(SetupEmit {
+                event: "join:restaurant".to_owned(),
+                payload: json!({ "restaurantId": id }),
+            });
+            if let Some(station) = STATIONS.get(k) {
+                c.setup.push(SetupEmit {
+                    event: "join:station".to_owned(),
+                    payload: json!({ "restaurantId": id, "station": station }),
+                });
+            }
+            clients.push(c);
+        }
+    }
+    let (mut workers, connected) = ctx
+        .open_clients(NS, clients, &["order:created"], 100)
+        .await?;
+    if connected.failed > 0 {
+        out.note(format!(
+            "{} tablets failed: {:?}",
+            connected.failed, connected.errors
+        ));
+    }
+    let ids = Arc::new(ids);
+
+    // Warm-up.
+    let warm = post_orders(ctx, &service, &ids, 20.0, 3, 0).await?;
+    workers
+        .await_deliveries(warm.ok * TABLETS as u64, Duration::from_secs(10))
+        .await?;
+    settle(500).await;
+    workers.stats(true).await?;
+
+    let before = ctx.usage()?;
+    let own = || {
+        crate::procstat::read(std::process::id())
+            .map(|u| u.cpu_s)
+            .unwrap_or(0.0)
+    };
+    let (gen_before, db_before) = (workers.cpu_s() + own(), ctx.db_cpu());
+    let sent = post_orders(ctx, &service, &ids, rate, seconds, 1_000_000).await?;
+    let expected = sent.ok * TABLETS as u64;
+    let got = workers
+        .await_deliveries(expected, Duration::from_secs(15))
+        .await?;
+    let after = ctx.usage()?;
+    let (gen_cpu, db_cpu) = (
+        workers.cpu_s() + own() - gen_before,
+        ctx.db_cpu() - db_before,
+    );
+    let stats = workers.stats(true).await?;
+    let closed = workers.close().await?;
+    let cpu = after.cpu_s - before.cpu_s;
+    let delivery = Latency::of(&stats.deliveries);
+    out.note(format!(
+        "{} orders at {rate:.0}/s for {seconds} s ({} HTTP errors, POST {}), {} of {expected} deliveries, CPU-s server {cpu:.2} / generator {gen_cpu:.2} / postgres {db_cpu:.2}, delivery {}",
+        sent.ok,
+        sent.failed,
+        sent.http.describe(),
+        got,
+        delivery.describe()
+    ));
+    if let Some(e) = &sent.first_error {
+        out.note(format!("first HTTP error: {e}"));
+    }
+    out.set(
+        "s4.deliveries_per_cpu_s",
+        stats.delivered as f64 / cpu.max(1e-3),
+    );
+    out.set("s4.p50_delivery_ms", delivery.p50_ms);
+    out.set("s4.p99_delivery_ms", delivery.p99_ms);
+    out.set("s4.max_delivery_ms", delivery.max_ms);
+    out.set(
+        "s4.missing",
+        expected.saturating_sub(stats.delivered) as f64,
+    );
+    out.set("s4.http_errors", sent.failed as f64);
+    out.set("s4.cpu_s", cpu);
+    out.set("s4.rss_mib", after.hwm_kib as f64 / 1024.0);
+    if closed.dropped > 0 {
+        out.note(format!("{} tablets dropped by the server", closed.dropped));
+    }
+    Ok(out)
+}
+
+/// A restaurant id unique to this run and index (a valid UUID).
+fn restaurant_id(run: u32, r: usize) -> String {
+    format!("00000000-0000-4000-8{:03x}-{:012x}", run % 4096, r)
+}
+
+struct Posted {
+    ok: u64,
+    failed: u64,
+    http: Latency,
+    first_error: Option<String>,
+}
+
+/// Creates orders at `rate` per second for `seconds`, open loop (at most 256 requests
+/// in flight), each carrying its send time in the first item's notes.
+async fn post_orders(
+    ctx: &Ctx<'_>,
+    token: &str,
+    ids: &Arc<Vec<String>>,
+    rate: f64,
+    seconds: u64,
+    first_number: u64,
+) -> Result<Posted> {
+    let total = (rate * seconds as f64) as u64;
+    let gate = Arc::new(Semaphore::new(256));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let hist = Arc::new(std::sync::Mutex::new(crate::util::new_histogram()));
+    let first_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let base = ctx.base();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..total {
+        let at = started + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        let Ok(permit) = gate.clone().acquire_owned().await else {
+            break;
+        };
+        let restaurant = &ids[(n as usize) % ids.len()];
+        let url = format!("{base}/api/restaurants/{restaurant}/orders");
+        let body = json!({
+            "order_number": format!("B{}", first_number + n),
+            "type": "dine_in",
+            "table_number": format!("{}", n % 40 + 1),
+            "items": [
+                { "name": "Burger", "quantity": 1, "station": "kitchen", "notes": format!("@T{}", epoch_us()) },
+                { "name": "Lager", "quantity": 2, "station": "bar" }
+            ],
+            "total": 23.5
+        });
+        let (http, token) = (ctx.http.clone(), token.to_owned());
+        let (ok, failed, hist, first_error) = (
+            ok.clone(),
+            failed.clone(),
+            hist.clone(),
+            first_error.clone(),
+        );
+        tasks.spawn(async move {
+            let t0 = Instant::now();
+            let result = rest::post(&http, &url, &token, &body).await;
+            let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+            if let Ok(mut h) = hist.lock() {
+                let _ = h.record(us.max(1));
+            }
+            match result {
+                Ok((status, _)) if status == StatusCode::CREATED || status == StatusCode::OK => {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+                other => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut e) = first_error.lock()
+                        && e.is_none()
+                    {
+                        *e = Some(match other {
+                            Ok((status, body)) => format!("{status} {body}"),
+                            Err(err) => err.to_string(),
+                        });
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::timeout_at(deadline, tasks.join_next())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {}
+    tasks.abort_all();
+    let http = hist.lock().map(|h| Latency::of(&h)).unwrap_or_default();
+    let first_error = first_error.lock().ok().and_then(|e| e.clone());
+    Ok(Posted {
+        ok: ok.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        http,
+        first_error,
+    })
+}
