@@ -805,3 +805,76 @@ async fn array_payloads_are_not_read_as_objects(pool: PgPool) {
     assert_error(&ack, "BAD_REQUEST");
     assert_eq!(count_messages(&pool).await, 0);
 }
+
+#[sqlx::test]
+async fn unread_counts_stay_exact_under_concurrent_sends_reads_and_deletes(pool: PgPool) {
+    let server = TestServer::start_with(pool.clone(), &[("RATE_LIMIT_BURST", "1000")]).await;
+    let conv = create_conversation(&server, 1, "group", &[2, 3, 4]).await;
+    let reader = joined(&server, 4, &conv).await;
+    let mut senders = vec![];
+    for user in 1..=3 {
+        senders.push(joined(&server, user, &conv).await);
+    }
+    let sending = futures_util::future::join_all(senders.iter().map(|s| {
+        let conv = conv.clone();
+        async move {
+            let mut ids = vec![];
+            for i in 0..30 {
+                let m = assert_ok(
+                    &s.emit_ack(
+                        "message:send",
+                        json!({ "conversationId": conv, "content": format!("{i}") }),
+                    )
+                    .await,
+                );
+                ids.push(m["_id"].clone());
+            }
+            ids
+        }
+    }));
+    let reading = async {
+        for _ in 0..20 {
+            let page = assert_ok(
+                &reader
+                    .emit_ack(
+                        "message:list",
+                        json!({ "conversationId": conv, "limit": 1 }),
+                    )
+                    .await,
+            );
+            if let Some(newest) = page.as_array().unwrap().first() {
+                assert_ok(
+                    &reader
+                        .emit_ack("message:read", json!({ "messageId": newest["_id"] }))
+                        .await,
+                );
+            }
+        }
+    };
+    let (ids, ()) = tokio::join!(sending, reading);
+    // Delete a few, some read by user 4 already and some not.
+    for id in ids.iter().flatten().step_by(7) {
+        let owner = &senders[0];
+        assert_ok(
+            &owner
+                .emit_ack("message:delete", json!({ "messageId": id }))
+                .await,
+        );
+    }
+    let truth: Vec<(i64, i64)> = sqlx::query_as(
+        "select cm.user_id, (select count(*) from messages m where m.conversation_id = cm.conversation_id
+            and m.seq > cm.last_read_seq and m.sender_id <> cm.user_id and m.deleted_at is null)
+         from conversation_members cm order by cm.user_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (user, expected) in truth {
+        let fresh = server.client("/chat", user).await;
+        assert_eq!(
+            fresh.recv("unread:count").await["total"],
+            expected,
+            "user {user}"
+        );
+    }
+}

@@ -194,6 +194,9 @@ impl Store {
         conversation_id: Uuid,
         user_id: i64,
     ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // Waits for sends in flight, so the newest message is final when read below.
+        lock_members(&mut tx, conversation_id).await?;
         let inserted = sqlx::query(
             "insert into conversation_members (conversation_id, user_id, role, last_read_seq)
              values ($1, $2, 'member', coalesce((select max(seq) from messages where conversation_id = $1), 0))
@@ -201,9 +204,10 @@ impl Store {
         )
         .bind(conversation_id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         Ok(inserted == 1)
     }
 
@@ -235,15 +239,23 @@ impl Store {
         attachments: &[String],
         client_id: Option<&str>,
     ) -> Result<Inserted, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        lock_members(&mut tx, conversation_id).await?;
+        // With the member rows locked, no other message of this conversation is in
+        // flight: the sender has nothing unread past its own message, everyone else one
+        // more.
         let row: Option<MessageRow> = sqlx::query_as(
             "with ins as (
                 insert into messages (id, conversation_id, sender_id, content, attachments, client_id)
                 values ($1, $2, $3, $4, $5, $6)
                 on conflict (conversation_id, sender_id, client_id) where client_id is not null do nothing
                 returning *
-             ), cursor as (
-                update conversation_members set last_read_seq = greatest(last_read_seq, (select seq from ins))
-                where conversation_id = $2 and user_id = $3 and exists (select 1 from ins)
+             ), counters as (
+                update conversation_members set
+                    last_read_seq = case when user_id = $3 then greatest(last_read_seq, (select seq from ins))
+                                         else last_read_seq end,
+                    unread_count = case when user_id = $3 then 0 else unread_count + 1 end
+                where conversation_id = $2 and exists (select 1 from ins)
              )
              select id, seq, conversation_id, sender_id, content, attachments, client_id, created_at, updated_at,
                     array[]::bigint[] as seen_by
@@ -255,8 +267,9 @@ impl Store {
         .bind(content)
         .bind(attachments)
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         if let Some(row) = row {
             return Ok(Inserted {
                 message: stored(row).message,
@@ -318,14 +331,34 @@ impl Store {
 
     /// Soft-deletes a message. False if it was already gone.
     pub async fn mark_message_deleted(&self, message_id: Uuid) -> Result<bool, sqlx::Error> {
-        let n = sqlx::query(
-            "update messages set deleted_at = now() where id = $1 and deleted_at is null",
+        let mut tx = self.pool.begin().await?;
+        let conversation_id: Option<Uuid> =
+            sqlx::query_scalar("select conversation_id from messages where id = $1")
+                .bind(message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(conversation_id) = conversation_id else {
+            return Ok(false);
+        };
+        lock_members(&mut tx, conversation_id).await?;
+        // The message leaves the counters of members who had not read it.
+        let deleted: i64 = sqlx::query_scalar(
+            "with del as (
+                update messages set deleted_at = now() where id = $1 and deleted_at is null
+                returning conversation_id, seq, sender_id
+             ), dec as (
+                update conversation_members cm set unread_count = greatest(cm.unread_count - 1, 0)
+                from del
+                where cm.conversation_id = del.conversation_id and cm.user_id <> del.sender_id
+                  and cm.last_read_seq < del.seq
+             )
+             select count(*) from del",
         )
         .bind(message_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted == 1)
     }
 
     /// Moves a reader's cursor forward to `seq` (never backwards); returns the time.
@@ -335,16 +368,30 @@ impl Store {
         user_id: i64,
         seq: i64,
     ) -> Result<DateTime<Utc>, sqlx::Error> {
-        sqlx::query_scalar(
-            "update conversation_members set last_read_seq = greatest(last_read_seq, $3)
-             where conversation_id = $1 and user_id = $2 returning now()",
+        let mut tx = self.pool.begin().await?;
+        // Lock the member row first: an insert bumping this counter has then either
+        // committed (and the recount below sees its message) or waits for us (and adds
+        // its 1 after the recount).
+        sqlx::query("select 1 from conversation_members where conversation_id = $1 and user_id = $2 for update")
+            .bind(conversation_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let read_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "update conversation_members cm
+             set last_read_seq = greatest(cm.last_read_seq, $3),
+                 unread_count = (select count(*) from messages m
+                                 where m.conversation_id = $1 and m.seq > greatest(cm.last_read_seq, $3)
+                                   and m.sender_id <> $2 and m.deleted_at is null)
+             where cm.conversation_id = $1 and cm.user_id = $2 returning now()",
         )
         .bind(conversation_id)
         .bind(user_id)
         .bind(seq)
-        .fetch_optional(&self.pool)
-        .await
-        .map(|t| t.unwrap_or_else(Utc::now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(read_at.unwrap_or_else(Utc::now))
     }
 
     /// The `seq` of a message (deleted ones too) if it belongs to the conversation.
@@ -401,19 +448,15 @@ impl Store {
         Ok(rows.into_iter().map(|r| stored(r).message).collect())
     }
 
-    /// Unread counts of several users at once (one query): messages past each member's
-    /// cursor, not deleted, not their own.
+    /// Unread counts of several users at once (one query over the per-member counters:
+    /// messages past the member's cursor, not deleted, not their own; see migration 0006).
     pub async fn unread_counts(
         &self,
         user_ids: &[i64],
     ) -> Result<HashMap<i64, UnreadCount>, sqlx::Error> {
         let rows: Vec<(i64, Uuid, i64)> = sqlx::query_as(
-            "select cm.user_id, cm.conversation_id, count(*)
-             from conversation_members cm
-             join messages m on m.conversation_id = cm.conversation_id
-              and m.seq > cm.last_read_seq and m.sender_id <> cm.user_id and m.deleted_at is null
-             where cm.user_id = any($1)
-             group by cm.user_id, cm.conversation_id",
+            "select user_id, conversation_id, unread_count::bigint from conversation_members
+             where user_id = any($1) and unread_count > 0",
         )
         .bind(user_ids)
         .fetch_all(&self.pool)
@@ -438,4 +481,20 @@ impl Store {
             .remove(&user_id)
             .unwrap_or_default())
     }
+}
+
+/// Locks every member row of a conversation, in one order (by user id) so that two
+/// transactions taking them cannot deadlock. Sends, deletes and joins of one
+/// conversation take these locks first, which keeps the unread counters exact.
+async fn lock_members(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    conversation_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "select 1 from conversation_members where conversation_id = $1 order by user_id for update",
+    )
+    .bind(conversation_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
