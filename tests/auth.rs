@@ -189,3 +189,54 @@ async fn rest_requires_a_valid_bearer_token(pool: PgPool) {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[sqlx::test]
+async fn public_key_tokens_verify_with_the_pinned_algorithm(pool: PgPool) {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let read = |name: &str| std::fs::read_to_string(format!("{fixtures}/{name}")).unwrap();
+    for (alg, name) in [
+        (jsonwebtoken::Algorithm::ES256, "es256"),
+        (jsonwebtoken::Algorithm::RS256, "rs256"),
+    ] {
+        let public = read(&format!("test-{name}-public.pem"));
+        let private = read(&format!("test-{name}-private.pem"));
+        let alg_name = format!("{alg:?}");
+        let server = TestServer::start_with(
+            pool.clone(),
+            &[
+                ("JWT_SECRET", ""),
+                ("JWT_PUBLIC_KEY", &public),
+                ("JWT_ALGORITHM", &alg_name),
+            ],
+        )
+        .await;
+        let key = match alg {
+            jsonwebtoken::Algorithm::ES256 => {
+                jsonwebtoken::EncodingKey::from_ec_pem(private.as_bytes()).unwrap()
+            }
+            _ => jsonwebtoken::EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+        };
+        let claims = json!({ "sub": 5, "exp": now_secs() + 60 });
+        let good = jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key).unwrap();
+        let c = server.client_with("/chat", &good).await;
+        assert_eq!(c.recv("unread:count").await["total"], 0, "{alg_name}");
+        // Key confusion: an HS256 token whose secret is the public key must not pass.
+        let confused = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            refused(&server, with_auth(&confused)).await,
+            "AUTH_INVALID",
+            "{alg_name}"
+        );
+        // A token of the shared-secret kind is refused too.
+        assert_eq!(
+            refused(&server, with_auth(&token(5, &["user"]))).await,
+            "AUTH_INVALID",
+            "{alg_name}"
+        );
+    }
+}
