@@ -318,16 +318,7 @@ async fn read_cursor_moves_forward_only_and_updates_counts(pool: PgPool) {
     assert_eq!(read["conversationId"], json!(conv));
     assert!(read["readAt"].as_str().unwrap().ends_with('Z'));
     // Every device of the reader gets the new count.
-    let mut last = Value::Null;
-    while let Some(c) = bob_phone
-        .recv_timeout("unread:count", Duration::from_secs(2))
-        .await
-    {
-        last = c;
-        if last["total"] == 1 {
-            break;
-        }
-    }
+    let last = recv_until(&bob_phone, "unread:count", |c| c["total"] == 1).await;
     assert_eq!(
         last,
         json!({ "total": 1, "byConversation": { conv.clone(): 1 } })

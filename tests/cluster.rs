@@ -72,17 +72,7 @@ async fn chat_message_crosses_nodes_once(pool: PgPool, adapter: &str) {
     assert_eq!(bob.recv("message:created").await, sent);
     assert_eq!(bob_on_a.recv("message:created").await, sent);
     // unread:count reaches Bob's user room on both nodes.
-    let mut last = Value::Null;
-    while let Some(c) = bob
-        .recv_timeout("unread:count", Duration::from_secs(3))
-        .await
-    {
-        last = c;
-        if last["total"] == 1 {
-            break;
-        }
-    }
-    assert_eq!(last["total"], 1);
+    recv_until(&bob, "unread:count", |c| c["total"] == 1).await;
     bob.expect_none("message:created", QUIET).await;
     alice
         .expect_none("message:created", Duration::from_millis(50))
@@ -130,17 +120,7 @@ async fn rest_notification_on_a_reaches_b(pool: PgPool, adapter: &str) {
     assert_eq!(res.status(), 201);
     for (c, expected) in [(&phone, 2), (&other, 1), (&on_a, 1)] {
         c.recv("notification:created").await;
-        let mut last = Value::Null;
-        while let Some(v) = c
-            .recv_timeout("notification:count", Duration::from_secs(3))
-            .await
-        {
-            last = v;
-            if last["count"] == expected {
-                break;
-            }
-        }
-        assert_eq!(last["count"], expected);
+        recv_until(c, "notification:count", |v| v["count"] == expected).await;
     }
 }
 

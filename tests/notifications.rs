@@ -40,17 +40,7 @@ async fn broadcast(server: &TestServer, title: &str) -> Value {
 
 /// Waits for the `notification:count` that says `expected` (earlier ones may be queued).
 async fn count_becomes(c: &SioClient, expected: i64) {
-    let mut last = Value::Null;
-    while let Some(v) = c
-        .recv_timeout("notification:count", Duration::from_secs(3))
-        .await
-    {
-        if v["count"] == expected {
-            return;
-        }
-        last = v;
-    }
-    panic!("notification:count never became {expected}; last {last}");
+    recv_until(c, "notification:count", |v| v["count"] == expected).await;
 }
 
 #[sqlx::test]

@@ -195,42 +195,38 @@ impl Order {
     }
 }
 
-/// `order_number` and `table_number` are strings; numbers are accepted and turned into strings.
-fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Int(i64),
-        Float(f64),
-    }
-    Ok(
-        match Raw::deserialize(d)
-            .map_err(|_| serde::de::Error::custom("expected a string or a number"))?
-        {
-            Raw::Text(s) => s.trim().to_owned(),
-            Raw::Int(n) => n.to_string(),
-            Raw::Float(f) => f.to_string(),
-        },
-    )
+/// A string or a number, as clients send ticket and table numbers.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrNumber {
+    Text(String),
+    Int(i64),
+    Float(f64),
 }
 
-fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Int(i64),
-        Float(f64),
+impl StringOrNumber {
+    fn into_string(self) -> String {
+        match self {
+            StringOrNumber::Text(s) => s.trim().to_owned(),
+            StringOrNumber::Int(n) => n.to_string(),
+            StringOrNumber::Float(f) => f.to_string(),
+        }
     }
-    let raw = Option::<Raw>::deserialize(d)
+}
+
+/// `order_number` and `table_number` are strings; numbers are accepted and turned into strings.
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    StringOrNumber::deserialize(d)
+        .map(StringOrNumber::into_string)
+        .map_err(|_| serde::de::Error::custom("expected a string or a number"))
+}
+
+/// Like [`string_or_number`] for an optional field; empty becomes `None`.
+fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let raw = Option::<StringOrNumber>::deserialize(d)
         .map_err(|_| serde::de::Error::custom("expected a string or a number"))?;
     Ok(raw
-        .map(|r| match r {
-            Raw::Text(s) => s.trim().to_owned(),
-            Raw::Int(n) => n.to_string(),
-            Raw::Float(f) => f.to_string(),
-        })
+        .map(StringOrNumber::into_string)
         .filter(|s| !s.is_empty()))
 }
 

@@ -177,3 +177,19 @@ pub fn assert_ok(ack: &Value) -> Value {
     assert_eq!(ack["ok"], json!(true), "expected ok, got {ack}");
     ack.get("data").cloned().unwrap_or(Value::Null)
 }
+
+/// Waits for the first `event` whose payload satisfies `done` (earlier ones may still be
+/// queued: counts are pushed after every change); panics with the last one seen.
+pub async fn recv_until(c: &SioClient, event: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    while let Some(v) = c
+        .recv_timeout(event, std::time::Duration::from_secs(3))
+        .await
+    {
+        if done(&v) {
+            return v;
+        }
+        last = v;
+    }
+    panic!("no {event} matched within 3 s of the last one; last seen: {last}");
+}
