@@ -26,9 +26,10 @@ pub struct Workers {
     procs: Vec<Proc>,
 }
 
-/// Source address of client `index` of worker `worker` in run `run`: each run uses a
-/// fresh 127.R.0.0/16 block (no TIME_WAIT from an earlier run can collide) and each
-/// worker spreads its clients over 8 addresses of its own.
+/// Source address of client `index` of worker `worker` in run `run`: 127.R.W.H with a
+/// block per run and worker and 8 hosts per worker, so no source address carries more
+/// than a few thousand of the ~28k ephemeral ports, and sockets still in TIME_WAIT from
+/// an earlier run do not crowd the ports of the next one.
 pub fn source_addr(run: u32, worker: usize, index: usize) -> Ipv4Addr {
     let block = 10 + (run % 240) as u8;
     let w = (worker % 250) as u8;

@@ -41,7 +41,9 @@ pg.types.setTypeParser(20, (v) => Number(v));
 const pool = new pg.Pool({
   connectionString: env.DATABASE_URL,
   max: POOL_SIZE,
+  // sqlx's defaults: 5 s to acquire (Switchboard sets it), idle connections kept 10 min.
   connectionTimeoutMillis: 5000,
+  idleTimeoutMillis: 600_000,
 });
 pool.on('error', (e) => log('pool error', { error: e.message }));
 
