@@ -618,6 +618,8 @@ async fn database_outage_answers_internal_and_recovers(
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(5)
         .acquire_timeout(Duration::from_secs(2))
+        // As in production (`connect_pool`): no ping before each query.
+        .test_before_acquire(false)
         .connect_with(connect)
         .await
         .unwrap();
