@@ -186,11 +186,13 @@ where
     let mount_app = app.clone();
     let mounter: Mounter = Box::new(move |path: String| {
         let io = mount_app.broadcaster.io().clone();
+        // Called on every restaurant event in a cluster: build nothing once mounted.
+        if io.of(&path).is_some() {
+            return Box::pin(async {});
+        }
         let handler = per_restaurant.handler(&mount_app);
         Box::pin(async move {
-            if io.of(&path).is_none()
-                && let Err(e) = io.ns(path.clone(), handler).ready().await
-            {
+            if let Err(e) = io.ns(path.clone(), handler).ready().await {
                 tracing::warn!(ns = %path, error = %e, "could not mount namespace for cluster routing");
             }
         })

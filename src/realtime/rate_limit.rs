@@ -49,10 +49,19 @@ impl RateLimiter {
         } else {
             OVERFLOW_KEY
         };
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: self.burst,
-            last: now,
-        });
+        // Every event passes here: allocate the key only the first time a name is seen.
+        if !buckets.contains_key(key) {
+            buckets.insert(
+                key.to_owned(),
+                Bucket {
+                    tokens: self.burst,
+                    last: now,
+                },
+            );
+        }
+        let Some(bucket) = buckets.get_mut(key) else {
+            return Ok(());
+        };
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.burst);
         bucket.last = now;
