@@ -35,15 +35,17 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use socketioxide::SocketIoBuilder;
 use socketioxide::adapter::{Adapter, Emitter};
 use socketioxide_core::adapter::DefinedAdapter;
-use socketioxide_postgres::{PostgresAdapterConfig, PostgresAdapterCtr, SqlxAdapter};
-use socketioxide_redis::drivers::redis::redis_client;
-use socketioxide_redis::{RedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use socketioxide_postgres::{CustomPostgresAdapter, PostgresAdapterConfig, PostgresAdapterCtr};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use std::sync::Arc;
 
 use crate::auth::Verifier;
 use crate::config::AdapterKind;
 use crate::config::Config;
-use crate::realtime::cluster::{AdapterProbe, BoxFuture, Mounter, NsInit};
+use crate::metrics::Metrics;
+use crate::realtime::cluster::{AdapterProbe, BoxFuture, LinkHealth, Mounter, NsInit};
+use crate::realtime::pg_link::PgLink;
+use crate::realtime::redis_link::RedisLink;
 use crate::state::AppState;
 use crate::state::InFlight;
 use crate::store::Store;
@@ -120,18 +122,31 @@ pub async fn build_app(
         .ws_max_frame_size(max_payload)
         .ping_interval(Duration::from_secs(25))
         .ping_timeout(Duration::from_secs(20));
+    let metrics = Metrics::default();
     match config.adapter {
-        AdapterKind::Local => assemble(builder, config, pool, verifier, None).await,
+        AdapterKind::Local => assemble(builder, config, pool, verifier, metrics, None).await,
         AdapterKind::Postgres => {
+            let link = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
+                .await
+                .map_err(|e| StartError::Adapter(e.to_string()))?;
             let settings = PostgresAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
-            let ctr = PostgresAdapterCtr::new_with_sqlx_config(pool.clone(), settings);
-            let builder = builder.with_adapter::<SqlxAdapter<Emitter>>(ctr);
-            // The adapter lives on the same database: the readiness ping covers it.
-            assemble(builder, config, pool, verifier, None).await
+            let ctr = PostgresAdapterCtr::new_with_driver(link.clone(), settings);
+            let builder = builder.with_adapter::<CustomPostgresAdapter<Emitter, PgLink>>(ctr);
+            let probe: AdapterProbe = Box::new(move || {
+                let up = link.is_up();
+                Box::pin(async move {
+                    if up {
+                        Ok(())
+                    } else {
+                        Err("LISTEN connection down".to_owned())
+                    }
+                })
+            });
+            assemble(builder, config, pool, verifier, metrics, Some(probe)).await
         }
         AdapterKind::Redis => {
             let url = config.redis_url.clone().unwrap_or_default();
-            // socketioxide-redis needs RESP3 (Redis 7+).
+            // Pub/sub on a shared connection needs RESP3 (Redis 7+).
             let url = if url.contains("protocol=") {
                 url
             } else if url.contains('?') {
@@ -140,27 +155,18 @@ pub async fn build_app(
                 format!("{url}?protocol=resp3")
             };
             let client =
-                redis_client::Client::open(url).map_err(|e| StartError::Adapter(e.to_string()))?;
-            let settings = RedisAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
-            let ctr = RedisAdapterCtr::new_with_redis_config(&client, settings)
+                redis::Client::open(url).map_err(|e| StartError::Adapter(e.to_string()))?;
+            let link = RedisLink::connect(client, LinkHealth::new(&metrics, "redis"))
                 .await
                 .map_err(|e| StartError::Adapter(e.to_string()))?;
-            let builder = builder.with_adapter::<RedisAdapter<Emitter>>(ctr);
+            let settings = RedisAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
+            let ctr = RedisAdapterCtr::new_with_driver(link.clone(), settings);
+            let builder = builder.with_adapter::<CustomRedisAdapter<Emitter, RedisLink>>(ctr);
             let probe: AdapterProbe = Box::new(move || {
-                let client = client.clone();
-                Box::pin(async move {
-                    let mut conn = client
-                        .get_multiplexed_async_connection()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    redis_client::cmd("PING")
-                        .query_async::<String>(&mut conn)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })
+                let link = link.clone();
+                Box::pin(async move { link.ping().await.map_err(|e| e.to_string()) })
             });
-            assemble(builder, config, pool, verifier, Some(probe)).await
+            assemble(builder, config, pool, verifier, metrics, Some(probe)).await
         }
     }
 }
@@ -170,6 +176,7 @@ async fn assemble<A>(
     config: Config,
     pool: PgPool,
     verifier: Verifier,
+    metrics: Metrics,
     probe: Option<AdapterProbe>,
 ) -> Result<(Router, Arc<dyn Running>), StartError>
 where
@@ -178,7 +185,7 @@ where
 {
     let max_payload = config.max_payload_bytes;
     let (io_layer, io) = builder.build_layer();
-    let app = AppState::new(config, Store::new(pool), verifier, io.clone());
+    let app = AppState::new(config, Store::new(pool), verifier, io.clone(), metrics);
     let (inits, per_restaurant) = realtime::namespaces::register_all(&app);
     for init in inits {
         init.ready().await.map_err(StartError::Adapter)?;

@@ -41,6 +41,13 @@ pub struct PoolLabel {
     pub state: &'static str,
 }
 
+/// `link` label: a node's connection that carries cluster traffic.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabel {
+    /// `postgres_listen` (the LISTEN connection) or `redis`.
+    pub link: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~3.3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -61,6 +68,12 @@ pub struct Metrics {
     pub broadcast_failures: Counter,
     /// Database pool connections by state (set at scrape time).
     pub pool: Family<PoolLabel, Gauge>,
+    /// 1 while a cluster link is connected, 0 while it reconnects.
+    pub link_up: Family<LinkLabel, Gauge>,
+    /// Times a cluster link was lost.
+    pub link_losses: Family<LinkLabel, Counter>,
+    /// Times a lost cluster link came back (subscriptions restored).
+    pub link_restores: Family<LinkLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -80,6 +93,9 @@ impl Default for Metrics {
         let errors = Family::<CodeLabel, Counter>::default();
         let broadcast_failures = Counter::default();
         let pool = Family::<PoolLabel, Gauge>::default();
+        let link_up = Family::<LinkLabel, Gauge>::default();
+        let link_losses = Family::<LinkLabel, Counter>::default();
+        let link_restores = Family::<LinkLabel, Counter>::default();
         registry.register(
             "sockets_connected",
             "Connected sockets per namespace",
@@ -102,6 +118,21 @@ impl Default for Metrics {
             "Database pool connections by state",
             pool.clone(),
         );
+        registry.register(
+            "cluster_link_up",
+            "1 while the cluster link is connected",
+            link_up.clone(),
+        );
+        registry.register(
+            "cluster_link_losses",
+            "Cluster link connections lost",
+            link_losses.clone(),
+        );
+        registry.register(
+            "cluster_link_restores",
+            "Cluster link connections restored with their subscriptions",
+            link_restores.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -110,6 +141,9 @@ impl Default for Metrics {
             errors,
             broadcast_failures,
             pool,
+            link_up,
+            link_losses,
+            link_restores,
         }
     }
 }

@@ -57,8 +57,13 @@ pub struct Inner<A: Adapter> {
 
 impl<A: Adapter> AppState<A> {
     /// Bundles the parts.
-    pub fn new(config: Config, store: Store, verifier: Verifier, io: SocketIo<A>) -> Self {
-        let metrics = Metrics::default();
+    pub fn new(
+        config: Config,
+        store: Store,
+        verifier: Verifier,
+        io: SocketIo<A>,
+        metrics: Metrics,
+    ) -> Self {
         let broadcaster = Broadcaster::new(io, metrics.broadcast_failures.clone());
         AppState(Arc::new(Inner {
             config,

@@ -311,53 +311,73 @@ impl Drop for OwnRedis {
     }
 }
 
-#[sqlx::test]
-async fn readiness_follows_the_redis_connection(pool: PgPool) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redis = OwnRedis::start_on(port);
-    let url = format!("redis://127.0.0.1:{}", redis.port);
-    let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
-    let vars = [
-        ("ADAPTER", "redis"),
-        ("REDIS_URL", url.as_str()),
-        ("ADAPTER_PREFIX", prefix.as_str()),
-    ];
-    let a = TestServer::start_with(pool.clone(), &vars).await;
-    let ready = |s: &TestServer| {
-        let url = s.url("/readyz");
-        async move {
-            let res = reqwest::get(url).await.unwrap();
-            (res.status().as_u16(), res.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, body) = ready(&a).await;
-    assert_eq!((status, body["adapter"].as_str()), (200, Some("ok")));
-    let port = redis.stop();
-    let (status, body) = ready(&a).await;
-    assert_eq!(
-        (status, body["adapter"].as_str()),
-        (503, Some("unreachable"))
-    );
-    assert_eq!(body["database"], "ok");
-    let _redis = OwnRedis::start_on(port);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while ready(&a).await.0 != 200 {
+async fn ready(s: &TestServer) -> (u16, Value) {
+    let res = reqwest::get(s.url("/readyz")).await.unwrap();
+    (res.status().as_u16(), res.json::<Value>().await.unwrap())
+}
+
+async fn wait_ready(s: &TestServer, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while ready(s).await.0 != 200 {
         assert!(
             std::time::Instant::now() < deadline,
-            "not ready again after Redis returned"
+            "not ready again within {within:?}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-#[sqlx::test]
-async fn postgres_broadcasts_resume_after_the_listen_connection_drops(pool: PgPool) {
-    let (a, b) = two_nodes(&pool, "postgres").await;
-    let conv = create_conversation(&a, 1, "group", &[2]).await;
+/// The value of one sample line of `/metrics` (0 when absent).
+async fn metric(s: &TestServer, sample: &str) -> f64 {
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Sends from `from` until `to` receives one of the messages (a broadcast sent while
+/// the link is still coming back may be lost; the next ones must arrive).
+async fn deliver_within(from: &SioClient, to: &SioClient, conv: &str, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let content = format!("after the outage {attempt}");
+        assert_ok(
+            &from
+                .emit_ack(
+                    "message:send",
+                    json!({ "conversationId": conv, "content": content }),
+                )
+                .await,
+        );
+        if let Some(m) = to
+            .recv_timeout("message:created", Duration::from_millis(300))
+            .await
+        {
+            assert!(
+                m["content"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("after the outage")
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cross-node delivery within {within:?} after the link came back"
+        );
+    }
+}
+
+/// Alice on A and Bob on B in one conversation, one message delivered across.
+async fn alice_and_bob(a: &TestServer, b: &TestServer) -> (String, SioClient, SioClient) {
+    let conv = create_conversation(a, 1, "group", &[2]).await;
     let alice = a.client("/chat", 1).await;
     let bob = b.client("/chat", 2).await;
     assert_ok(
@@ -373,46 +393,205 @@ async fn postgres_broadcasts_resume_after_the_listen_connection_drops(pool: PgPo
             .await,
     );
     assert_eq!(bob.recv("message:created").await["content"], "before");
+    (conv, alice, bob)
+}
 
-    // Cut every LISTEN connection of this database (both nodes' adapters).
+#[sqlx::test]
+async fn redis_restart_pauses_then_resumes_broadcasts(pool: PgPool) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start_on(port);
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
+    let vars = [
+        ("ADAPTER", "redis"),
+        ("REDIS_URL", url.as_str()),
+        ("ADAPTER_PREFIX", prefix.as_str()),
+    ];
+    let a = TestServer::start_with(pool.clone(), &vars).await;
+    let b = TestServer::start_with(pool.clone(), &vars).await;
+    let (status, body) = ready(&a).await;
+    assert_eq!((status, body["adapter"].as_str()), (200, Some("ok")));
+    let (conv, alice, bob) = alice_and_bob(&a, &b).await;
+    let up = r#"switchboard_cluster_link_up{link="redis"}"#;
+    assert_eq!(metric(&a, up).await, 1.0);
+
+    let port = redis.stop();
+    let (status, body) = ready(&a).await;
+    assert_eq!(
+        (status, body["adapter"].as_str()),
+        (503, Some("unreachable"))
+    );
+    assert_eq!(body["database"], "ok");
+    assert_eq!(metric(&a, up).await, 0.0);
+    assert_eq!(
+        metric(&a, r#"switchboard_cluster_link_losses_total{link="redis"}"#).await,
+        1.0
+    );
+
+    // Longer than the connection manager's own retries: the watchdog must bring it back.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let _redis = OwnRedis::start_on(port);
+    wait_ready(&a, Duration::from_secs(20)).await;
+    wait_ready(&b, Duration::from_secs(20)).await;
+    deliver_within(&alice, &bob, &conv, Duration::from_secs(10)).await;
+    // And the other way, to a socket on A.
+    let carol_on_a = a.client("/chat", 2).await;
+    assert_ok(
+        &carol_on_a
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    let alice_on_b = b.client("/chat", 1).await;
+    deliver_within(&alice_on_b, &carol_on_a, &conv, Duration::from_secs(10)).await;
+    for node in [&a, &b] {
+        assert_eq!(metric(node, up).await, 1.0);
+        assert_eq!(
+            metric(
+                node,
+                r#"switchboard_cluster_link_restores_total{link="redis"}"#
+            )
+            .await,
+            1.0
+        );
+    }
+}
+
+/// An admin connection to the test's database server (not counted in any node's pool).
+async fn admin_and_db(pool: &PgPool) -> (PgPool, String) {
     let db: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
     let admin = PgPool::connect(&std::env::var("DATABASE_URL").unwrap())
         .await
         .unwrap();
+    (admin, db)
+}
+
+/// Terminates every LISTEN connection to `db` (every node's cluster link).
+async fn cut_listen_connections(admin: &PgPool, db: &str) -> usize {
     let cut: Vec<bool> = sqlx::query_scalar(
         "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and query ilike 'listen%'",
     )
-    .bind(&db)
-    .fetch_all(&admin)
+    .bind(db)
+    .fetch_all(admin)
     .await
     .unwrap();
-    assert!(!cut.is_empty(), "no LISTEN connection found to cut");
+    cut.len()
+}
 
-    let mut delivered = false;
-    for attempt in 0..40 {
-        let content = format!("after the cut {attempt}");
-        assert_ok(
-            &alice
-                .emit_ack(
-                    "message:send",
-                    json!({ "conversationId": conv, "content": content }),
-                )
-                .await,
-        );
-        if let Some(m) = bob
-            .recv_timeout("message:created", Duration::from_millis(500))
-            .await
-        {
-            assert!(m["content"].as_str().unwrap().starts_with("after the cut"));
-            delivered = true;
-            break;
-        }
-    }
-    assert!(
-        delivered,
-        "no cross-node delivery after the LISTEN connection was cut"
+const PG_UP: &str = r#"switchboard_cluster_link_up{link="postgres_listen"}"#;
+const PG_RESTORES: &str = r#"switchboard_cluster_link_restores_total{link="postgres_listen"}"#;
+
+#[sqlx::test]
+async fn postgres_broadcasts_resume_after_the_listen_connection_drops(pool: PgPool) {
+    let (a, b) = two_nodes(&pool, "postgres").await;
+    let (conv, alice, bob) = alice_and_bob(&a, &b).await;
+    let (admin, db) = admin_and_db(&pool).await;
+    assert_eq!(
+        cut_listen_connections(&admin, &db).await,
+        2,
+        "one LISTEN connection per node"
     );
+    deliver_within(&alice, &bob, &conv, Duration::from_secs(10)).await;
+    for node in [&a, &b] {
+        assert_eq!(metric(node, PG_UP).await, 1.0);
+        assert_eq!(metric(node, PG_RESTORES).await, 1.0);
+    }
+    // A second cut is survived the same way.
+    assert_eq!(cut_listen_connections(&admin, &db).await, 2);
+    deliver_within(&alice, &bob, &conv, Duration::from_secs(10)).await;
+    assert_eq!(metric(&b, PG_RESTORES).await, 2.0);
+}
+
+#[sqlx::test]
+async fn postgres_link_waits_out_a_database_refusing_connections(pool: PgPool) {
+    let (a, b) = two_nodes(&pool, "postgres").await;
+    let (conv, alice, bob) = alice_and_bob(&a, &b).await;
+    let (admin, db) = admin_and_db(&pool).await;
+    // As while the database restarts: every connection dropped, new ones refused.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"alter database "{db}" allow_connections false"#
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+        .bind(&db)
+        .execute(&admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = ready(&b).await;
+    assert_eq!(
+        (status, body["adapter"].as_str()),
+        (503, Some("unreachable")),
+        "{body}"
+    );
+    assert_eq!(metric(&b, PG_UP).await, 0.0);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"alter database "{db}" allow_connections true"#
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    wait_ready(&a, Duration::from_secs(10)).await;
+    wait_ready(&b, Duration::from_secs(10)).await;
+    deliver_within(&alice, &bob, &conv, Duration::from_secs(10)).await;
+    assert_eq!(metric(&b, PG_RESTORES).await, 1.0);
+}
+
+#[sqlx::test]
+async fn postgres_adapter_holds_one_connection_however_many_namespaces(pool: PgPool) {
+    // Each node's pool has 10 connections; 4 static namespaces plus 12 restaurants'
+    // `/restaurants/<id>` would take 16 if each namespace held a LISTEN connection.
+    let (a, b) = two_nodes(&pool, "postgres").await;
+    let mut tablets = Vec::new();
+    let mut restaurants = Vec::new();
+    for i in 0..12 {
+        let res = a
+            .http()
+            .post(a.url("/api/restaurants"))
+            .bearer_auth(service())
+            .json(&json!({ "name": format!("Bistro {i}") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let r: Value = res.json().await.unwrap();
+        let r = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+        let staff = sign(
+            json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }),
+        );
+        tablets.push(a.client_with(&format!("/restaurants/{r}"), &staff).await);
+        restaurants.push(r);
+    }
+    let (admin, db) = admin_and_db(&pool).await;
+    let listening: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = $1 and query ilike 'listen%'",
+    )
+    .bind(&db)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(listening, 2, "one LISTEN connection per node");
+    // Every restaurant's events still flow, caused on B, to tablets on A.
+    for (r, tablet) in restaurants.iter().zip(&tablets) {
+        let res = b
+            .http()
+            .post(b.url(&format!("/api/restaurants/{r}/orders")))
+            .bearer_auth(service())
+            .json(&json!({ "order_number": 7, "type": "takeout", "total": 3,
+                           "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let order: Value = res.json().await.unwrap();
+        assert_eq!(tablet.recv("order:created").await, order);
+    }
 }

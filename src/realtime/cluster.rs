@@ -5,8 +5,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use socketioxide::adapter::Adapter;
+
+use crate::metrics::{LinkLabel, Metrics};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -49,5 +55,63 @@ pub async fn barrier<A: Adapter>(io: &socketioxide::SocketIo<A>, ns: &str) {
         && let Err(e) = op.rooms().await
     {
         tracing::warn!(ns, error = %e, "cluster barrier incomplete");
+    }
+}
+
+/// The state of one cluster link (the node's LISTEN connection, or its Redis
+/// connection), kept in logs and in the `cluster_link_*` metrics.
+#[derive(Clone, Debug)]
+pub struct LinkHealth {
+    link: &'static str,
+    up: Arc<AtomicBool>,
+    gauge: Gauge,
+    losses: Counter,
+    restores: Counter,
+}
+
+impl LinkHealth {
+    /// A link that is not connected yet.
+    pub fn new(metrics: &Metrics, link: &'static str) -> Self {
+        let label = LinkLabel { link };
+        let gauge = metrics.link_up.get_or_create(&label).clone();
+        gauge.set(0);
+        LinkHealth {
+            link,
+            up: Arc::new(AtomicBool::new(false)),
+            gauge,
+            losses: metrics.link_losses.get_or_create(&label).clone(),
+            restores: metrics.link_restores.get_or_create(&label).clone(),
+        }
+    }
+
+    /// The link is connected with its subscriptions in place.
+    pub fn connected(&self) {
+        if !self.up.swap(true, Ordering::SeqCst) {
+            self.gauge.set(1);
+            if self.losses.get() > 0 {
+                self.restores.inc();
+                tracing::info!(link = self.link, "cluster link restored; broadcasts resume");
+            } else {
+                tracing::debug!(link = self.link, "cluster link connected");
+            }
+        }
+    }
+
+    /// The link went away; it is being re-established.
+    pub fn lost(&self, reason: &dyn std::fmt::Display) {
+        if self.up.swap(false, Ordering::SeqCst) {
+            self.gauge.set(0);
+            self.losses.inc();
+            tracing::warn!(
+                link = self.link,
+                %reason,
+                "cluster link lost; reconnecting (broadcasts between nodes pause)"
+            );
+        }
+    }
+
+    /// Whether the link is connected now.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
     }
 }

@@ -10,6 +10,8 @@ pub mod events;
 pub mod handler;
 pub mod namespaces;
 pub mod orders;
+pub mod pg_link;
 pub mod rate_limit;
+pub mod redis_link;
 pub mod rooms;
 pub mod session;
