@@ -17,6 +17,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ use crate::config::AdapterKind;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::realtime::cluster::{AdapterProbe, BoxFuture, LinkHealth, Mounter, NsInit};
+use crate::realtime::order_bus::OrderBus;
 use crate::realtime::pg_link::PgLink;
 use crate::realtime::redis_link::RedisLink;
 use crate::state::AppState;
@@ -124,7 +126,7 @@ pub async fn build_app(
         .ping_timeout(Duration::from_secs(20));
     let metrics = Metrics::default();
     match config.adapter {
-        AdapterKind::Local => assemble(builder, config, pool, verifier, metrics, None).await,
+        AdapterKind::Local => assemble(builder, config, pool, verifier, metrics, None, None).await,
         AdapterKind::Postgres => {
             let link = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
                 .await
@@ -132,8 +134,9 @@ pub async fn build_app(
             let settings = PostgresAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
             let ctr = PostgresAdapterCtr::new_with_driver(link.clone(), settings);
             let builder = builder.with_adapter::<CustomPostgresAdapter<Emitter, PgLink>>(ctr);
+            let listen = link.clone();
             let probe: AdapterProbe = Box::new(move || {
-                let up = link.is_up();
+                let up = listen.is_up();
                 Box::pin(async move {
                     if up {
                         Ok(())
@@ -142,7 +145,16 @@ pub async fn build_app(
                     }
                 })
             });
-            assemble(builder, config, pool, verifier, metrics, Some(probe)).await
+            assemble(
+                builder,
+                config,
+                pool,
+                verifier,
+                metrics,
+                Some(probe),
+                Some(link),
+            )
+            .await
         }
         AdapterKind::Redis => {
             let url = config.redis_url.clone().unwrap_or_default();
@@ -162,11 +174,33 @@ pub async fn build_app(
             let settings = RedisAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
             let ctr = RedisAdapterCtr::new_with_driver(link.clone(), settings);
             let builder = builder.with_adapter::<CustomRedisAdapter<Emitter, RedisLink>>(ctr);
+            // Batch mode's bus runs on the shared database whatever the adapter.
+            let listen = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
+                .await
+                .map_err(|e| StartError::Adapter(e.to_string()))?;
+            let bus_link = listen.clone();
             let probe: AdapterProbe = Box::new(move || {
                 let link = link.clone();
-                Box::pin(async move { link.ping().await.map_err(|e| e.to_string()) })
+                let bus_up = bus_link.is_up();
+                Box::pin(async move {
+                    link.ping().await.map_err(|e| e.to_string())?;
+                    if bus_up {
+                        Ok(())
+                    } else {
+                        Err("LISTEN connection down".to_owned())
+                    }
+                })
             });
-            assemble(builder, config, pool, verifier, metrics, Some(probe)).await
+            assemble(
+                builder,
+                config,
+                pool,
+                verifier,
+                metrics,
+                Some(probe),
+                Some(listen),
+            )
+            .await
         }
     }
 }
@@ -178,6 +212,7 @@ async fn assemble<A>(
     verifier: Verifier,
     metrics: Metrics,
     probe: Option<AdapterProbe>,
+    listen: Option<PgLink>,
 ) -> Result<(Router, Arc<dyn Running>), StartError>
 where
     A: Adapter + DefinedAdapter,
@@ -191,22 +226,45 @@ where
         init.ready().await.map_err(StartError::Adapter)?;
     }
     let mount_app = app.clone();
+    // One mount per path even when the first events for a restaurant race each other.
+    let mounts: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>> =
+        Arc::default();
     let mounter: Mounter = Box::new(move |path: String| {
         let io = mount_app.broadcaster.io().clone();
         // Called on every restaurant event in a cluster: build nothing once mounted.
         if io.of(&path).is_some() {
             return Box::pin(async {});
         }
+        let once = mounts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(path.clone())
+            .or_default()
+            .clone();
         let handler = per_restaurant.handler(&mount_app);
         Box::pin(async move {
-            if let Err(e) = io.ns(path.clone(), handler).ready().await {
-                tracing::warn!(ns = %path, error = %e, "could not mount namespace for cluster routing");
-            }
+            // A failed mount is tried again by the next event.
+            let _ = once
+                .get_or_try_init(|| async move {
+                    if io.of(&path).is_some() {
+                        return Ok(());
+                    }
+                    io.ns(path.clone(), handler).ready().await.map_err(|e| {
+                        tracing::warn!(ns = %path, error = %e, "could not mount namespace for cluster routing");
+                    })
+                })
+                .await;
         })
     });
     app.set_mounter(mounter);
     if let Some(probe) = probe {
         app.set_adapter_probe(probe);
+    }
+    if let Some(link) = listen {
+        let bus = OrderBus::start(&app, &link, &app.config.adapter_prefix)
+            .await
+            .map_err(|e| StartError::Adapter(e.to_string()))?;
+        app.set_order_bus(bus);
     }
 
     let router = http::router()

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::realtime::broadcast::Broadcaster;
 use crate::realtime::cluster::{AdapterProbe, Mounter};
+use crate::realtime::order_bus::OrderBus;
 use crate::realtime::orders::DynamicPaths;
 use crate::store::Store;
 
@@ -53,6 +54,8 @@ pub struct Inner<A: Adapter> {
     mounter: std::sync::OnceLock<Mounter>,
     /// Health of the adapter's own connection, when it has one.
     adapter_probe: std::sync::OnceLock<AdapterProbe>,
+    /// Order events to other nodes' batch sockets (cluster only; set once at build).
+    order_bus: std::sync::OnceLock<OrderBus>,
 }
 
 impl<A: Adapter> AppState<A> {
@@ -75,6 +78,7 @@ impl<A: Adapter> AppState<A> {
             metrics,
             mounter: std::sync::OnceLock::new(),
             adapter_probe: std::sync::OnceLock::new(),
+            order_bus: std::sync::OnceLock::new(),
         }))
     }
 
@@ -91,6 +95,18 @@ impl<A: Adapter> AppState<A> {
             Some(probe) => probe().await,
             None => Ok(()),
         }
+    }
+
+    /// Installs the cluster's order bus (once, at build).
+    pub fn set_order_bus(&self, bus: OrderBus) {
+        if self.0.order_bus.set(bus).is_err() {
+            tracing::warn!("order bus set twice");
+        }
+    }
+
+    /// The cluster's order bus, when running as a cluster.
+    pub fn order_bus(&self) -> Option<&OrderBus> {
+        self.0.order_bus.get()
     }
 
     /// Installs the namespace mounter (once, at build).

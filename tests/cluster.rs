@@ -258,7 +258,132 @@ macro_rules! for_each_adapter {
     };
 }
 
+async fn batch_sockets_get_events_caused_on_the_other_node(pool: PgPool, adapter: &str) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let res = a
+        .http()
+        .post(a.url("/api/restaurants"))
+        .bearer_auth(service())
+        .json(&json!({ "name": "Batch Bistro" }))
+        .send()
+        .await
+        .unwrap();
+    let r: Value = res.json().await.unwrap();
+    let r = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+    let staff =
+        sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    // A batch-mode board on B (default namespace) and one on B's `/restaurants/<id>`.
+    let board = b.client_with("/", &staff).await;
+    let ack = board
+        .emit_ack(
+            "join:restaurant",
+            json!({ "restaurantId": r, "batch": true }),
+        )
+        .await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let dynamic = b.client_with(&format!("/restaurants/{r}"), &staff).await;
+    let ack = dynamic
+        .emit_ack(
+            "join:restaurant",
+            json!({ "restaurantId": r, "batch": true }),
+        )
+        .await;
+    assert_eq!(ack["success"], true, "{ack}");
+    // Two orders caused on A: a small one and one far above NOTIFY's 8000 bytes.
+    let note = "n".repeat(400);
+    let big_items: Vec<Value> = (0..40)
+        .map(|i| json!({ "name": format!("Dish {i}"), "quantity": 1, "station": "kitchen", "notes": note }))
+        .collect();
+    let mut created = Vec::new();
+    for (number, items) in [
+        (
+            1,
+            json!([{ "name": "Soup", "quantity": 1, "station": "kitchen" }]),
+        ),
+        (2, Value::Array(big_items)),
+    ] {
+        let res = a
+            .http()
+            .post(a.url(&format!("/api/restaurants/{r}/orders")))
+            .bearer_auth(service())
+            .json(
+                &json!({ "order_number": number, "type": "takeout", "total": 9.5, "items": items }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        created.push(res.json::<Value>().await.unwrap());
+    }
+    assert!(serde_json::to_string(&created[1]).unwrap().len() > 8000);
+    let expected: Vec<Value> = created
+        .iter()
+        .map(|o| json!({ "event": "order:created", "data": o }))
+        .collect();
+    for tablet in [&board, &dynamic] {
+        let mut items: Vec<Value> = Vec::new();
+        while items.len() < expected.len() {
+            let batch = tablet
+                .recv_timeout("orders:batch_update", Duration::from_secs(3))
+                .await
+                .expect("a batch with the events caused on the other node");
+            items.extend(batch.as_array().unwrap().clone());
+        }
+        assert_eq!(items, expected, "in order, each once");
+        tablet.expect_none("order:created", QUIET).await;
+        tablet
+            .expect_none("orders:batch_update", Duration::from_millis(50))
+            .await;
+    }
+}
+
+async fn first_events_of_a_restaurant_racing_each_arrive_once(pool: PgPool, adapter: &str) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let res = a
+        .http()
+        .post(a.url("/api/restaurants"))
+        .bearer_auth(service())
+        .json(&json!({ "name": "Rush Bistro" }))
+        .send()
+        .await
+        .unwrap();
+    let r: Value = res.json().await.unwrap();
+    let r = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+    let staff =
+        sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    let tablet = b.client_with(&format!("/restaurants/{r}"), &staff).await;
+    // A has never routed an event of this restaurant: eight arrive at once.
+    let creates = (1..=8).map(|n| {
+        let http = a.http();
+        let url = a.url(&format!("/api/restaurants/{r}/orders"));
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(service())
+                .json(&json!({ "order_number": n, "type": "takeout", "total": 1,
+                               "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+            res.json::<Value>().await.unwrap()["id"].clone()
+        }
+    });
+    let mut ids = futures_util::future::join_all(creates).await;
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        got.push(tablet.recv("order:created").await["id"].clone());
+    }
+    tablet.expect_none("order:created", QUIET).await;
+    let key = |v: &Value| v.to_string();
+    ids.sort_by_key(key);
+    got.sort_by_key(key);
+    assert_eq!(got, ids);
+}
+
 for_each_adapter!(
+    first_events_of_a_restaurant_racing_each_arrive_once,
+    batch_sockets_get_events_caused_on_the_other_node,
     chat_message_crosses_nodes_once,
     rest_notification_on_a_reaches_b,
     order_event_reaches_tablets_on_the_other_node,

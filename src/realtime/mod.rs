@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod events;
 pub mod handler;
 pub mod namespaces;
+pub mod order_bus;
 pub mod orders;
 pub mod pg_link;
 pub mod rate_limit;

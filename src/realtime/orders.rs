@@ -159,12 +159,33 @@ pub async fn emit_order_event<A: Adapter, T: Serialize + ?Sized>(
     data: &T,
 ) {
     let rooms = target_rooms(restaurant_id, stations);
-    let batch_rooms: Vec<String> = rooms.iter().map(|r| rooms::batched(r)).collect();
     let item = json!({ "event": event, "data": data });
     for path in namespaces(app, restaurant_id).await {
         app.broadcaster
             .emit(&path, rooms.clone(), event, data)
             .await;
+    }
+    queue_on_batch_sockets(app, restaurant_id, stations, &item);
+    if let Some(bus) = app.order_bus() {
+        bus.publish(restaurant_id, stations, &item).await;
+    }
+}
+
+/// Queues `item` (`{ event, data }`) on this node's batch-mode sockets of the restaurant
+/// room and the given station rooms, each socket once.
+pub fn queue_on_batch_sockets<A: Adapter>(
+    app: &AppState<A>,
+    restaurant_id: Uuid,
+    stations: &[Station],
+    item: &Value,
+) {
+    let batch_rooms: Vec<String> = target_rooms(restaurant_id, stations)
+        .iter()
+        .map(|r| rooms::batched(r))
+        .collect();
+    let mut paths = vec![ns::ROOT.to_owned(), ns::RESTAURANT.to_owned()];
+    paths.extend(app.dynamic_paths.paths(restaurant_id));
+    for path in paths {
         let Some(op) = app.broadcaster.io().of(&path) else {
             continue;
         };
