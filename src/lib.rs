@@ -127,7 +127,11 @@ pub async fn build_app(
         // Each websocket keeps its read buffer for life: 4 KiB by default, though events
         // are small (a bigger frame still arrives whole, in more reads). 1 KiB took the
         // bench's S1 from 23.1 to 19.7 KiB per idle connection; 512 B saved nothing more.
-        .ws_read_buffer_size(1024);
+        .ws_read_buffer_size(1024)
+        // Packets queued per socket before emits to it fail. A burst (a busy room, a
+        // client pipelining sends) must not drop packets, acks included; the queue grows
+        // in 32-slot blocks only as it fills, so the bound costs nothing while idle.
+        .max_buffer_size(4096);
     let metrics = Metrics::default();
     match config.adapter {
         AdapterKind::Local => assemble(builder, config, pool, verifier, metrics, None, None).await,

@@ -65,8 +65,15 @@ pub async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
 }
 
 /// Empties every application table (the schema and migration history stay), so each
-/// run starts from the same state.
+/// run starts from the same state. Backends the previous server left behind (statements
+/// still running after it was stopped) are ended first: TRUNCATE would deadlock with them.
 pub async fn reset(url: &str) -> Result<()> {
+    psql(
+        url,
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid()",
+    )
+    .await?;
     psql(
         url,
         "do $$ declare t text; begin

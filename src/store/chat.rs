@@ -7,6 +7,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::Store;
+use super::chat_send::{NewMessage, Sent};
 use crate::domain::chat::{
     Access, Conversation, ConversationType, MemberRole, Message, UnreadCount,
 };
@@ -25,10 +26,10 @@ macro_rules! message_select {
 }
 
 #[derive(FromRow)]
-struct MessageRow {
-    id: Uuid,
+pub(super) struct MessageRow {
+    pub(super) id: Uuid,
     seq: i64,
-    conversation_id: Uuid,
+    pub(super) conversation_id: Uuid,
     sender_id: i64,
     content: String,
     attachments: Vec<String>,
@@ -67,7 +68,7 @@ pub struct StoredMessage {
     pub seq: i64,
 }
 
-fn stored(row: MessageRow) -> StoredMessage {
+pub(super) fn stored(row: MessageRow) -> StoredMessage {
     let (message, seq) = row.into_message();
     StoredMessage { message, seq }
 }
@@ -228,68 +229,13 @@ impl Store {
         Ok(deleted == 1)
     }
 
-    /// Stores a message and moves the sender's read cursor to it, in one statement.
-    /// A repeated `client_id` from the same sender in the same conversation returns the
-    /// first message instead (even if it was deleted since: a repeat gets the same answer).
-    pub async fn insert_message(
-        &self,
-        conversation_id: Uuid,
-        sender_id: i64,
-        content: &str,
-        attachments: &[String],
-        client_id: Option<&str>,
-    ) -> Result<Inserted, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        lock_members(&mut tx, conversation_id).await?;
-        // With the member rows locked, no other message of this conversation is in
-        // flight: the sender has nothing unread past its own message, everyone else one
-        // more.
-        let row: Option<MessageRow> = sqlx::query_as(
-            "with ins as (
-                insert into messages (id, conversation_id, sender_id, content, attachments, client_id)
-                values ($1, $2, $3, $4, $5, $6)
-                on conflict (conversation_id, sender_id, client_id) where client_id is not null do nothing
-                returning *
-             ), counters as (
-                update conversation_members set
-                    last_read_seq = case when user_id = $3 then greatest(last_read_seq, (select seq from ins))
-                                         else last_read_seq end,
-                    unread_count = case when user_id = $3 then 0 else unread_count + 1 end
-                where conversation_id = $2 and exists (select 1 from ins)
-             )
-             select id, seq, conversation_id, sender_id, content, attachments, client_id, created_at, updated_at,
-                    array[]::bigint[] as seen_by
-             from ins",
-        )
-        .bind(Uuid::now_v7())
-        .bind(conversation_id)
-        .bind(sender_id)
-        .bind(content)
-        .bind(attachments)
-        .bind(client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if let Some(row) = row {
-            return Ok(Inserted {
-                message: stored(row).message,
-                created: true,
-            });
-        }
-        // The only conflict is a repeated clientId: return the first message.
-        let first: MessageRow = sqlx::query_as(concat!(
-            message_select!(),
-            "where m.conversation_id = $1 and m.sender_id = $2 and m.client_id = $3"
-        ))
-        .bind(conversation_id)
-        .bind(sender_id)
-        .bind(client_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Inserted {
-            message: stored(first).message,
-            created: false,
-        })
+    /// Stores a message, moves the sender's read cursor to it and counts it as unread
+    /// for every other member; answers once committed. Concurrent sends share a
+    /// transaction (see `chat_send`). A repeated `client_id` from the same sender in the
+    /// same conversation returns the first message instead (even if it was deleted
+    /// since: a repeat gets the same answer).
+    pub async fn send_message(&self, new: NewMessage) -> Result<Sent, sqlx::Error> {
+        self.sends.send(new).await
     }
 
     /// A message that is not deleted.
@@ -454,23 +400,7 @@ impl Store {
         &self,
         user_ids: &[i64],
     ) -> Result<HashMap<i64, UnreadCount>, sqlx::Error> {
-        let rows: Vec<(i64, Uuid, i64)> = sqlx::query_as(
-            "select user_id, conversation_id, unread_count::bigint from conversation_members
-             where user_id = any($1) and unread_count > 0",
-        )
-        .bind(user_ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: HashMap<i64, UnreadCount> = user_ids
-            .iter()
-            .map(|u| (*u, UnreadCount::default()))
-            .collect();
-        for (user, conversation, count) in rows {
-            let entry = out.entry(user).or_default();
-            entry.total += count;
-            entry.by_conversation.insert(conversation, count);
-        }
-        Ok(out)
+        unread_counts(&self.pool, user_ids).await
     }
 
     /// One user's unread count.
@@ -481,6 +411,47 @@ impl Store {
             .remove(&user_id)
             .unwrap_or_default())
     }
+}
+
+/// Unread counts of several users (see `Store::unread_counts`).
+pub(super) async fn unread_counts(
+    pool: &sqlx::PgPool,
+    user_ids: &[i64],
+) -> Result<HashMap<i64, UnreadCount>, sqlx::Error> {
+    let rows: Vec<(i64, Uuid, i64)> = sqlx::query_as(
+        "select user_id, conversation_id, unread_count::bigint from conversation_members
+             where user_id = any($1) and unread_count > 0",
+    )
+    .bind(user_ids)
+    .fetch_all(pool)
+    .await?;
+    let mut out: HashMap<i64, UnreadCount> = user_ids
+        .iter()
+        .map(|u| (*u, UnreadCount::default()))
+        .collect();
+    for (user, conversation, count) in rows {
+        let entry = out.entry(user).or_default();
+        entry.total += count;
+        entry.by_conversation.insert(conversation, count);
+    }
+    Ok(out)
+}
+
+/// The first message of a repeated `clientId` (see `Store::send_message`).
+pub(super) async fn first_with_client_id(
+    pool: &sqlx::PgPool,
+    new: &NewMessage,
+) -> Result<Message, sqlx::Error> {
+    let first: MessageRow = sqlx::query_as(concat!(
+        message_select!(),
+        "where m.conversation_id = $1 and m.sender_id = $2 and m.client_id = $3"
+    ))
+    .bind(new.conversation_id)
+    .bind(new.sender_id)
+    .bind(new.client_id.as_deref())
+    .fetch_one(pool)
+    .await?;
+    Ok(stored(first).message)
 }
 
 /// Locks every member row of a conversation, in one order (by user id) so that two

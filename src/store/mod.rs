@@ -5,6 +5,7 @@
 //! constraint maps to a client error); callers never see SQL text.
 
 pub mod chat;
+pub mod chat_send;
 pub mod notifications;
 pub mod orders;
 
@@ -14,12 +15,15 @@ use sqlx::PgPool;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    sends: chat_send::SendQueue,
 }
 
 impl Store {
     /// Wraps a pool.
+    /// Wraps a pool and starts the `message:send` writers (inside a tokio runtime).
     pub fn new(pool: PgPool) -> Self {
-        Store { pool }
+        let sends = chat_send::SendQueue::start(pool.clone());
+        Store { pool, sends }
     }
 
     /// The underlying pool (health checks, tests).

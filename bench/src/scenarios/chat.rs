@@ -138,7 +138,7 @@ pub async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome> {
 }
 
 /// Empties `messages` and rewinds read cursors, between steps.
-async fn clear_messages(url: &str) -> Result<()> {
+pub async fn clear_messages(url: &str) -> Result<()> {
     db::psql(
         url,
         "truncate messages; update conversation_members set last_read_seq = 0",
@@ -148,8 +148,10 @@ async fn clear_messages(url: &str) -> Result<()> {
 }
 
 /// One pgbench script per (conversation, sender) pair, up to pgbench's 128 scripts,
-/// each running Switchboard's statement from `store/chat.rs` (`insert_message`); the
-/// id is time-ordered like the server's UUIDv7 (millisecond prefix, random rest).
+/// each the single-row form of a send: insert one message and move the sender's cursor,
+/// one transaction each (the ceiling the issue compares against; the server itself now
+/// writes concurrent sends together, see `store/chat_send.rs`). The id is time-ordered
+/// like the server's UUIDv7 (millisecond prefix, random rest).
 fn write_pgbench_scripts(
     dir: &std::path::Path,
     conversations: &[(String, Vec<i64>)],

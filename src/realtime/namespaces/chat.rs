@@ -20,6 +20,7 @@ use crate::realtime::handler::on;
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
+use crate::store::chat_send::NewMessage;
 
 /// Registers every `/chat` event on a freshly authenticated socket. Called from the
 /// connect middleware, before the CONNECT packet goes out, so no early event is lost.
@@ -110,27 +111,30 @@ async fn send_message<A: Adapter>(
     p: SendMessage,
 ) -> AppResult<Value> {
     require_member(&s, p.conversation_id).await?;
-    let inserted = s
+    let sent = s
         .app
         .store
-        .insert_message(
-            p.conversation_id,
-            s.user_id(),
-            &p.content,
-            &p.attachments,
-            p.client_id.as_deref(),
-        )
+        .send_message(NewMessage {
+            conversation_id: p.conversation_id,
+            sender_id: s.user_id(),
+            content: p.content,
+            attachments: p.attachments,
+            client_id: p.client_id,
+        })
         .await?;
-    let message = inserted.message;
-    if inserted.created {
+    let message = sent.message;
+    if sent.created {
         let room = rooms::conversation(message.conversation_id);
         s.app
             .broadcaster
             .emit_except_self(&socket, room, ev::MESSAGE_CREATED, &message)
             .await;
-        let mut others = s.app.store.list_member_ids(message.conversation_id).await?;
-        others.retain(|u| *u != s.user_id());
-        push_unread_counts(&s.app, &others).await;
+        for (user, count) in &sent.unread {
+            s.app
+                .broadcaster
+                .emit(ns::CHAT, rooms::user(*user), ev::UNREAD_COUNT, count)
+                .await;
+        }
     }
     Ok(json!(message))
 }

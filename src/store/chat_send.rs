@@ -1,0 +1,322 @@
+//! `message:send` commits: concurrent sends share one transaction.
+//!
+//! Each send still gets its answer only once its row is committed (an ack means the row
+//! is durable), but sends that arrive while earlier ones are being written wait for the
+//! next transaction together instead of queueing one by one for a pool connection. A
+//! transaction of `k` sends is five statements instead of `5k`: one lock of the member
+//! rows of every conversation involved, one INSERT of every message with the counter
+//! updates, one read of the members' new unread counts, BEGIN and COMMIT. When idle, a
+//! send is written at once, alone.
+//!
+//! If a shared transaction fails, each of its sends is tried again alone, so one bad
+//! send cannot fail the others.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::chat::{MessageRow, first_with_client_id, stored, unread_counts};
+use crate::domain::chat::{Message, UnreadCount};
+
+/// Transactions writing sends at the same time (each holds one pool connection).
+const WRITERS: usize = 4;
+/// Most sends in one transaction.
+const MAX_BATCH: usize = 128;
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Conversation (the sender's membership is checked before).
+    pub conversation_id: Uuid,
+    /// Sender.
+    pub sender_id: i64,
+    /// Trimmed content.
+    pub content: String,
+    /// Attachment URLs.
+    pub attachments: Vec<String>,
+    /// The client's idempotency key.
+    pub client_id: Option<String>,
+}
+
+/// What a send did.
+#[derive(Debug)]
+pub struct Sent {
+    /// The stored message (or, for a repeated `clientId`, the first one).
+    pub message: Message,
+    /// True when this send stored it.
+    pub created: bool,
+    /// Unread counts to push, right after the commit: each member concerned by the
+    /// transaction appears in exactly one of its sends (empty when not created).
+    pub unread: HashMap<i64, UnreadCount>,
+}
+
+struct Job {
+    id: Uuid,
+    new: NewMessage,
+    reply: oneshot::Sender<Result<Sent, sqlx::Error>>,
+}
+
+/// Queue of sends waiting for a transaction.
+#[derive(Debug, Clone)]
+pub struct SendQueue {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job { .. }")
+    }
+}
+
+impl SendQueue {
+    /// Starts the writers on `pool`.
+    pub fn start(pool: PgPool) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WRITERS {
+            tokio::spawn(writer(pool.clone(), rx.clone()));
+        }
+        SendQueue { tx }
+    }
+
+    /// Stores a message; answers once it is committed.
+    pub async fn send(&self, new: NewMessage) -> Result<Sent, sqlx::Error> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            id: Uuid::now_v7(),
+            new,
+            reply,
+        };
+        self.tx.send(job).map_err(|_| sqlx::Error::PoolClosed)?;
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+/// Takes whatever is queued (up to `MAX_BATCH`), writes it in one transaction, repeats.
+async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(job) => jobs.push(job),
+                None => return,
+            }
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let batch: Vec<(Uuid, &NewMessage)> = jobs.iter().map(|j| (j.id, &j.new)).collect();
+        match write(&pool, &batch).await {
+            Ok(mut results) => {
+                for job in jobs {
+                    let result = results.remove(&job.id).ok_or(sqlx::Error::RowNotFound);
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) if jobs.len() > 1 => {
+                tracing::debug!(sends = jobs.len(), error = %e, "shared send transaction failed; retrying each alone");
+                for job in jobs {
+                    let result = write(&pool, &[(job.id, &job.new)])
+                        .await
+                        .and_then(|mut r| r.remove(&job.id).ok_or(sqlx::Error::RowNotFound));
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(clone_error(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// `sqlx::Error` is not `Clone`; a failed lone send gets the error itself, this is only
+/// for the unreachable case of several jobs sharing one final error.
+fn clone_error(e: &sqlx::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(e.to_string())
+}
+
+#[derive(sqlx::FromRow)]
+struct Counter {
+    conversation_id: Uuid,
+    user_id: i64,
+}
+
+/// Writes `batch` in one transaction; the result of each send by its job id.
+async fn write(
+    pool: &PgPool,
+    batch: &[(Uuid, &NewMessage)],
+) -> Result<HashMap<Uuid, Sent>, sqlx::Error> {
+    let conversations: Vec<Uuid> = batch
+        .iter()
+        .map(|(_, m)| m.conversation_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut conversation_ids = Vec::with_capacity(batch.len());
+    let mut senders = Vec::with_capacity(batch.len());
+    let mut contents = Vec::with_capacity(batch.len());
+    let mut attachments = Vec::with_capacity(batch.len());
+    let mut client_ids = Vec::with_capacity(batch.len());
+    for (id, m) in batch {
+        ids.push(*id);
+        conversation_ids.push(m.conversation_id);
+        senders.push(m.sender_id);
+        contents.push(m.content.as_str());
+        attachments.push(
+            serde_json::to_string(&m.attachments).map_err(|e| sqlx::Error::Encode(e.into()))?,
+        );
+        client_ids.push(m.client_id.as_deref());
+    }
+
+    let mut tx = pool.begin().await?;
+    // Member rows of every conversation, in one order (conversation, then user) so that
+    // concurrent transactions cannot deadlock; while held, no other send, delete or
+    // member change of these conversations is in flight, which keeps counters exact.
+    sqlx::query(
+        "select 1 from conversation_members where conversation_id = any($1)
+         order by conversation_id, user_id for update",
+    )
+    .bind(&conversations)
+    .execute(&mut *tx)
+    .await?;
+    // Every message in arrival order (so `seq` follows it), then each member's cursor
+    // and counter: a member with sends in the batch moves its cursor to its last one and
+    // has unread only what others sent after it; any other member gains what others sent.
+    let inserted: Vec<MessageRow> = sqlx::query_as(
+        "with input as (
+            select * from unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+                with ordinality as t(id, conversation_id, sender_id, content, attachments, client_id, ord)
+         ), ins as (
+            insert into messages (id, conversation_id, sender_id, content, attachments, client_id)
+            select id, conversation_id, sender_id, content,
+                   array(select jsonb_array_elements_text(attachments::jsonb)), client_id
+            from input order by ord
+            on conflict (conversation_id, sender_id, client_id) where client_id is not null do nothing
+            returning *
+         ), own as (
+            select cm.conversation_id, cm.user_id,
+                   (select max(i.seq) from ins i
+                    where i.conversation_id = cm.conversation_id and i.sender_id = cm.user_id) as last_own
+            from conversation_members cm
+            where cm.conversation_id in (select conversation_id from ins)
+         ), counters as (
+            update conversation_members cm set
+                last_read_seq = greatest(cm.last_read_seq, coalesce(o.last_own, cm.last_read_seq)),
+                unread_count = (case when o.last_own is null then cm.unread_count else 0 end)
+                    + (select count(*) from ins i
+                       where i.conversation_id = cm.conversation_id and i.sender_id <> cm.user_id
+                         and i.seq > coalesce(o.last_own, 0))::int
+            from own o
+            where cm.conversation_id = o.conversation_id and cm.user_id = o.user_id
+         )
+         select id, seq, conversation_id, sender_id, content, attachments, client_id, created_at, updated_at,
+                array[]::bigint[] as seen_by
+         from ins",
+    )
+    .bind(&ids)
+    .bind(&conversation_ids)
+    .bind(&senders)
+    .bind(&contents)
+    .bind(&attachments)
+    .bind(&client_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Members of the conversations that got messages, for the unread pushes.
+    let created_in: Vec<Uuid> = inserted
+        .iter()
+        .map(|r| r.conversation_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let members: Vec<Counter> = if created_in.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "select conversation_id, user_id from conversation_members where conversation_id = any($1)",
+        )
+        .bind(&created_in)
+        .fetch_all(&mut *tx)
+        .await?
+    };
+    tx.commit().await?;
+
+    let mut by_conversation: HashMap<Uuid, Vec<i64>> = HashMap::new();
+    for m in members {
+        by_conversation
+            .entry(m.conversation_id)
+            .or_default()
+            .push(m.user_id);
+    }
+    let mut results = HashMap::with_capacity(batch.len());
+    let mut created: HashMap<Uuid, MessageRow> = inserted.into_iter().map(|r| (r.id, r)).collect();
+    // Unread counts after the commit, for every member who got a message.
+    let readers: Vec<i64> = batch
+        .iter()
+        .filter(|(id, _)| created.contains_key(id))
+        .flat_map(|(_, m)| {
+            by_conversation
+                .get(&m.conversation_id)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|u| *u != m.sender_id)
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let counts = if readers.is_empty() {
+        HashMap::new()
+    } else {
+        unread_counts(pool, &readers).await?
+    };
+    // One count per reader per transaction: the last send that concerns a reader carries
+    // it (the counts are those after the commit, the same for every send of the batch).
+    let mut unread_by_job: HashMap<Uuid, HashMap<i64, UnreadCount>> = HashMap::new();
+    let mut assigned: BTreeSet<i64> = BTreeSet::new();
+    for (id, m) in batch.iter().rev() {
+        if !created.contains_key(id) {
+            continue;
+        }
+        for u in by_conversation
+            .get(&m.conversation_id)
+            .into_iter()
+            .flatten()
+        {
+            if *u != m.sender_id
+                && assigned.insert(*u)
+                && let Some(count) = counts.get(u)
+            {
+                unread_by_job
+                    .entry(*id)
+                    .or_default()
+                    .insert(*u, count.clone());
+            }
+        }
+    }
+    for (id, m) in batch {
+        let sent = match created.remove(id) {
+            Some(row) => Sent {
+                message: stored(row).message,
+                created: true,
+                unread: unread_by_job.remove(id).unwrap_or_default(),
+            },
+            None => Sent {
+                message: first_with_client_id(pool, m).await?,
+                created: false,
+                unread: HashMap::new(),
+            },
+        };
+        results.insert(*id, sent);
+    }
+    Ok(results)
+}
