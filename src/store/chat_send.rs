@@ -5,8 +5,9 @@
 //! next transaction together instead of queueing one by one for a pool connection. A
 //! transaction of `k` sends is five statements instead of `5k`: one lock of the member
 //! rows of every conversation involved, one INSERT of every message with the counter
-//! updates, one read of the members' new unread counts, BEGIN and COMMIT. When idle, a
-//! send is written at once, alone.
+//! updates, one read of the members, BEGIN and COMMIT. When idle, a send is written at
+//! once, alone. Each member concerned gets one `unread:count` per transaction, read
+//! after the commit.
 //!
 //! If a shared transaction fails, each of its sends is tried again alone, so one bad
 //! send cannot fail the others.
@@ -18,8 +19,8 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::chat::{MessageRow, first_with_client_id, stored, unread_counts};
-use crate::domain::chat::{Message, UnreadCount};
+use super::chat::{MessageRow, first_with_client_id, stored};
+use crate::domain::chat::Message;
 
 /// Transactions writing sends at the same time (each holds one pool connection).
 const WRITERS: usize = 4;
@@ -48,9 +49,9 @@ pub struct Sent {
     pub message: Message,
     /// True when this send stored it.
     pub created: bool,
-    /// Unread counts to push, right after the commit: each member concerned by the
+    /// Members whose unread counts this send should push: each member concerned by the
     /// transaction appears in exactly one of its sends (empty when not created).
-    pub unread: HashMap<i64, UnreadCount>,
+    pub readers: Vec<i64>,
 }
 
 struct Job {
@@ -259,29 +260,9 @@ async fn write(
     }
     let mut results = HashMap::with_capacity(batch.len());
     let mut created: HashMap<Uuid, MessageRow> = inserted.into_iter().map(|r| (r.id, r)).collect();
-    // Unread counts after the commit, for every member who got a message.
-    let readers: Vec<i64> = batch
-        .iter()
-        .filter(|(id, _)| created.contains_key(id))
-        .flat_map(|(_, m)| {
-            by_conversation
-                .get(&m.conversation_id)
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|u| *u != m.sender_id)
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let counts = if readers.is_empty() {
-        HashMap::new()
-    } else {
-        unread_counts(pool, &readers).await?
-    };
-    // One count per reader per transaction: the last send that concerns a reader carries
-    // it (the counts are those after the commit, the same for every send of the batch).
-    let mut unread_by_job: HashMap<Uuid, HashMap<i64, UnreadCount>> = HashMap::new();
+    // One count per reader per transaction: the last send that concerns a reader pushes
+    // it (read after the commit, it covers every send of the batch).
+    let mut readers_by_job: HashMap<Uuid, Vec<i64>> = HashMap::new();
     let mut assigned: BTreeSet<i64> = BTreeSet::new();
     for (id, m) in batch.iter().rev() {
         if !created.contains_key(id) {
@@ -292,14 +273,8 @@ async fn write(
             .into_iter()
             .flatten()
         {
-            if *u != m.sender_id
-                && assigned.insert(*u)
-                && let Some(count) = counts.get(u)
-            {
-                unread_by_job
-                    .entry(*id)
-                    .or_default()
-                    .insert(*u, count.clone());
+            if *u != m.sender_id && assigned.insert(*u) {
+                readers_by_job.entry(*id).or_default().push(*u);
             }
         }
     }
@@ -308,12 +283,12 @@ async fn write(
             Some(row) => Sent {
                 message: stored(row).message,
                 created: true,
-                unread: unread_by_job.remove(id).unwrap_or_default(),
+                readers: readers_by_job.remove(id).unwrap_or_default(),
             },
             None => Sent {
                 message: first_with_client_id(pool, m).await?,
                 created: false,
-                unread: HashMap::new(),
+                readers: Vec::new(),
             },
         };
         results.insert(*id, sent);

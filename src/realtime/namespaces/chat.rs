@@ -129,11 +129,10 @@ async fn send_message<A: Adapter>(
             .broadcaster
             .emit_except_self(&socket, room, ev::MESSAGE_CREATED, &message)
             .await;
-        for (user, count) in &sent.unread {
-            s.app
-                .broadcaster
-                .emit(ns::CHAT, rooms::user(*user), ev::UNREAD_COUNT, count)
-                .await;
+        if !sent.readers.is_empty() {
+            // The ack need not wait for the counts.
+            let app = s.app.clone();
+            tokio::spawn(async move { push_unread_counts(&app, &sent.readers).await });
         }
     }
     Ok(json!(message))
