@@ -148,7 +148,7 @@ pub async fn run_once(
 
 /// Other work on the machine (builds, test suites) skews every figure. Waits, up to
 /// `limit`, until under a quarter of the CPUs are busy; returns a note on what it saw.
-async fn wait_for_quiet(limit: Duration) -> String {
+pub async fn wait_for_quiet(limit: Duration) -> String {
     const QUIET: f64 = 0.25;
     let started = Instant::now();
     let mut busy = crate::procstat::machine_busy(Duration::from_secs(1)).await;
@@ -280,7 +280,7 @@ pub fn utc_now() -> String {
 }
 
 /// CPU model and count, memory, Node and PostgreSQL versions, fsync setting.
-async fn machine(env: &Env) -> String {
+pub async fn machine(env: &Env) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()

@@ -4,10 +4,12 @@
 //! - `compare [--quick]`: every scenario against both servers, table of ratios.
 //! - `run --server … --scenario …`: one scenario against one server (for profiling).
 //! - `check`: the generator's client against the official `socket.io-client`.
+//! - `cluster`: broadcast latency across two Switchboard nodes against one node.
 //! - `worker`: a load-generator process (started by the others, not by hand).
 
 mod check;
 mod client;
+mod cluster;
 mod compare;
 mod db;
 mod pool;
@@ -72,6 +74,28 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Broadcast latency across two Switchboard nodes (postgres, then redis adapter)
+    /// against one node: chat deliveries to rooms of 20 and a broadcast to every user.
+    Cluster {
+        #[command(flatten)]
+        common: Common,
+        /// Repetitions per setup (default 3; 1 with --quick).
+        #[arg(long)]
+        reps: Option<usize>,
+        /// Setups to run, e.g. `one,redis` (default: one,postgres,redis).
+        #[arg(long, value_delimiter = ',')]
+        setups: Vec<String>,
+        /// Offered chat rate, messages/s (sustained by every setup).
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Redis of the redis setup (default: $REDIS_URL, else scripts/test-redis's
+        /// redis://127.0.0.1:56379).
+        #[arg(long)]
+        redis_url: Option<String>,
+        /// Write the report here (default bench/results/cluster-latest.md; `-` for none).
+        #[arg(long)]
+        out: Option<String>,
+    },
     /// Hold idle clients on an already running server (for profiling it by hand).
     Hold {
         /// Server address, e.g. 127.0.0.1:3001.
@@ -95,6 +119,12 @@ enum Command {
     Worker,
 }
 
+/// The default benchmark database of `compare`, `run` and `check`.
+const DEFAULT_DB_URL: &str = "postgres://switchboard@127.0.0.1:55432/sb_bench";
+/// `cluster`'s own database on the same server, so that it can run next to a `compare`
+/// (which empties `sb_bench` before each run).
+const CLUSTER_DB_URL: &str = "postgres://switchboard@127.0.0.1:55432/sb_cluster";
+
 #[derive(Args, Clone)]
 struct Common {
     /// Smaller counts and shorter steps: the whole comparison within 5 minutes.
@@ -109,11 +139,9 @@ struct Common {
     /// Do not run `cargo build --release --bin switchboard` first.
     #[arg(long)]
     no_build: bool,
-    /// The benchmark database (created if missing, emptied before each run).
-    #[arg(
-        long,
-        default_value = "postgres://switchboard@127.0.0.1:55432/sb_bench"
-    )]
+    /// The benchmark database (created if missing, emptied before each run; `cluster`
+    /// uses `sb_cluster` on the same server unless this is given).
+    #[arg(long, default_value = DEFAULT_DB_URL)]
     db_url: String,
     /// A database to connect to for creating the benchmark database.
     #[arg(
@@ -255,6 +283,52 @@ async fn run(cli: Cli) -> util::Result<()> {
                 println!("- {n}");
             }
             Ok(())
+        }
+        Command::Cluster {
+            common,
+            reps,
+            setups,
+            rate,
+            redis_url,
+            out,
+        } => {
+            let setups = if setups.is_empty() {
+                cluster::Setup::ALL.to_vec()
+            } else {
+                setups
+                    .iter()
+                    .map(|s| cluster::Setup::parse(s).ok_or_else(|| format!("unknown setup {s}")))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let out = match out.as_deref() {
+                Some("-") => None,
+                Some(path) => Some(PathBuf::from(path)),
+                None => Some(workspace_root().join("bench/results/cluster-latest.md")),
+            };
+            let redis_url = redis_url
+                .or_else(|| std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()))
+                .unwrap_or_else(|| "redis://127.0.0.1:56379".to_owned());
+            if rate.is_nan() || rate <= 0.0 {
+                return Err("--rate must be positive".into());
+            }
+            let mut env = common.env();
+            if common.db_url == DEFAULT_DB_URL {
+                env.db_url = CLUSTER_DB_URL.to_owned();
+            }
+            cluster::cluster(cluster::Options {
+                env,
+                quick: common.quick,
+                admin_url: common.admin_url.clone(),
+                build: !common.no_build && common.switchboard_bin.is_none(),
+                port_base: common.port_base,
+                reps: reps.unwrap_or(if common.quick { 1 } else { 3 }).max(1),
+                setups,
+                rate,
+                redis_url,
+                out,
+                command: command_line(),
+            })
+            .await
         }
         Command::Hold {
             addr,

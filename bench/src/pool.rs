@@ -122,14 +122,27 @@ impl Workers {
 
     /// Runs a load of `rate` per second in total, split evenly over the workers.
     pub async fn load(&mut self, rate: f64, duration_ms: u64, drain_ms: u64) -> Result<LoadSum> {
-        let n = self.procs.len().max(1) as f64;
+        self.load_on(self.procs.len(), rate, duration_ms, drain_ms)
+            .await
+    }
+
+    /// Runs a load of `rate` per second in total, split evenly over the first `senders`
+    /// workers only (the others hold receivers and are left alone).
+    pub async fn load_on(
+        &mut self,
+        senders: usize,
+        rate: f64,
+        duration_ms: u64,
+        drain_ms: u64,
+    ) -> Result<LoadSum> {
+        let senders = senders.clamp(1, self.procs.len().max(1));
         let job = LoadJob {
-            rate: rate / n,
+            rate: rate / senders as f64,
             duration_ms,
             drain_ms,
         };
         let limit = Duration::from_millis(duration_ms + drain_ms) + Duration::from_secs(60);
-        let replies = self.all(Cmd::Load(job), limit).await?;
+        let replies = self.each(vec![Cmd::Load(job); senders], limit).await?;
         let mut sum = LoadSum {
             sent: 0,
             acked_ok: 0,
@@ -153,6 +166,17 @@ impl Workers {
             .all(Cmd::Stats { reset }, Duration::from_secs(30))
             .await?;
         Ok(StatsSum::merge(replies))
+    }
+
+    /// Delivery statistics of each worker, in worker order.
+    pub async fn stats_each(&mut self, reset: bool) -> Result<Vec<StatsSum>> {
+        let replies = self
+            .all(Cmd::Stats { reset }, Duration::from_secs(30))
+            .await?;
+        Ok(replies
+            .into_iter()
+            .map(|r| StatsSum::merge(vec![r]))
+            .collect())
     }
 
     /// Tracked deliveries so far, open and dropped clients (no histograms).

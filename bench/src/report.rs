@@ -309,7 +309,8 @@ pub fn derive(outcome: &mut Outcome) {
     }
 }
 
-fn medians(runs: Option<&Vec<Outcome>>, key: &str) -> Option<f64> {
+/// Median of `key` over the runs that have it.
+pub fn medians(runs: Option<&Vec<Outcome>>, key: &str) -> Option<f64> {
     let values: Vec<f64> = runs?
         .iter()
         .filter_map(|o| o.figures.get(key).copied())
@@ -317,7 +318,8 @@ fn medians(runs: Option<&Vec<Outcome>>, key: &str) -> Option<f64> {
     median(&values)
 }
 
-fn cell(values: &[Option<f64>], decimals: usize) -> String {
+/// A table cell: `first (second / …)`, `n/a` for a missing value.
+pub fn cell(values: &[Option<f64>], decimals: usize) -> String {
     let show = |v: Option<f64>| match v {
         Some(x) => format_number(x, decimals),
         None => "n/a".to_owned(),

@@ -66,6 +66,17 @@ pub struct Server {
 impl Server {
     /// Starts `kind` on `127.0.0.1:port` and waits until `/healthz` answers.
     pub async fn start(kind: Kind, env: &Env, port: u16) -> Result<Server> {
+        Server::start_with(kind, env, port, &[]).await
+    }
+
+    /// [`Server::start`] with more environment variables (e.g. `ADAPTER` for a cluster
+    /// node), set after the common ones.
+    pub async fn start_with(
+        kind: Kind,
+        env: &Env,
+        port: u16,
+        extra: &[(&str, String)],
+    ) -> Result<Server> {
         std::fs::create_dir_all(&env.logs)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = env
@@ -94,6 +105,7 @@ impl Server {
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "warn")
             .env("MIGRATE", "true")
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))

@@ -8,6 +8,7 @@ pub mod orders;
 pub mod ping;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::pool::{CLIENTS_PER_WORKER, Workers, source_addr};
@@ -162,13 +163,8 @@ impl Ctx<'_> {
     ) -> Vec<ConnectJob> {
         let mut jobs: Vec<ConnectJob> = (0..workers)
             .map(|_| ConnectJob {
-                server: self.server.addr,
-                ns: ns.to_owned(),
-                secret: self.settings.env.secret.clone(),
-                clients: Vec::new(),
                 concurrency,
-                track: track.iter().map(|t| (*t).to_owned()).collect(),
-                timeout_ms: 60_000,
+                ..connect_job(self.server.addr, &self.settings.env.secret, ns, track)
             })
             .collect();
         for (i, mut c) in clients.into_iter().enumerate() {
@@ -177,6 +173,19 @@ impl Ctx<'_> {
             jobs[w].clients.push(c);
         }
         jobs
+    }
+}
+
+/// A connect job for `server` with no clients yet (concurrency 100, 60 s per client).
+pub fn connect_job(server: SocketAddr, secret: &str, ns: &str, track: &[&str]) -> ConnectJob {
+    ConnectJob {
+        server,
+        ns: ns.to_owned(),
+        secret: secret.to_owned(),
+        clients: Vec::new(),
+        concurrency: 100,
+        track: track.iter().map(|t| (*t).to_owned()).collect(),
+        timeout_ms: 60_000,
     }
 }
 
