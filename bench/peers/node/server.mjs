@@ -329,23 +329,46 @@ const store = {
     );
     return r.rows.map((x) => x.user_id);
   },
+  // Switchboard's send, one transaction per send (what Switchboard does when a send
+  // arrives alone; it writes concurrent sends together, which is what S3 measures):
+  // lock the conversation's member rows in user order, insert with the cursor and
+  // per-member unread counters (migration 0006), commit.
   async insertMessage(conversationId, senderId, content, attachments, clientId) {
-    const r = await q(
-      'insert_message',
-      `with ins as (
+    const client = await pool.connect();
+    let r;
+    try {
+      await client.query('begin');
+      await client.query({
+        name: 'lock_members',
+        text: 'select 1 from conversation_members where conversation_id = $1 order by user_id for update',
+        values: [conversationId],
+      });
+      r = await client.query({
+        name: 'insert_message',
+        text: `with ins as (
                 insert into messages (id, conversation_id, sender_id, content, attachments, client_id)
                 values ($1, $2, $3, $4, $5, $6)
                 ${CLIENT_ID_CONFLICT}
                 returning *
-             ), cursor as (
-                update conversation_members set last_read_seq = greatest(last_read_seq, (select seq from ins))
-                where conversation_id = $2 and user_id = $3 and exists (select 1 from ins)
+             ), counters as (
+                update conversation_members set
+                    last_read_seq = case when user_id = $3 then greatest(last_read_seq, (select seq from ins))
+                                         else last_read_seq end,
+                    unread_count = case when user_id = $3 then 0 else unread_count + 1 end
+                where conversation_id = $2 and exists (select 1 from ins)
              )
              select id, seq, conversation_id, sender_id, content, attachments, client_id, created_at, updated_at,
                     array[]::bigint[] as seen_by
              from ins`,
-      [uuidv7(), conversationId, senderId, content, attachments, clientId],
-    );
+        values: [uuidv7(), conversationId, senderId, content, attachments, clientId],
+      });
+      await client.query('commit');
+    } catch (e) {
+      await client.query('rollback').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
     if (r.rows[0]) return { message: messageJson(r.rows[0]), created: true };
     const first = CLIENT_ID_PER_CONVERSATION
       ? await q(
@@ -360,14 +383,11 @@ const store = {
     return { message: messageJson(first.rows[0]), created: false };
   },
   async unreadCounts(userIds) {
+    // Switchboard's per-member counters (migration 0006).
     const r = await q(
       'unread_counts',
-      `select cm.user_id, cm.conversation_id, count(*)
-             from conversation_members cm
-             join messages m on m.conversation_id = cm.conversation_id
-              and m.seq > cm.last_read_seq and m.sender_id <> cm.user_id and m.deleted_at is null
-             where cm.user_id = any($1)
-             group by cm.user_id, cm.conversation_id`,
+      `select user_id, conversation_id, unread_count::bigint as count from conversation_members
+             where user_id = any($1) and unread_count > 0`,
       [userIds],
     );
     const out = new Map(userIds.map((u) => [u, { total: 0, byConversation: {} }]));
