@@ -381,7 +381,63 @@ async fn first_events_of_a_restaurant_racing_each_arrive_once(pool: PgPool, adap
     assert_eq!(got, ids);
 }
 
+async fn restaurant(a: &TestServer, name: &str) -> Uuid {
+    let res = a
+        .http()
+        .post(a.url("/api/restaurants"))
+        .bearer_auth(service())
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let r: Value = res.json().await.unwrap();
+    Uuid::parse_str(r["id"].as_str().unwrap()).unwrap()
+}
+
+async fn order_on(node: &TestServer, r: Uuid, number: i64) -> Value {
+    let res = node
+        .http()
+        .post(node.url(&format!("/api/restaurants/{r}/orders")))
+        .bearer_auth(service())
+        .json(
+            &json!({ "order_number": number, "type": "takeout", "total": 2,
+                       "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+async fn switching_restaurant_leaves_the_old_one_for_events_from_any_node(
+    pool: PgPool,
+    adapter: &str,
+) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let first = restaurant(&a, "First").await;
+    let second = restaurant(&a, "Second").await;
+    let staff = sign(
+        json!({ "sub": 3, "roles": ["staff"], "restaurants": [first, second], "exp": now_secs() + 600 }),
+    );
+    let board = b.client_with("/", &staff).await;
+    for r in [first, second] {
+        let ack = board
+            .emit_ack("join:restaurant", json!({ "restaurantId": r }))
+            .await;
+        assert_eq!(ack["success"], true, "{ack}");
+    }
+    // Right after the ack of the switch, events of the old restaurant caused on A stay
+    // away; the new one's arrive.
+    order_on(&a, first, 1).await;
+    let new = order_on(&a, second, 2).await;
+    assert_eq!(board.recv("order:created").await, new);
+    board.expect_none("order:created", QUIET).await;
+}
+
 for_each_adapter!(
+    switching_restaurant_leaves_the_old_one_for_events_from_any_node,
     first_events_of_a_restaurant_racing_each_arrive_once,
     batch_sockets_get_events_caused_on_the_other_node,
     chat_message_crosses_nodes_once,
