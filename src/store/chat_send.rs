@@ -7,7 +7,7 @@
 //! rows of every conversation involved, one INSERT of every message with the counter
 //! updates, one read of the members, BEGIN and COMMIT. When idle, a send is written at
 //! once, alone. Each member concerned gets one `unread:count` per transaction, read
-//! after the commit.
+//! after the commit and pushed before the acks.
 //!
 //! If a shared transaction fails, each of its sends is tried again alone, so one bad
 //! send cannot fail the others.

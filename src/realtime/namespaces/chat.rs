@@ -129,11 +129,8 @@ async fn send_message<A: Adapter>(
             .broadcaster
             .emit_except_self(&socket, room, ev::MESSAGE_CREATED, &message)
             .await;
-        if !sent.readers.is_empty() {
-            // The ack need not wait for the counts.
-            let app = s.app.clone();
-            tokio::spawn(async move { push_unread_counts(&app, &sent.readers).await });
-        }
+        // Before the ack: a client that waits for each ack sees one count per send.
+        push_unread_counts(&s.app, &sent.readers).await;
     }
     Ok(json!(message))
 }
