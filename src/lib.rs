@@ -133,37 +133,15 @@ pub async fn build_app(
         // in 32-slot blocks only as it fills, so the bound costs nothing while idle.
         .max_buffer_size(4096);
     let metrics = Metrics::default();
+    if config.adapter == AdapterKind::Local {
+        return assemble(builder, config, pool, verifier, metrics, None, None).await;
+    }
+    // Every cluster node holds one LISTEN connection: the postgres adapter's transport,
+    // and batch mode's bus (on the shared database) whatever the adapter.
+    let listen = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
+        .await
+        .map_err(|e| StartError::Adapter(e.to_string()))?;
     match config.adapter {
-        AdapterKind::Local => assemble(builder, config, pool, verifier, metrics, None, None).await,
-        AdapterKind::Postgres => {
-            let link = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
-                .await
-                .map_err(|e| StartError::Adapter(e.to_string()))?;
-            let settings = PostgresAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
-            let ctr = PostgresAdapterCtr::new_with_driver(link.clone(), settings);
-            let builder = builder.with_adapter::<CustomPostgresAdapter<Emitter, PgLink>>(ctr);
-            let listen = link.clone();
-            let probe: AdapterProbe = Box::new(move || {
-                let up = listen.is_up();
-                Box::pin(async move {
-                    if up {
-                        Ok(())
-                    } else {
-                        Err("LISTEN connection down".to_owned())
-                    }
-                })
-            });
-            assemble(
-                builder,
-                config,
-                pool,
-                verifier,
-                metrics,
-                Some(probe),
-                Some(link),
-            )
-            .await
-        }
         AdapterKind::Redis => {
             let url = config.redis_url.clone().unwrap_or_default();
             // Pub/sub on a shared connection needs RESP3 (Redis 7+).
@@ -182,22 +160,9 @@ pub async fn build_app(
             let settings = RedisAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
             let ctr = RedisAdapterCtr::new_with_driver(link.clone(), settings);
             let builder = builder.with_adapter::<CustomRedisAdapter<Emitter, RedisLink>>(ctr);
-            // Batch mode's bus runs on the shared database whatever the adapter.
-            let listen = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
-                .await
-                .map_err(|e| StartError::Adapter(e.to_string()))?;
-            let bus_link = listen.clone();
-            let probe: AdapterProbe = Box::new(move || {
+            let ping: AdapterProbe = Box::new(move || {
                 let link = link.clone();
-                let bus_up = bus_link.is_up();
-                Box::pin(async move {
-                    link.ping().await.map_err(|e| e.to_string())?;
-                    if bus_up {
-                        Ok(())
-                    } else {
-                        Err("LISTEN connection down".to_owned())
-                    }
-                })
+                Box::pin(async move { link.ping().await.map_err(|e| e.to_string()) })
             });
             assemble(
                 builder,
@@ -205,12 +170,38 @@ pub async fn build_app(
                 pool,
                 verifier,
                 metrics,
-                Some(probe),
+                Some(ping),
                 Some(listen),
             )
             .await
         }
+        // `Postgres` (`Local` returned above).
+        _ => {
+            let settings = PostgresAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
+            let ctr = PostgresAdapterCtr::new_with_driver(listen.clone(), settings);
+            let builder = builder.with_adapter::<CustomPostgresAdapter<Emitter, PgLink>>(ctr);
+            assemble(builder, config, pool, verifier, metrics, None, Some(listen)).await
+        }
     }
+}
+
+/// Readiness of a node's cluster links: its LISTEN connection, and the adapter's own
+/// connection when it has one (Redis).
+fn link_probe(listen: PgLink, adapter: Option<AdapterProbe>) -> AdapterProbe {
+    Box::new(move || {
+        let up = listen.is_up();
+        let adapter = adapter.as_ref().map(|probe| probe());
+        Box::pin(async move {
+            if let Some(check) = adapter {
+                check.await?;
+            }
+            if up {
+                Ok(())
+            } else {
+                Err("LISTEN connection down".to_owned())
+            }
+        })
+    })
 }
 
 async fn assemble<A>(
@@ -265,14 +256,12 @@ where
         })
     });
     app.set_mounter(mounter);
-    if let Some(probe) = probe {
-        app.set_adapter_probe(probe);
-    }
     if let Some(link) = listen {
         let bus = OrderBus::start(&app, &link, &app.config.adapter_prefix)
             .await
             .map_err(|e| StartError::Adapter(e.to_string()))?;
         app.set_order_bus(bus);
+        app.set_adapter_probe(link_probe(link, probe));
     }
 
     let router = http::router()

@@ -969,3 +969,37 @@ async fn concurrent_sends_keep_order_and_exact_unread_counts(pool: PgPool) {
         }
     }
 }
+
+/// A send that PostgreSQL could not store (U+0000 in its text) is refused as bad input
+/// and changes nothing, while sends beside it go through.
+#[sqlx::test]
+async fn nul_characters_are_refused_and_do_not_fail_other_sends(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let sends = ["fine", "bad \u{0}", "also fine"].map(|content| {
+        alice.emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": content }),
+        )
+    });
+    let [first, bad, last]: [Value; 3] = futures_util::future::join_all(sends)
+        .await
+        .try_into()
+        .unwrap();
+    assert_ok(&first);
+    assert_ok(&last);
+    assert_error(&bad, "BAD_REQUEST");
+    assert!(
+        bad["error"]["message"].as_str().unwrap().contains("NUL"),
+        "{bad}"
+    );
+    let bad_key = alice
+        .emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": "x", "clientId": "k\u{0}" }),
+        )
+        .await;
+    assert_error(&bad_key, "BAD_REQUEST");
+    assert_eq!(count_messages(&pool).await, 2);
+}

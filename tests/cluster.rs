@@ -40,6 +40,38 @@ fn service() -> String {
     token(500, &["service"])
 }
 
+/// Creates a restaurant over REST on `a`.
+async fn restaurant(a: &TestServer, name: &str) -> Uuid {
+    let res = a
+        .http()
+        .post(a.url("/api/restaurants"))
+        .bearer_auth(service())
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let r: Value = res.json().await.unwrap();
+    Uuid::parse_str(r["id"].as_str().unwrap()).unwrap()
+}
+
+/// A one-item order created over REST on `node`.
+async fn order_on(node: &TestServer, r: Uuid, number: i64) -> Value {
+    let res = node
+        .http()
+        .post(node.url(&format!("/api/restaurants/{r}/orders")))
+        .bearer_auth(service())
+        .json(
+            &json!({ "order_number": number, "type": "takeout", "total": 2,
+                       "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
 async fn chat_message_crosses_nodes_once(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
     let conv = create_conversation(&a, 1, "group", &[2]).await;
@@ -126,16 +158,7 @@ async fn rest_notification_on_a_reaches_b(pool: PgPool, adapter: &str) {
 
 async fn order_event_reaches_tablets_on_the_other_node(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let res = a
-        .http()
-        .post(a.url("/api/restaurants"))
-        .bearer_auth(service())
-        .json(&json!({ "name": "Cluster Bistro" }))
-        .send()
-        .await
-        .unwrap();
-    let r: Value = res.json().await.unwrap();
-    let r = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+    let r = restaurant(&a, "Cluster Bistro").await;
     let staff =
         sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
     // On B only: a tablet on the dynamic namespace (which A has never seen a client on)
@@ -260,16 +283,7 @@ macro_rules! for_each_adapter {
 
 async fn batch_sockets_get_events_caused_on_the_other_node(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let res = a
-        .http()
-        .post(a.url("/api/restaurants"))
-        .bearer_auth(service())
-        .json(&json!({ "name": "Batch Bistro" }))
-        .send()
-        .await
-        .unwrap();
-    let r: Value = res.json().await.unwrap();
-    let r = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+    let r = restaurant(&a, "Batch Bistro").await;
     let staff =
         sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
     // A batch-mode board on B (default namespace) and one on B's `/restaurants/<id>`.
@@ -339,16 +353,7 @@ async fn batch_sockets_get_events_caused_on_the_other_node(pool: PgPool, adapter
 
 async fn first_events_of_a_restaurant_racing_each_arrive_once(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let res = a
-        .http()
-        .post(a.url("/api/restaurants"))
-        .bearer_auth(service())
-        .json(&json!({ "name": "Rush Bistro" }))
-        .send()
-        .await
-        .unwrap();
-    let r: Value = res.json().await.unwrap();
-    let r = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+    let r = restaurant(&a, "Rush Bistro").await;
     let staff =
         sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
     let tablet = b.client_with(&format!("/restaurants/{r}"), &staff).await;
@@ -379,36 +384,6 @@ async fn first_events_of_a_restaurant_racing_each_arrive_once(pool: PgPool, adap
     ids.sort_by_key(key);
     got.sort_by_key(key);
     assert_eq!(got, ids);
-}
-
-async fn restaurant(a: &TestServer, name: &str) -> Uuid {
-    let res = a
-        .http()
-        .post(a.url("/api/restaurants"))
-        .bearer_auth(service())
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let r: Value = res.json().await.unwrap();
-    Uuid::parse_str(r["id"].as_str().unwrap()).unwrap()
-}
-
-async fn order_on(node: &TestServer, r: Uuid, number: i64) -> Value {
-    let res = node
-        .http()
-        .post(node.url(&format!("/api/restaurants/{r}/orders")))
-        .bearer_auth(service())
-        .json(
-            &json!({ "order_number": number, "type": "takeout", "total": 2,
-                       "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json().await.unwrap()
 }
 
 async fn switching_restaurant_leaves_the_old_one_for_events_from_any_node(
@@ -734,17 +709,7 @@ async fn postgres_adapter_holds_one_connection_however_many_namespaces(pool: PgP
     let mut tablets = Vec::new();
     let mut restaurants = Vec::new();
     for i in 0..12 {
-        let res = a
-            .http()
-            .post(a.url("/api/restaurants"))
-            .bearer_auth(service())
-            .json(&json!({ "name": format!("Bistro {i}") }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let r: Value = res.json().await.unwrap();
-        let r = Uuid::parse_str(r["id"].as_str().unwrap()).unwrap();
+        let r = restaurant(&a, &format!("Bistro {i}")).await;
         let staff = sign(
             json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }),
         );
@@ -762,17 +727,7 @@ async fn postgres_adapter_holds_one_connection_however_many_namespaces(pool: PgP
     assert_eq!(listening, 2, "one LISTEN connection per node");
     // Every restaurant's events still flow, caused on B, to tablets on A.
     for (r, tablet) in restaurants.iter().zip(&tablets) {
-        let res = b
-            .http()
-            .post(b.url(&format!("/api/restaurants/{r}/orders")))
-            .bearer_auth(service())
-            .json(&json!({ "order_number": 7, "type": "takeout", "total": 3,
-                           "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let order: Value = res.json().await.unwrap();
+        let order = order_on(&b, *r, 7).await;
         assert_eq!(tablet.recv("order:created").await, order);
     }
 }

@@ -116,12 +116,24 @@ impl Validate for RawPayload {
 /// Deserializes a string trimmed of surrounding white space (lengths count after trimming).
 pub fn trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
+    no_nul::<D>(&s)?;
     Ok(s.trim().to_owned())
+}
+
+/// PostgreSQL text cannot hold U+0000: refuse it as bad input rather than fail the write.
+fn no_nul<'de, D: Deserializer<'de>>(s: &str) -> Result<(), D::Error> {
+    if s.contains('\0') {
+        return Err(serde::de::Error::custom("must not contain NUL characters"));
+    }
+    Ok(())
 }
 
 /// Like [`trimmed`] for an optional string; an empty result becomes `None`.
 pub fn trimmed_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = Option::<String>::deserialize(d)?;
+    if let Some(s) = &s {
+        no_nul::<D>(s)?;
+    }
     Ok(s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
 }
 

@@ -122,7 +122,12 @@ async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
                     let _ = job.reply.send(result);
                 }
             }
-            Err(e) if jobs.len() > 1 => {
+            Err(e) if jobs.len() == 1 => {
+                if let Some(job) = jobs.into_iter().next() {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+            Err(e) => {
                 tracing::debug!(sends = jobs.len(), error = %e, "shared send transaction failed; retrying each alone");
                 for job in jobs {
                     let result = write(&pool, &[(job.id, &job.new)])
@@ -131,23 +136,12 @@ async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
                     let _ = job.reply.send(result);
                 }
             }
-            Err(e) => {
-                for job in jobs {
-                    let _ = job.reply.send(Err(clone_error(&e)));
-                }
-            }
         }
     }
 }
 
-/// `sqlx::Error` is not `Clone`; a failed lone send gets the error itself, this is only
-/// for the unreachable case of several jobs sharing one final error.
-fn clone_error(e: &sqlx::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(e.to_string())
-}
-
 #[derive(sqlx::FromRow)]
-struct Counter {
+struct MemberRow {
     conversation_id: Uuid,
     user_id: i64,
 }
@@ -247,7 +241,7 @@ async fn write(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let members: Vec<Counter> = if created_in.is_empty() {
+    let members: Vec<MemberRow> = if created_in.is_empty() {
         Vec::new()
     } else {
         sqlx::query_as(
