@@ -1003,3 +1003,61 @@ async fn nul_characters_are_refused_and_do_not_fail_other_sends(pool: PgPool) {
     assert_error(&bad_key, "BAD_REQUEST");
     assert_eq!(count_messages(&pool).await, 2);
 }
+
+/// Membership is checked where sends are written, under the member-row locks: sends of
+/// outsiders and to unknown conversations, in flight together with members' sends (so
+/// in the same shared transactions), are refused with the right code and store nothing,
+/// while every member's send is stored once.
+#[sqlx::test]
+async fn refused_sends_in_shared_transactions_change_nothing(pool: PgPool) {
+    // Under the default burst of the per-socket rate limit.
+    const EACH: usize = 10;
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    let outsider = server.client("/chat", 3).await;
+    let stranger = server.client("/chat", 4).await;
+    let unknown = Uuid::new_v4().to_string();
+    async fn send(c: &SioClient, target: &str, i: usize) -> Value {
+        c.emit_ack(
+            "message:send",
+            json!({ "conversationId": target, "content": format!("m{i}") }),
+        )
+        .await
+    }
+    let (member_acks, outsider_acks, unknown_acks) = tokio::join!(
+        futures_util::future::join_all((0..EACH).map(|i| send(&alice, &conv, i))),
+        futures_util::future::join_all((0..EACH).map(|i| send(&outsider, &conv, i))),
+        futures_util::future::join_all((0..EACH).map(|i| send(&stranger, &unknown, i))),
+    );
+    for ack in &member_acks {
+        assert_ok(ack);
+    }
+    for ack in &outsider_acks {
+        assert_error(ack, "FORBIDDEN");
+    }
+    for ack in &unknown_acks {
+        assert_error(ack, "NOT_FOUND");
+    }
+    assert_eq!(count_messages(&pool).await, EACH as i64);
+    for _ in 0..EACH {
+        assert_eq!(bob.recv("message:created").await["sender_id"], json!(1));
+    }
+    bob.expect_none("message:created", QUIET).await;
+    // The outsider's refused sends left no counter behind: bob's unread is alice's sends.
+    let fresh = server.client("/chat", 2).await;
+    assert_eq!(fresh.recv("unread:count").await["total"], json!(EACH));
+
+    // A member removed is refused from then on.
+    assert_ok(
+        &alice
+            .emit_ack(
+                "members:remove",
+                json!({ "conversationId": conv, "userId": 2 }),
+            )
+            .await,
+    );
+    assert_error(&send(&bob, &conv, 99).await, "FORBIDDEN");
+    assert_eq!(count_messages(&pool).await, EACH as i64);
+}

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::Store;
-use super::chat_send::{NewMessage, Sent};
+use super::chat_send::{NewMessage, SendError, Sent};
 use crate::domain::chat::{
     Access, Conversation, ConversationType, MemberRole, Message, UnreadCount,
 };
@@ -233,8 +233,9 @@ impl Store {
     /// for every other member; answers once committed. Concurrent sends share a
     /// transaction (see `chat_send`). A repeated `client_id` from the same sender in the
     /// same conversation returns the first message instead (even if it was deleted
-    /// since: a repeat gets the same answer).
-    pub async fn send_message(&self, new: NewMessage) -> Result<Sent, sqlx::Error> {
+    /// since: a repeat gets the same answer). Refused with [`SendError::NotMember`] unless
+    /// the sender is a member when the message is written.
+    pub async fn send_message(&self, new: NewMessage) -> Result<Sent, SendError> {
         self.sends.send(new).await
     }
 

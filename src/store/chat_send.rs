@@ -3,11 +3,12 @@
 //! Each send still gets its answer only once its row is committed (an ack means the row
 //! is durable), but sends that arrive while earlier ones are being written wait for the
 //! next transaction together instead of queueing one by one for a pool connection. A
-//! transaction of `k` sends is five statements instead of `5k`: one lock of the member
-//! rows of every conversation involved, one INSERT of every message with the counter
-//! updates, one read of the members, BEGIN and COMMIT. When idle, a send is written at
-//! once, alone. Each member concerned gets one `unread:count` per transaction, read
-//! after the commit and pushed before the acks.
+//! transaction of `k` sends is four statements instead of `4k`: BEGIN, one lock of the
+//! member rows of every conversation involved (which also lists the members, so the
+//! sender's membership is checked under the lock, not before it), one INSERT of every
+//! message with the counter updates, and COMMIT. When idle, a send is written at once,
+//! alone. Each member concerned gets one `unread:count` per transaction, read after the
+//! commit and pushed before the acks.
 //!
 //! If a shared transaction fails, each of its sends is tried again alone, so one bad
 //! send cannot fail the others.
@@ -24,14 +25,14 @@ use crate::domain::chat::Message;
 
 /// Transactions writing sends at the same time (each holds one pool connection). More
 /// made S3 slower: smaller batches, more transactions contending for the same rows.
-const WRITERS: usize = 4;
+const WRITERS: usize = 2;
 /// Most sends in one transaction.
 const MAX_BATCH: usize = 128;
 
 /// A message to store.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    /// Conversation (the sender's membership is checked before).
+    /// Conversation (the send is refused unless the sender is a member).
     pub conversation_id: Uuid,
     /// Sender.
     pub sender_id: i64,
@@ -55,10 +56,27 @@ pub struct Sent {
     pub readers: Vec<i64>,
 }
 
+/// Why a send was not stored.
+#[derive(Debug)]
+pub enum SendError {
+    /// The sender is not a member of the conversation, or there is no such conversation.
+    NotMember,
+    /// The database failed.
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for SendError {
+    fn from(e: sqlx::Error) -> Self {
+        SendError::Db(e)
+    }
+}
+
+type Outcome = Result<Sent, SendError>;
+
 struct Job {
     id: Uuid,
     new: NewMessage,
-    reply: oneshot::Sender<Result<Sent, sqlx::Error>>,
+    reply: oneshot::Sender<Outcome>,
 }
 
 /// Queue of sends waiting for a transaction.
@@ -85,7 +103,7 @@ impl SendQueue {
     }
 
     /// Stores a message; answers once it is committed.
-    pub async fn send(&self, new: NewMessage) -> Result<Sent, sqlx::Error> {
+    pub async fn send(&self, new: NewMessage) -> Outcome {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             id: Uuid::now_v7(),
@@ -118,21 +136,26 @@ async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
         match write(&pool, &batch).await {
             Ok(mut results) => {
                 for job in jobs {
-                    let result = results.remove(&job.id).ok_or(sqlx::Error::RowNotFound);
+                    let result = results
+                        .remove(&job.id)
+                        .unwrap_or(Err(SendError::Db(sqlx::Error::RowNotFound)));
                     let _ = job.reply.send(result);
                 }
             }
             Err(e) if jobs.len() == 1 => {
                 if let Some(job) = jobs.into_iter().next() {
-                    let _ = job.reply.send(Err(e));
+                    let _ = job.reply.send(Err(e.into()));
                 }
             }
             Err(e) => {
                 tracing::debug!(sends = jobs.len(), error = %e, "shared send transaction failed; retrying each alone");
                 for job in jobs {
-                    let result = write(&pool, &[(job.id, &job.new)])
-                        .await
-                        .and_then(|mut r| r.remove(&job.id).ok_or(sqlx::Error::RowNotFound));
+                    let result = match write(&pool, &[(job.id, &job.new)]).await {
+                        Ok(mut r) => r
+                            .remove(&job.id)
+                            .unwrap_or(Err(SendError::Db(sqlx::Error::RowNotFound))),
+                        Err(e) => Err(e.into()),
+                    };
                     let _ = job.reply.send(result);
                 }
             }
@@ -146,17 +169,55 @@ struct MemberRow {
     user_id: i64,
 }
 
-/// Writes `batch` in one transaction; the result of each send by its job id.
+/// Writes `batch` in one transaction; the outcome of each send by its job id.
 async fn write(
     pool: &PgPool,
     batch: &[(Uuid, &NewMessage)],
-) -> Result<HashMap<Uuid, Sent>, sqlx::Error> {
+) -> Result<HashMap<Uuid, Outcome>, sqlx::Error> {
     let conversations: Vec<Uuid> = batch
         .iter()
         .map(|(_, m)| m.conversation_id)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+
+    // Every member row is updated on each send, so the table is mostly dead row versions
+    // between vacuums; a sequential scan (the generic plan's choice for `= any($1)` on a
+    // table the statistics call small) reads all of them. Index scans touch only the
+    // conversations at hand. The statements below take arrays whose length the planner
+    // cannot know, so PostgreSQL judged a fresh plan better each time: planning the
+    // INSERT's CTEs was 40% of its CPU per send. The one generic plan (with index scans)
+    // serves every batch size. Both settings go with BEGIN: one round trip.
+    let mut tx = pool
+        .begin_with(
+            "begin; set local enable_seqscan = off; set local plan_cache_mode = force_generic_plan",
+        )
+        .await?;
+    // Member rows of every conversation, in one order (conversation, then user) so that
+    // concurrent transactions cannot deadlock; while held, no other send, delete or
+    // member change of these conversations is in flight, which keeps counters exact.
+    // The rows locked are the members: membership is checked here, under the lock.
+    let members: Vec<MemberRow> = sqlx::query_as(
+        "select conversation_id, user_id from conversation_members where conversation_id = any($1)
+         order by conversation_id, user_id for update",
+    )
+    .bind(&conversations)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut by_conversation: HashMap<Uuid, Vec<i64>> = HashMap::new();
+    for m in members {
+        by_conversation
+            .entry(m.conversation_id)
+            .or_default()
+            .push(m.user_id);
+    }
+    let is_member = |m: &NewMessage| {
+        by_conversation
+            .get(&m.conversation_id)
+            .is_some_and(|users| users.contains(&m.sender_id))
+    };
+
+    let mut results = HashMap::with_capacity(batch.len());
     let mut ids = Vec::with_capacity(batch.len());
     let mut conversation_ids = Vec::with_capacity(batch.len());
     let mut senders = Vec::with_capacity(batch.len());
@@ -164,6 +225,10 @@ async fn write(
     let mut attachments = Vec::with_capacity(batch.len());
     let mut client_ids = Vec::with_capacity(batch.len());
     for (id, m) in batch {
+        if !is_member(m) {
+            results.insert(*id, Err(SendError::NotMember));
+            continue;
+        }
         ids.push(*id);
         conversation_ids.push(m.conversation_id);
         senders.push(m.sender_id);
@@ -173,25 +238,11 @@ async fn write(
         );
         client_ids.push(m.client_id.as_deref());
     }
+    if ids.is_empty() {
+        tx.commit().await?;
+        return Ok(results);
+    }
 
-    let mut tx = pool.begin().await?;
-    // Every member row is updated on each send, so the table is mostly dead row versions
-    // between vacuums; a sequential scan (the generic plan's choice for `= any($1)` on a
-    // table the statistics call small) reads all of them. Index scans touch only the
-    // conversations at hand.
-    sqlx::query("set local enable_seqscan = off")
-        .execute(&mut *tx)
-        .await?;
-    // Member rows of every conversation, in one order (conversation, then user) so that
-    // concurrent transactions cannot deadlock; while held, no other send, delete or
-    // member change of these conversations is in flight, which keeps counters exact.
-    sqlx::query(
-        "select 1 from conversation_members where conversation_id = any($1)
-         order by conversation_id, user_id for update",
-    )
-    .bind(&conversations)
-    .execute(&mut *tx)
-    .await?;
     // Every message in arrival order (so `seq` follows it), then each member's cursor
     // and counter: a member with sends in the batch moves its cursor to its last one and
     // has unread only what others sent after it; any other member gains what others sent.
@@ -234,33 +285,8 @@ async fn write(
     .bind(&client_ids)
     .fetch_all(&mut *tx)
     .await?;
-    // Members of the conversations that got messages, for the unread pushes.
-    let created_in: Vec<Uuid> = inserted
-        .iter()
-        .map(|r| r.conversation_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let members: Vec<MemberRow> = if created_in.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query_as(
-            "select conversation_id, user_id from conversation_members where conversation_id = any($1)",
-        )
-        .bind(&created_in)
-        .fetch_all(&mut *tx)
-        .await?
-    };
     tx.commit().await?;
 
-    let mut by_conversation: HashMap<Uuid, Vec<i64>> = HashMap::new();
-    for m in members {
-        by_conversation
-            .entry(m.conversation_id)
-            .or_default()
-            .push(m.user_id);
-    }
-    let mut results = HashMap::with_capacity(batch.len());
     let mut created: HashMap<Uuid, MessageRow> = inserted.into_iter().map(|r| (r.id, r)).collect();
     // One count per reader per transaction: the last send that concerns a reader pushes
     // it (read after the commit, it covers every send of the batch).
@@ -281,6 +307,9 @@ async fn write(
         }
     }
     for (id, m) in batch {
+        if results.contains_key(id) {
+            continue; // refused above
+        }
         let sent = match created.remove(id) {
             Some(row) => Sent {
                 message: stored(row).message,
@@ -293,7 +322,7 @@ async fn write(
                 readers: Vec::new(),
             },
         };
-        results.insert(*id, sent);
+        results.insert(*id, Ok(sent));
     }
     Ok(results)
 }

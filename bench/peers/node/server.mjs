@@ -321,28 +321,28 @@ const store = {
       client.release();
     }
   },
-  async listMemberIds(conversationId) {
-    const r = await q(
-      'list_member_ids',
-      'select user_id from conversation_members where conversation_id = $1 order by user_id',
-      [conversationId],
-    );
-    return r.rows.map((x) => x.user_id);
-  },
   // Switchboard's send, one transaction per send (what Switchboard does when a send
   // arrives alone; it writes concurrent sends together, which is what S3 measures):
-  // lock the conversation's member rows in user order, insert with the cursor and
-  // per-member unread counters (migration 0006), commit.
+  // lock the conversation's member rows in user order (which lists the members and checks
+  // the sender's membership), insert with the cursor and per-member unread counters
+  // (migration 0006), commit.
   async insertMessage(conversationId, senderId, content, attachments, clientId) {
     const client = await pool.connect();
     let r;
+    let members;
     try {
       await client.query('begin');
-      await client.query({
+      // The rows locked are the members: membership is checked under the lock.
+      const locked = await client.query({
         name: 'lock_members',
-        text: 'select 1 from conversation_members where conversation_id = $1 order by user_id for update',
+        text: 'select user_id from conversation_members where conversation_id = $1 order by user_id for update',
         values: [conversationId],
       });
+      members = locked.rows.map((x) => x.user_id);
+      if (!members.includes(senderId)) {
+        await client.query('rollback');
+        return { message: null, created: false, members: null };
+      }
       r = await client.query({
         name: 'insert_message',
         text: `with ins as (
@@ -369,7 +369,7 @@ const store = {
     } finally {
       client.release();
     }
-    if (r.rows[0]) return { message: messageJson(r.rows[0]), created: true };
+    if (r.rows[0]) return { message: messageJson(r.rows[0]), created: true, members };
     const first = CLIENT_ID_PER_CONVERSATION
       ? await q(
           'find_by_client_id',
@@ -380,7 +380,7 @@ const store = {
           senderId,
           clientId,
         ]);
-    return { message: messageJson(first.rows[0]), created: false };
+    return { message: messageJson(first.rows[0]), created: false, members };
   },
   async unreadCounts(userIds) {
     // Switchboard's per-member counters (migration 0006).
@@ -536,18 +536,21 @@ chat.on('connection', (socket) => {
     socket.leave(`conversation:${p.conversationId}`);
   });
   on(socket, 'chat', 'message:send', decode.sendMessage, async (p) => {
-    await requireMember(p.conversationId, me.userId);
-    const { message, created } = await store.insertMessage(
+    const { message, created, members } = await store.insertMessage(
       p.conversationId,
       me.userId,
       p.content,
       p.attachments,
       p.clientId,
     );
+    if (!members) {
+      // Which refusal: no such conversation, or not one of its members.
+      await requireMember(p.conversationId, me.userId);
+      throw forbidden('not a member of this conversation');
+    }
     if (created) {
       socket.to(`conversation:${message.conversation_id}`).emit('message:created', message);
-      const others = (await store.listMemberIds(message.conversation_id)).filter((u) => u !== me.userId);
-      await pushUnreadCounts(others);
+      await pushUnreadCounts(members.filter((u) => u !== me.userId));
     }
     return message;
   });

@@ -20,7 +20,7 @@ use crate::realtime::handler::on;
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
-use crate::store::chat_send::NewMessage;
+use crate::store::chat_send::{NewMessage, SendError};
 
 /// Registers every `/chat` event on a freshly authenticated socket. Called from the
 /// connect middleware, before the CONNECT packet goes out, so no early event is lost.
@@ -110,8 +110,8 @@ async fn send_message<A: Adapter>(
     socket: SocketRef<A>,
     p: SendMessage,
 ) -> AppResult<Value> {
-    require_member(&s, p.conversation_id).await?;
-    let sent = s
+    // Membership is checked where the message is written, under the member-row locks.
+    let outcome = s
         .app
         .store
         .send_message(NewMessage {
@@ -121,7 +121,16 @@ async fn send_message<A: Adapter>(
             attachments: p.attachments,
             client_id: p.client_id,
         })
-        .await?;
+        .await;
+    let sent = match outcome {
+        Ok(sent) => sent,
+        Err(SendError::Db(e)) => return Err(e.into()),
+        Err(SendError::NotMember) => {
+            // Which refusal: no such conversation, or not one of its members.
+            require_member(&s, p.conversation_id).await?;
+            return Err(AppError::forbidden("not a member of this conversation"));
+        }
+    };
     let message = sent.message;
     if sent.created {
         let room = rooms::conversation(message.conversation_id);
