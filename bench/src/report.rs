@@ -157,6 +157,13 @@ const ROWS: &[Row] = &[
     ),
     row(
         Scenario::S2,
+        &["s2.scrape_overhead_pct", "s2.scrape_rate"],
+        "server CPU per ack, /metrics scraped every second vs not, % more (at acks/s)",
+        1,
+        Target::AbsMax(3.0),
+    ),
+    row(
+        Scenario::S2,
         &["s2.rss_mib"],
         "peak RSS (VmHWM), MiB",
         1,
