@@ -142,12 +142,9 @@ async fn receive<A: Adapter>(
             }
         };
         if message.node != node {
-            orders::queue_on_batch_sockets(
-                &app,
-                message.restaurant,
-                &message.stations,
-                &message.item,
-            );
+            orders::queue_on_batch_sockets(&app, message.restaurant, &message.stations, || {
+                message.item.clone()
+            });
         }
     }
 }

@@ -7,6 +7,7 @@
 //! per-socket task flushes the queue. Events keep the order in which they were routed.
 
 use socketioxide::adapter::Adapter;
+use std::cell::LazyCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -159,26 +160,29 @@ pub async fn emit_order_event<A: Adapter, T: Serialize + ?Sized>(
     data: &T,
 ) {
     let rooms = target_rooms(restaurant_id, stations);
-    let item = json!({ "event": event, "data": data });
     for path in namespaces(app, restaurant_id).await {
         app.broadcaster
             .emit(&path, rooms.clone(), event, data)
             .await;
     }
-    queue_on_batch_sockets(app, restaurant_id, stations, &item);
+    // The `{ event, data }` element is built only when some socket or node needs it.
+    let item = || json!({ "event": event, "data": data });
+    queue_on_batch_sockets(app, restaurant_id, stations, item);
     if let Some(bus) = app.order_bus() {
-        bus.publish(restaurant_id, stations, &item).await;
+        bus.publish(restaurant_id, stations, &item()).await;
     }
 }
 
-/// Queues `item` (`{ event, data }`) on this node's batch-mode sockets of the restaurant
-/// room and the given station rooms, each socket once.
+/// Queues the item (`{ event, data }`, made by `item` once, if any socket needs it) on
+/// this node's batch-mode sockets of the restaurant room and the given station rooms,
+/// each socket once.
 pub fn queue_on_batch_sockets<A: Adapter>(
     app: &AppState<A>,
     restaurant_id: Uuid,
     stations: &[Station],
-    item: &Value,
+    item: impl FnOnce() -> Value,
 ) {
+    let item = LazyCell::new(item);
     let batch_rooms: Vec<String> = target_rooms(restaurant_id, stations)
         .iter()
         .map(|r| rooms::batched(r))
@@ -191,7 +195,7 @@ pub fn queue_on_batch_sockets<A: Adapter>(
         };
         for socket in op.to(batch_rooms.clone()).sockets() {
             match socket.extensions.get::<Arc<Batch>>() {
-                Some(batch) => batch.push(item.clone()),
+                Some(batch) => batch.push(LazyCell::force(&item).clone()),
                 None => tracing::warn!(sid = %socket.id, "batch room member without batch state"),
             }
         }

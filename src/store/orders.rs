@@ -25,6 +25,16 @@ macro_rules! order_select {
     };
 }
 
+/// The items' INSERT: `$1` the order id, `$2`…`$6` the columns of [`ItemColumns`].
+macro_rules! insert_items_sql {
+    () => {
+        "insert into order_items (id, order_id, position, name, quantity, station, notes)
+         select t.id, $1, t.pos, t.name, t.quantity, t.station, t.notes
+         from unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[]) with ordinality
+              as t(id, name, quantity, station, notes, pos)"
+    };
+}
+
 #[derive(Deserialize)]
 struct ItemRow {
     id: Uuid,
@@ -143,24 +153,39 @@ impl Store {
         restaurant_id: Uuid,
         new: &CreateOrder,
     ) -> Result<Order, sqlx::Error> {
-        let id = Uuid::now_v7();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "insert into orders (id, restaurant_id, order_number, type, table_number, total)
-             values ($1, $2, $3, $4, $5, $6::float8::numeric(12, 2))",
-        )
-        .bind(id)
+        // One statement (atomic on its own): the order, its items, and the order as
+        // `order_select!` reads it, in one round trip instead of six.
+        let items = ItemColumns::of(&new.items);
+        let row: OrderRow = sqlx::query_as(concat!(
+            "with i as (",
+            insert_items_sql!(),
+            " returning id, position, name, quantity, station, notes
+             ), o as (
+                insert into orders (id, restaurant_id, order_number, type, table_number, total)
+                values ($1, $7, $8, $9, $10, $11::float8::numeric(12, 2))
+                returning id, order_number, status, type, table_number, total, created_at, updated_at, restaurant_id
+             )
+             select o.id, o.order_number, o.status, o.type, o.table_number, o.total::float8 as total,
+                    o.created_at, o.updated_at, o.restaurant_id,
+                    coalesce((select json_agg(json_build_object('id', i.id, 'name', i.name, 'quantity', i.quantity,
+                                                               'station', i.station, 'notes', i.notes) order by i.position)
+                              from i), '[]'::json) as items
+             from o"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(items.ids)
+        .bind(items.names)
+        .bind(items.quantities)
+        .bind(items.stations)
+        .bind(items.notes)
         .bind(restaurant_id)
         .bind(&new.order_number)
         .bind(new.kind.as_str())
         .bind(&new.table_number)
         .bind(new.total)
-        .execute(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        insert_items(&mut tx, id, &new.items).await?;
-        let order = fetch_order(&mut tx, id).await?;
-        tx.commit().await?;
-        order.ok_or(sqlx::Error::RowNotFound)
+        Ok(Order::from(row))
     }
 
     /// An order still on the board (not deleted).
@@ -376,30 +401,42 @@ fn transition_error(from: OrderStatus, to: OrderStatus) -> AppError {
     )
 }
 
+/// New items as the column arrays `insert_items_sql!` takes, each with a fresh id.
+struct ItemColumns<'a> {
+    ids: Vec<Uuid>,
+    names: Vec<&'a str>,
+    quantities: Vec<i32>,
+    stations: Vec<&'static str>,
+    notes: Vec<Option<&'a str>>,
+}
+
+impl<'a> ItemColumns<'a> {
+    fn of(items: &'a [NewItem]) -> Self {
+        ItemColumns {
+            ids: items.iter().map(|_| Uuid::now_v7()).collect(),
+            names: items.iter().map(|i| i.name.as_str()).collect(),
+            quantities: items.iter().map(|i| i.quantity).collect(),
+            stations: items.iter().map(|i| i.station.as_str()).collect(),
+            notes: items.iter().map(|i| i.notes.as_deref()).collect(),
+        }
+    }
+}
+
 async fn insert_items(
     tx: &mut Transaction<'_, Postgres>,
     order_id: Uuid,
     items: &[NewItem],
 ) -> Result<(), sqlx::Error> {
-    let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
-    let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
-    let quantities: Vec<i32> = items.iter().map(|i| i.quantity).collect();
-    let stations: Vec<&str> = items.iter().map(|i| i.station.as_str()).collect();
-    let notes: Vec<Option<&str>> = items.iter().map(|i| i.notes.as_deref()).collect();
-    sqlx::query(
-        "insert into order_items (id, order_id, position, name, quantity, station, notes)
-         select t.id, $1, t.pos, t.name, t.quantity, t.station, t.notes
-         from unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[]) with ordinality
-              as t(id, name, quantity, station, notes, pos)",
-    )
-    .bind(order_id)
-    .bind(ids)
-    .bind(names)
-    .bind(quantities)
-    .bind(stations)
-    .bind(notes)
-    .execute(&mut **tx)
-    .await?;
+    let items = ItemColumns::of(items);
+    sqlx::query(insert_items_sql!())
+        .bind(order_id)
+        .bind(items.ids)
+        .bind(items.names)
+        .bind(items.quantities)
+        .bind(items.stations)
+        .bind(items.notes)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

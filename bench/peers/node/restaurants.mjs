@@ -18,13 +18,6 @@ const STATIONS = ['kitchen', 'expo', 'bar', 'pos'];
 const ORDER_TYPES = new Set(['dine_in', 'takeout', 'delivery', 'online']);
 const BATCH_MS = Number(process.env.ORDER_BATCH_MS || 100);
 
-const ORDER_SELECT = `select o.id, o.order_number, o.status, o.type, o.table_number, o.total::float8 as total,
-                o.created_at, o.updated_at, o.restaurant_id,
-                coalesce((select json_agg(json_build_object('id', i.id, 'name', i.name, 'quantity', i.quantity,
-                                                           'station', i.station, 'notes', i.notes) order by i.position)
-                          from order_items i where i.order_id = o.id), '[]'::json) as items
-         from orders o `;
-
 export async function register(ctx) {
   const { io, pool, q, AppError, bad, notFound, forbidden, need, uuidField, uuidv7, iso, rank, isAdmin, log } = ctx;
   const present = await pool
@@ -72,40 +65,41 @@ export async function register(ctx) {
       return { id: row.id, name: row.name, created_at: iso(row.created_at) };
     },
     async insertOrder(restaurantId, o) {
-      const id = uuidv7();
-      const client = await pool.connect();
-      try {
-        await client.query('begin');
-        await client.query({
-          name: 'insert_order',
-          text: `insert into orders (id, restaurant_id, order_number, type, table_number, total)
-             values ($1, $2, $3, $4, $5, $6::float8::numeric(12, 2))`,
-          values: [id, restaurantId, o.order_number, o.type, o.table_number, o.total],
-        });
-        await client.query({
-          name: 'insert_items',
-          text: `insert into order_items (id, order_id, position, name, quantity, station, notes)
-         select t.id, $1, t.pos, t.name, t.quantity, t.station, t.notes
-         from unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[]) with ordinality
-              as t(id, name, quantity, station, notes, pos)`,
-          values: [
-            id,
-            o.items.map(() => uuidv7()),
-            o.items.map((i) => i.name),
-            o.items.map((i) => i.quantity),
-            o.items.map((i) => i.station),
-            o.items.map((i) => i.notes),
-          ],
-        });
-        const r = await client.query({ name: 'fetch_order', text: ORDER_SELECT + 'where o.id = $1', values: [id] });
-        await client.query('commit');
-        return orderJson(r.rows[0]);
-      } catch (e) {
-        await client.query('rollback').catch(() => {});
-        throw e;
-      } finally {
-        client.release();
-      }
+      // Switchboard's one statement: order, items and the order as read back.
+      const r = await pool.query({
+        name: 'insert_order',
+        text: `with i as (
+            insert into order_items (id, order_id, position, name, quantity, station, notes)
+            select t.id, $1, t.pos, t.name, t.quantity, t.station, t.notes
+            from unnest($2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[]) with ordinality
+                 as t(id, name, quantity, station, notes, pos)
+            returning id, position, name, quantity, station, notes
+          ), o as (
+            insert into orders (id, restaurant_id, order_number, type, table_number, total)
+            values ($1, $7, $8, $9, $10, $11::float8::numeric(12, 2))
+            returning id, order_number, status, type, table_number, total, created_at, updated_at, restaurant_id
+          )
+          select o.id, o.order_number, o.status, o.type, o.table_number, o.total::float8 as total,
+                 o.created_at, o.updated_at, o.restaurant_id,
+                 coalesce((select json_agg(json_build_object('id', i.id, 'name', i.name, 'quantity', i.quantity,
+                                                            'station', i.station, 'notes', i.notes) order by i.position)
+                           from i), '[]'::json) as items
+          from o`,
+        values: [
+          uuidv7(),
+          o.items.map(() => uuidv7()),
+          o.items.map((i) => i.name),
+          o.items.map((i) => i.quantity),
+          o.items.map((i) => i.station),
+          o.items.map((i) => i.notes),
+          restaurantId,
+          o.order_number,
+          o.type,
+          o.table_number,
+          o.total,
+        ],
+      });
+      return orderJson(r.rows[0]);
     },
   };
 
