@@ -43,6 +43,7 @@ pub async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     for round in 0..=ROUNDS {
         workers.stats(true).await?;
         let before = ctx.usage()?;
+        let gen_before = workers.cpu_s();
         let sent_us = epoch_us();
         let (status, body) = rest::post(
             &ctx.http,
@@ -59,11 +60,12 @@ pub async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome> {
             .await?;
         let stats = workers.stats(true).await?;
         let after = ctx.usage()?;
+        let gen_cpu_s = workers.cpu_s() - gen_before;
         let last_ms = stats.last_recv_us.saturating_sub(sent_us) as f64 / 1000.0;
         let lat = Latency::of(&stats.deliveries);
         let label = if round == 0 { "warm-up" } else { "broadcast" };
         out.note(format!(
-            "{label}: {} of {expected} delivered, last after {last_ms:.1} ms, {}, CPU {:.2} s (whole request incl. counts)",
+            "{label}: {} of {expected} delivered, last after {last_ms:.1} ms, {}, CPU-s server {:.2} (whole request incl. counts) / generator {gen_cpu_s:.2}",
             stats.delivered,
             lat.describe(),
             after.cpu_s - before.cpu_s
