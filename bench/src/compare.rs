@@ -209,7 +209,16 @@ pub async fn compare(opts: Options) -> Result<()> {
                     opts.reps,
                     kind.name()
                 );
-                let outcome = run_once(scenario, kind, &opts.settings, run, port).await;
+                // The S1 hold (minutes) runs in the first repetition only.
+                let settings = if rep == 0 {
+                    opts.settings.clone()
+                } else {
+                    Settings {
+                        hold_secs: 0,
+                        ..opts.settings.clone()
+                    }
+                };
+                let outcome = run_once(scenario, kind, &settings, run, port).await;
                 unavailable |= outcome.unavailable.is_some();
                 results.entry((scenario, kind)).or_default().push(outcome);
                 run += 1;
