@@ -1061,3 +1061,71 @@ async fn refused_sends_in_shared_transactions_change_nothing(pool: PgPool) {
     assert_error(&send(&bob, &conv, 99).await, "FORBIDDEN");
     assert_eq!(count_messages(&pool).await, EACH as i64);
 }
+
+/// A shared send transaction that fails is not the end of the sends in it: each is
+/// written again alone, so only the send the database refuses fails. A trigger stands
+/// in for the fault: it delays sends marked `slow` (so that both writers are busy and
+/// the next sends queue up into one batch) and raises on the one marked `boom`.
+#[sqlx::test]
+async fn one_failing_send_does_not_fail_the_others_in_its_transaction(pool: PgPool) {
+    sqlx::raw_sql(
+        "create function test_fault() returns trigger language plpgsql as $$
+         begin
+           if new.content = 'slow' then perform pg_sleep(0.4); end if;
+           if new.content = 'boom' then raise exception 'injected fault'; end if;
+           return new;
+         end $$;
+         create trigger test_fault before insert on messages
+           for each row execute function test_fault();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2, 3]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    let carol = joined(&server, 3, &conv).await;
+    async fn send(c: &SioClient, conversation: &str, content: String) -> Value {
+        c.emit_ack(
+            "message:send",
+            json!({ "conversationId": conversation, "content": content }),
+        )
+        .await
+    }
+    // Two slow sends occupy both writers; what follows queues into one batch.
+    let slow = futures_util::future::join(
+        send(&alice, &conv, "slow".into()),
+        send(&bob, &conv, "slow".into()),
+    );
+    let rest = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let good = (0..8).map(|i| {
+            let c = if i % 2 == 0 { &alice } else { &bob };
+            send(c, &conv, format!("good {i}"))
+        });
+        futures_util::future::join(
+            futures_util::future::join_all(good),
+            send(&carol, &conv, "boom".into()),
+        )
+        .await
+    };
+    let ((slow_a, slow_b), (good, boom)) = futures_util::future::join(slow, rest).await;
+    assert_ok(&slow_a);
+    assert_ok(&slow_b);
+    for ack in &good {
+        assert_ok(ack);
+    }
+    assert_error(&boom, "INTERNAL");
+    assert_eq!(count_messages(&pool).await, 10);
+    let contents: Vec<String> =
+        sqlx::query_scalar("select content from messages where content like 'good %'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        contents.len(),
+        8,
+        "each good send stored once: {contents:?}"
+    );
+}
