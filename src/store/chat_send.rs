@@ -136,10 +136,7 @@ async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
         match write(&pool, &batch).await {
             Ok(mut results) => {
                 for job in jobs {
-                    let result = results
-                        .remove(&job.id)
-                        .unwrap_or(Err(SendError::Db(sqlx::Error::RowNotFound)));
-                    let _ = job.reply.send(result);
+                    let _ = job.reply.send(take(&mut results, job.id));
                 }
             }
             Err(e) if jobs.len() == 1 => {
@@ -151,9 +148,7 @@ async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
                 tracing::debug!(sends = jobs.len(), error = %e, "shared send transaction failed; retrying each alone");
                 for job in jobs {
                     let result = match write(&pool, &[(job.id, &job.new)]).await {
-                        Ok(mut r) => r
-                            .remove(&job.id)
-                            .unwrap_or(Err(SendError::Db(sqlx::Error::RowNotFound))),
+                        Ok(mut r) => take(&mut r, job.id),
                         Err(e) => Err(e.into()),
                     };
                     let _ = job.reply.send(result);
@@ -161,6 +156,13 @@ async fn writer(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
             }
         }
     }
+}
+
+/// The outcome of job `id` out of a transaction's results.
+fn take(results: &mut HashMap<Uuid, Outcome>, id: Uuid) -> Outcome {
+    results
+        .remove(&id)
+        .unwrap_or(Err(SendError::Db(sqlx::Error::RowNotFound)))
 }
 
 #[derive(sqlx::FromRow)]

@@ -16,12 +16,26 @@ use crate::error::{AppError, AppResult};
 /// Order columns with items folded in as JSON, in one round trip.
 macro_rules! order_select {
     () => {
-        "select o.id, o.order_number, o.status, o.type, o.table_number, o.total::float8 as total,
-                o.created_at, o.updated_at, o.restaurant_id,
-                coalesce((select json_agg(json_build_object('id', i.id, 'name', i.name, 'quantity', i.quantity,
-                                                           'station', i.station, 'notes', i.notes) order by i.position)
-                          from order_items i where i.order_id = o.id), '[]'::json) as items
-         from orders o "
+        concat!(
+            order_columns!("order_items i where i.order_id = o.id"),
+            " from orders o "
+        )
+    };
+}
+
+/// The columns of an [`OrderRow`] from an order `o`, its items (JSON, in position order)
+/// read from `$items` (rows `i`).
+macro_rules! order_columns {
+    ($items:literal) => {
+        concat!(
+            "select o.id, o.order_number, o.status, o.type, o.table_number, o.total::float8 as total,
+                    o.created_at, o.updated_at, o.restaurant_id,
+                    coalesce((select json_agg(json_build_object('id', i.id, 'name', i.name, 'quantity', i.quantity,
+                                                               'station', i.station, 'notes', i.notes) order by i.position)
+                              from ",
+            $items,
+            "), '[]'::json) as items"
+        )
     };
 }
 
@@ -164,13 +178,9 @@ impl Store {
                 insert into orders (id, restaurant_id, order_number, type, table_number, total)
                 values ($1, $7, $8, $9, $10, $11::float8::numeric(12, 2))
                 returning id, order_number, status, type, table_number, total, created_at, updated_at, restaurant_id
-             )
-             select o.id, o.order_number, o.status, o.type, o.table_number, o.total::float8 as total,
-                    o.created_at, o.updated_at, o.restaurant_id,
-                    coalesce((select json_agg(json_build_object('id', i.id, 'name', i.name, 'quantity', i.quantity,
-                                                               'station', i.station, 'notes', i.notes) order by i.position)
-                              from i), '[]'::json) as items
-             from o"
+             ) ",
+            order_columns!("i"),
+            " from o"
         ))
         .bind(Uuid::now_v7())
         .bind(items.ids)
