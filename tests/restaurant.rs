@@ -790,3 +790,130 @@ async fn rest_checks_rights_before_the_body_and_hides_other_restaurants_orders(p
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+#[sqlx::test]
+async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let r = create_restaurant(&server).await;
+    let order = create_order(&server, r, Some("12"), &["kitchen"]).await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let pos = tablet(&server, "/", r).await;
+    assert_success(&pos.emit_ack("join:restaurant", json!(r.to_string())).await);
+    let http = server.http();
+    let url = server.url(&format!("/api/orders/{id}"));
+    let patch = |body: Value| {
+        http.patch(&url)
+            .bearer_auth(staff(2, &[r]))
+            .json(&body)
+            .send()
+    };
+    let stored_table = || async {
+        sqlx::query_scalar::<_, Option<String>>("select table_number from orders where id = $1")
+            .bind(Uuid::parse_str(&id).unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+
+    // Moved: trimmed, as `table:complete` will look it up.
+    let res = patch(json!({ "table_number": " 14 " })).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let moved: Value = res.json().await.unwrap();
+    assert_eq!(moved["table_number"], "14");
+    let updated = pos.recv("order:updated").await;
+    assert_eq!(updated["changes"], json!(["table_number"]));
+    assert_eq!(updated["order"], moved);
+
+    // Cleared with null: the order leaves the table, the field leaves the payload.
+    let res = patch(json!({ "table_number": null })).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let cleared: Value = res.json().await.unwrap();
+    assert!(cleared.get("table_number").is_none(), "{cleared}");
+    let updated = pos.recv("order:updated").await;
+    assert_eq!(updated["changes"], json!(["table_number"]));
+    assert_eq!(updated["order"], cleared);
+    assert_eq!(stored_table().await, None);
+    let done = assert_success(
+        &pos.emit_ack(
+            "table:complete",
+            json!({ "tableNumber": 14, "restaurantId": r }),
+        )
+        .await,
+    );
+    assert_eq!(done["orderIds"], json!([]), "the order is no longer at 14");
+
+    // Clearing again, or a body without the field, changes nothing and says nothing.
+    for body in [json!({ "table_number": null }), json!({})] {
+        let res = patch(body).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    pos.expect_none("order:updated", QUIET).await;
+
+    // "" clears as null does.
+    assert_eq!(
+        patch(json!({ "table_number": 3 })).await.unwrap().status(),
+        200
+    );
+    pos.recv("order:updated").await;
+    assert_eq!(
+        patch(json!({ "table_number": "" })).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        pos.recv("order:updated").await["changes"],
+        json!(["table_number"])
+    );
+    assert_eq!(stored_table().await, None);
+
+    // Longer than `table:complete` accepts (50): refused everywhere, nothing changes.
+    let long = "7".repeat(51);
+    let res = patch(json!({ "table_number": long, "status": "preparing" }))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "BAD_REQUEST");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("table_number"),
+        "{err}"
+    );
+    assert_eq!(stored_table().await, None);
+    let status: String = sqlx::query_scalar("select status::text from orders where id = $1")
+        .bind(Uuid::parse_str(&id).unwrap())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "new");
+    let res = http
+        .post(server.url(&format!("/api/restaurants/{r}/orders")))
+        .bearer_auth(service())
+        .json(
+            &json!({ "order_number": 8, "type": "dine_in", "table_number": long,
+            "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }], "total": 5 }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let orders: i64 = sqlx::query_scalar("select count(*) from orders")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(orders, 1);
+    let res = http
+        .post(server.url(&format!("/api/restaurants/{r}/alerts")))
+        .bearer_auth(staff(2, &[r]))
+        .json(&json!({ "type": "info", "message": "table?", "severity": 1, "tableNumber": long }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    pos.expect_none("order:updated", QUIET).await;
+    pos.expect_none("order:created", Duration::from_millis(50))
+        .await;
+    pos.expect_none("kitchen:alert", Duration::from_millis(50))
+        .await;
+}

@@ -230,6 +230,14 @@ fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String
         .filter(|s| !s.is_empty()))
 }
 
+/// A PATCH field that may be cleared: present (even `null`) is `Some`, and within it
+/// [`opt_string_or_number`]'s value. Absent stays `None` through `#[serde(default)]`.
+fn patch_string_or_number<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    opt_string_or_number(d).map(Some)
+}
+
 fn nonempty_short(s: &str) -> Result<(), ValidationError> {
     let n = s.chars().count();
     if (1..=50).contains(&n) {
@@ -358,8 +366,9 @@ pub struct CreateOrder {
     /// How it is served.
     #[serde(rename = "type")]
     pub kind: OrderType,
-    /// Table.
+    /// Table, 1..=50 characters (as `table:complete` takes it).
     #[serde(default, deserialize_with = "opt_string_or_number")]
+    #[validate(custom(function = "nonempty_short"))]
     pub table_number: Option<String>,
     /// 1..=100 lines.
     #[validate(
@@ -385,9 +394,11 @@ pub struct PatchOrder {
         nested
     )]
     pub items: Option<Vec<NewItem>>,
-    /// New table.
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    pub table_number: Option<String>,
+    /// Absent: unchanged; `null` or `""`: cleared; otherwise the new table, 1..=50
+    /// characters.
+    #[serde(default, deserialize_with = "patch_string_or_number")]
+    #[validate(custom(function = "nonempty_short"))]
+    pub table_number: Option<Option<String>>,
 }
 
 /// `DELETE /api/orders/:id` body (optional).
@@ -425,12 +436,13 @@ pub struct KitchenAlert {
     /// Related order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<Uuid>,
-    /// Related table.
+    /// Related table, 1..=50 characters.
     #[serde(
         default,
         deserialize_with = "opt_string_or_number",
         skip_serializing_if = "Option::is_none"
     )]
+    #[validate(custom(function = "nonempty_short"))]
     pub table_number: Option<String>,
     /// 1..=5, 5 most urgent.
     #[validate(range(min = 1, max = 5, message = "must be 1 to 5"))]
@@ -442,7 +454,7 @@ mod tests {
     use super::*;
     use crate::domain::input::decode;
     use OrderStatus::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn moves_go_forward_or_to_cancelled() {
@@ -472,6 +484,22 @@ mod tests {
         }))
         .unwrap_err();
         assert!(e.to_string().contains("items[0].quantity"), "{e}");
+    }
+
+    #[test]
+    fn a_patch_tells_an_absent_table_from_a_cleared_one() {
+        let table = |v: Value| decode::<PatchOrder>(v).map(|p| p.table_number);
+        assert_eq!(table(json!({})).unwrap(), None);
+        assert_eq!(table(json!({ "table_number": null })).unwrap(), Some(None));
+        assert_eq!(table(json!({ "table_number": " " })).unwrap(), Some(None));
+        assert_eq!(
+            table(json!({ "table_number": 9 })).unwrap(),
+            Some(Some("9".to_owned()))
+        );
+        let e = table(json!({ "table_number": "9".repeat(51) })).unwrap_err();
+        assert!(e.to_string().contains("table_number"), "{e}");
+        let e = table(json!({ "table_number": [] })).unwrap_err();
+        assert!(e.to_string().contains("table_number"), "{e}");
     }
 
     #[test]

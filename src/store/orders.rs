@@ -347,7 +347,7 @@ impl Store {
             changes.push("items");
         }
         if let Some(table) = &patch.table_number
-            && current.table_number.as_deref() != Some(table.as_str())
+            && current.table_number != *table
         {
             sqlx::query("update orders set table_number = $2 where id = $1")
                 .bind(order_id)
