@@ -12,6 +12,9 @@ use crate::util::Result;
 pub struct Usage {
     /// User + system CPU time so far, seconds.
     pub cpu_s: f64,
+    /// Of it, system (kernel) time: syscalls, and on loopback the peer's TCP receive
+    /// path that a `send` runs.
+    pub sys_s: f64,
     /// Resident set now, KiB.
     pub rss_kib: u64,
     /// Peak resident set, KiB.
@@ -55,6 +58,7 @@ pub fn read(pid: u32) -> Result<Usage> {
     };
     Ok(Usage {
         cpu_s: (utime + stime) as f64 / clock_ticks(),
+        sys_s: stime as f64 / clock_ticks(),
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
     })

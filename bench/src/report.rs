@@ -150,6 +150,13 @@ const ROWS: &[Row] = &[
     ),
     row(
         Scenario::S2,
+        &["s2.cpu_us_per_ack", "s2.sys_us_per_ack"],
+        "server CPU per ack at that rate (of it in the kernel), µs",
+        1,
+        Target::None,
+    ),
+    row(
+        Scenario::S2,
         &["s2.p99_ms", "s2.p50_ms", "s2.p999_ms", "s2.max_ms"],
         "ack p99 (p50 / p99.9 / max) at that rate, ms",
         2,
@@ -231,6 +238,13 @@ const ROWS: &[Row] = &[
         "deliveries per server CPU-second",
         0,
         Target::RatioMin(5.0),
+    ),
+    row(
+        Scenario::S4,
+        &["s4.cpu_us_per_delivery", "s4.sys_us_per_delivery"],
+        "server CPU per delivery (of it in the kernel), µs",
+        1,
+        Target::None,
     ),
     row(
         Scenario::S4,

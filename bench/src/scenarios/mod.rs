@@ -235,6 +235,8 @@ pub struct Step {
     pub acked: u64,
     /// Server CPU-seconds during the step.
     pub cpu_s: f64,
+    /// Of it, system (kernel) CPU-seconds.
+    pub sys_s: f64,
     /// Load-generator CPU-seconds during the step.
     pub gen_cpu_s: f64,
     /// PostgreSQL CPU-seconds during the step.
@@ -284,6 +286,7 @@ pub async fn measure_step(
         achieved: load.acked_ok as f64 / span_s,
         acked: load.acked_ok,
         cpu_s: after.cpu_s - before.cpu_s,
+        sys_s: after.sys_s - before.sys_s,
         gen_cpu_s: gen_after - gen_before,
         db_cpu_s: db_after - db_before,
         ack: crate::util::Latency::of(&load.acks),
@@ -299,11 +302,12 @@ impl Step {
     /// One line for the details section.
     pub fn describe(&self) -> String {
         let mut line = format!(
-            "offered {:.0}/s → {:.0}/s acked ({}), CPU-s server {:.2} / generator {:.2} / postgres {:.2}, ack {}",
+            "offered {:.0}/s → {:.0}/s acked ({}), CPU-s server {:.2} (kernel {:.2}) / generator {:.2} / postgres {:.2}, ack {}",
             self.offered,
             self.achieved,
             if self.complete { "all" } else { "INCOMPLETE" },
             self.cpu_s,
+            self.sys_s,
             self.gen_cpu_s,
             self.db_cpu_s,
             self.ack.describe()

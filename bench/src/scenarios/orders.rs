@@ -119,9 +119,10 @@ pub async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome> {
     let stats = workers.stats(true).await?;
     let closed = workers.close().await?;
     let cpu = after.cpu_s - before.cpu_s;
+    let sys = after.sys_s - before.sys_s;
     let delivery = Latency::of(&stats.deliveries);
     out.note(format!(
-        "{} orders at {rate:.0}/s for {seconds} s ({} HTTP errors, POST {}), {} of {expected} deliveries, CPU-s server {cpu:.2} / generator {gen_cpu:.2} / postgres {db_cpu:.2}, delivery {}",
+        "{} orders at {rate:.0}/s for {seconds} s ({} HTTP errors, POST {}), {} of {expected} deliveries, CPU-s server {cpu:.2} (kernel {sys:.2}) / generator {gen_cpu:.2} / postgres {db_cpu:.2}, delivery {}",
         sent.ok,
         sent.failed,
         sent.http.describe(),
@@ -135,6 +136,10 @@ pub async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         "s4.deliveries_per_cpu_s",
         stats.delivered as f64 / cpu.max(1e-3),
     );
+    if stats.delivered > 0 {
+        out.set("s4.cpu_us_per_delivery", cpu * 1e6 / stats.delivered as f64);
+        out.set("s4.sys_us_per_delivery", sys * 1e6 / stats.delivered as f64);
+    }
     out.set("s4.p50_delivery_ms", delivery.p50_ms);
     out.set("s4.p99_delivery_ms", delivery.p99_ms);
     out.set("s4.max_delivery_ms", delivery.max_ms);

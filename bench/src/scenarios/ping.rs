@@ -74,6 +74,10 @@ pub async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         Some(b) => {
             out.set("s2.saturation", b.achieved);
             out.set("s2.acks_per_cpu_s", b.acked as f64 / b.cpu_s.max(1e-3));
+            if b.acked > 0 {
+                out.set("s2.cpu_us_per_ack", b.cpu_s * 1e6 / b.acked as f64);
+                out.set("s2.sys_us_per_ack", b.sys_s * 1e6 / b.acked as f64);
+            }
             out.set("s2.p50_ms", b.ack.p50_ms);
             out.set("s2.p99_ms", b.ack.p99_ms);
             out.set("s2.p999_ms", b.ack.p999_ms);
