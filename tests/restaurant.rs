@@ -807,12 +807,16 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
             .json(&body)
             .send()
     };
-    let stored_table = || async {
-        sqlx::query_scalar::<_, Option<String>>("select table_number from orders where id = $1")
-            .bind(Uuid::parse_str(&id).unwrap())
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+    let order_id = Uuid::parse_str(&id).unwrap();
+    // (table, status) as stored.
+    let stored = || async {
+        sqlx::query_as::<_, (Option<String>, String)>(
+            "select table_number, status::text from orders where id = $1",
+        )
+        .bind(order_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
     };
 
     // Moved: trimmed, as `table:complete` will look it up.
@@ -832,7 +836,7 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
     let updated = pos.recv("order:updated").await;
     assert_eq!(updated["changes"], json!(["table_number"]));
     assert_eq!(updated["order"], cleared);
-    assert_eq!(stored_table().await, None);
+    assert_eq!(stored().await.0, None);
     let done = assert_success(
         &pos.emit_ack(
             "table:complete",
@@ -863,7 +867,7 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
         pos.recv("order:updated").await["changes"],
         json!(["table_number"])
     );
-    assert_eq!(stored_table().await, None);
+    assert_eq!(stored().await.0, None);
 
     // Longer than `table:complete` accepts (50): refused everywhere, nothing changes.
     let long = "7".repeat(51);
@@ -880,13 +884,7 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
             .contains("table_number"),
         "{err}"
     );
-    assert_eq!(stored_table().await, None);
-    let status: String = sqlx::query_scalar("select status::text from orders where id = $1")
-        .bind(Uuid::parse_str(&id).unwrap())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(status, "new");
+    assert_eq!(stored().await, (None, "new".to_owned()));
     let res = http
         .post(server.url(&format!("/api/restaurants/{r}/orders")))
         .bearer_auth(service())
