@@ -52,6 +52,9 @@ use crate::state::AppState;
 use crate::state::InFlight;
 use crate::store::Store;
 
+/// Binary attachments one socket.io packet may carry (none of our events use any).
+const MAX_BINARY_ATTACHMENTS: usize = 10;
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -91,6 +94,8 @@ pub async fn connect_pool(config: &Config, url: &str) -> Result<PgPool, sqlx::Er
 pub trait Running: Send + Sync {
     /// Running event handlers.
     fn in_flight(&self) -> &InFlight;
+    /// Delivers every open batch-mode window of this node.
+    fn flush_batches(&self);
     /// Disconnects every socket of this node.
     fn close(&self) -> BoxFuture<()>;
     /// The database pool.
@@ -100,6 +105,9 @@ pub trait Running: Send + Sync {
 impl<A: Adapter> Running for AppState<A> {
     fn in_flight(&self) -> &InFlight {
         &self.in_flight
+    }
+    fn flush_batches(&self) {
+        realtime::orders::flush_all_batches(self);
     }
     fn close(&self) -> BoxFuture<()> {
         let io = self.broadcaster.io().clone();
@@ -131,7 +139,18 @@ pub async fn build_app(
         // Packets queued per socket before emits to it fail. A burst (a busy room, a
         // client pipelining sends) must not drop packets, acks included; the queue grows
         // in 32-slot blocks only as it fills, so the bound costs nothing while idle.
-        .max_buffer_size(4096);
+        .max_buffer_size(4096)
+        // No event takes binary data, but the parser holds a binary packet's attachments
+        // until the last one arrives, before the client is even authenticated: 10,000
+        // attachments and 10 MB per connection by default. A binary event still gets its
+        // BAD_REQUEST ack (it decodes like a missing payload) if it is small; past these
+        // bounds the connection is closed.
+        .with_parser(
+            socketioxide::ParserConfig::common()
+                .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
+                .max_incoming_binary_buf_size(max_payload)
+                .packet_completion_timeout(Duration::from_secs(10)),
+        );
     let metrics = Metrics::default();
     if config.adapter == AdapterKind::Local {
         return assemble(builder, config, pool, verifier, metrics, None, None).await;
@@ -397,6 +416,8 @@ pub async fn serve(
     if left > 0 {
         tracing::warn!(left, "shutdown grace elapsed with events still running");
     }
+    // Handlers are done: no order event can join a window after this.
+    app.flush_batches();
     app.close().await;
     // Every event and REST request has finished and every socket is closed; what can
     // still hold the server is an engine.io long-poll with no namespace socket, which

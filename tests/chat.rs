@@ -1001,7 +1001,23 @@ async fn nul_characters_are_refused_and_do_not_fail_other_sends(pool: PgPool) {
         )
         .await;
     assert_error(&bad_key, "BAD_REQUEST");
-    assert_eq!(count_messages(&pool).await, 2);
+    // Any field: an attachment URL too, in flight with a good send.
+    let sends = [
+        json!({ "conversationId": conv, "content": "x", "attachments": ["https://a/\u{0}"] }),
+        json!({ "conversationId": conv, "content": "third fine" }),
+    ]
+    .map(|payload| alice.emit_ack("message:send", payload));
+    let [bad_url, fine]: [Value; 2] = futures_util::future::join_all(sends)
+        .await
+        .try_into()
+        .unwrap();
+    assert_error(&bad_url, "BAD_REQUEST");
+    assert_eq!(
+        bad_url["error"]["message"],
+        "attachments[0]: must not contain NUL characters"
+    );
+    assert_ok(&fine);
+    assert_eq!(count_messages(&pool).await, 3);
 }
 
 /// Membership is checked where sends are written, under the member-row locks: sends of

@@ -181,6 +181,37 @@ async fn oversized_websocket_messages_close_the_connection(pool: PgPool) {
     assert_error(&ack, "NOT_FOUND");
 }
 
+/// No event takes binary data: a small binary event is answered like a missing
+/// payload, and a packet announcing more attachments than the cap (which the parser
+/// would otherwise hold, unauthenticated, up to 10 MB) closes the connection.
+#[sqlx::test]
+async fn binary_attachments_are_answered_or_capped(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("MAX_PAYLOAD_BYTES", "4096")]).await;
+    let c = server.client("/chat", 1).await;
+    let ack = c
+        .emit_binary_ack("typing", vec![vec![1, 2, 3]], Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_error(&ack[0], "BAD_REQUEST");
+    // Eleven attachments announced: refused before any arrives.
+    let many = c
+        .emit_binary_ack("typing", vec![vec![0]; 11], Duration::from_secs(3))
+        .await;
+    assert!(many.is_err(), "{many:?}");
+    assert!(c.wait_disconnected(Duration::from_secs(3)).await);
+    // Attachments adding up to more than MAX_PAYLOAD_BYTES: refused too.
+    let c = server.client("/chat", 1).await;
+    let heavy = c
+        .emit_binary_ack(
+            "typing",
+            vec![vec![0; 3000], vec![0; 3000]],
+            Duration::from_secs(3),
+        )
+        .await;
+    assert!(heavy.is_err(), "{heavy:?}");
+    assert!(c.wait_disconnected(Duration::from_secs(3)).await);
+}
+
 #[sqlx::test]
 async fn allowed_origins_govern_cors_and_websocket_upgrades(pool: PgPool) {
     let server = TestServer::start_with(pool, &[("ALLOWED_ORIGINS", "https://app.example")]).await;

@@ -328,6 +328,43 @@ async fn sync_lists_active_orders_oldest_first(pool: PgPool) {
     );
 }
 
+/// A board with more active orders than one reply may carry gets the oldest 500 and
+/// `truncated: true`; a board under the cap says `truncated: false`.
+#[sqlx::test]
+async fn sync_stops_at_500_orders_and_says_so(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let r = create_restaurant(&server).await;
+    sqlx::query(
+        "insert into orders (id, restaurant_id, order_number, type, total, created_at)
+         select gen_random_uuid(), $1, n::text, 'takeout', 1, now() - make_interval(secs => 1000 - n)
+         from generate_series(1, 501) n",
+    )
+    .bind(r)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let c = tablet(&server, "/", r).await;
+    let data = assert_success(
+        &c.emit_ack("orders:sync", json!({ "restaurantId": r }))
+            .await,
+    );
+    let orders = data["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 500);
+    assert_eq!(data["truncated"], true);
+    assert_eq!(orders[0]["order_number"], "1", "oldest first");
+    assert_eq!(orders[499]["order_number"], "500");
+    sqlx::query("update orders set status = 'completed' where order_number = '1'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let data = assert_success(
+        &c.emit_ack("orders:sync", json!({ "restaurantId": r }))
+            .await,
+    );
+    assert_eq!(data["orders"].as_array().unwrap().len(), 500);
+    assert_eq!(data["truncated"], false);
+}
+
 #[sqlx::test]
 async fn status_moves_forward_or_to_cancelled_only(pool: PgPool) {
     let server = TestServer::start(pool).await;
@@ -542,6 +579,31 @@ async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
     assert_eq!(kds.recv("order:created").await, single);
     kds.expect_none("orders:batch_update", Duration::from_millis(700))
         .await;
+}
+
+/// Shutdown delivers what batch windows hold before the sockets are closed: a tablet
+/// in batch mode with a long window still gets the order created just before.
+#[sqlx::test]
+async fn shutdown_flushes_open_batch_windows(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", "60000")]).await;
+    let r = create_restaurant(&server).await;
+    let kds = tablet(&server, "/", r).await;
+    assert_success(
+        &kds.emit_ack(
+            "join:restaurant",
+            json!({ "restaurantId": r, "batch": true }),
+        )
+        .await,
+    );
+    let order = create_order(&server, r, None, &["kitchen"]).await;
+    kds.expect_none("orders:batch_update", Duration::from_millis(200))
+        .await;
+    server.stop().await.unwrap();
+    let batch = kds
+        .recv_timeout("orders:batch_update", Duration::from_secs(2))
+        .await
+        .expect("the open window, delivered at shutdown");
+    assert_eq!(batch, json!([{ "event": "order:created", "data": order }]));
 }
 
 #[sqlx::test]

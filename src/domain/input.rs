@@ -22,6 +22,17 @@ pub fn decode<T: DeserializeOwned + Validate>(value: serde_json::Value) -> Resul
         }
         other => other,
     };
+    // PostgreSQL text and jsonb cannot hold U+0000: a NUL anywhere in the payload is this
+    // request's bad input, refused here so that it can never fail a write (or a
+    // transaction shared with other clients' writes).
+    if let Some(mut path) = nul_path(&value) {
+        if path.is_empty() {
+            path.push_str("payload");
+        }
+        return Err(AppError::bad_request(format!(
+            "{path}: must not contain NUL characters"
+        )));
+    }
     // `validator` reports Rust field names; keep the payload's own keys to name the
     // field the way the client spelled it (camelCase on the socket, snake_case in REST).
     let keys: Vec<String> = value
@@ -48,6 +59,34 @@ pub fn decode<T: DeserializeOwned + Validate>(value: serde_json::Value) -> Resul
         .validate()
         .map_err(|e| AppError::bad_request(describe(&e, &keys)))?;
     Ok(parsed)
+}
+
+/// Where the first string (a key or a value) holding U+0000 is, as `a.b[2]`.
+fn nul_path(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(String::new()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item).map(|rest| format!("[{i}]{}", dotted(&rest)))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(key.replace('\0', "\\0"));
+            }
+            nul_path(item).map(|rest| format!("{key}{}", dotted(&rest)))
+        }),
+        _ => None,
+    }
+}
+
+/// Joins a sub-path: `[i]` directly, a field name after a dot.
+fn dotted(rest: &str) -> String {
+    if rest.is_empty() || rest.starts_with('[') {
+        rest.to_owned()
+    } else {
+        format!(".{rest}")
+    }
 }
 
 /// The payload's spelling of a Rust field name: as is, or its camelCase form.
@@ -160,6 +199,27 @@ pub fn user_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_nul_anywhere_is_refused_with_its_path() {
+        let cases = [
+            (
+                json!({ "attachments": ["https://a", "https://b\u{0}"] }),
+                "attachments[1]",
+            ),
+            (
+                json!({ "items": [{ "notes": "x\u{0}" }] }),
+                "items[0].notes",
+            ),
+            (json!({ "a\u{0}": 1 }), "a\\0"),
+            (json!("x\u{0}"), "payload"),
+        ];
+        for (payload, path) in cases {
+            let e = decode::<RawPayload>(payload).unwrap_err().to_string();
+            assert_eq!(e, format!("{path}: must not contain NUL characters"));
+        }
+        decode::<RawPayload>(json!({ "ok": ["fine"] })).unwrap();
+    }
 
     #[derive(Debug, Deserialize, Validate)]
     #[serde(rename_all = "camelCase")]

@@ -291,6 +291,12 @@ pub struct JoinStation {
     pub station: Station,
 }
 
+/// Most orders one `orders:sync` answers (oldest first: the ones the kitchen works on
+/// next). A board holds far fewer active orders; the cap bounds the reply (each order
+/// may carry 100 items) so one request cannot queue megabytes for one socket. A
+/// reply that stops at the cap says `truncated: true`.
+pub const MAX_SYNC_ORDERS: i64 = 500;
+
 /// `orders:sync`.
 #[derive(Debug, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]

@@ -67,9 +67,10 @@ pub fn on_unknown<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) 
             let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event = %event);
             let _enter = span.enter();
             let started = Instant::now();
+            // Every unknown name draws on one shared bucket: no key per invented name.
             let result = session
                 .limiter
-                .check(&event)
+                .check_unknown()
                 .and_then(|()| Err(AppError::bad_request("unknown event")));
             record(&session, "unknown", started, &result);
             reply.send(session.dialect, result);

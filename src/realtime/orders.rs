@@ -100,6 +100,25 @@ pub fn set_batch<A: Adapter>(
     }
 }
 
+/// Delivers the open batch window of every batch-mode socket of this node now. At
+/// shutdown the sockets are about to be closed: what their windows hold would otherwise
+/// be dropped with them (events that other tablets already received one by one).
+pub fn flush_all_batches<A: Adapter>(app: &AppState<A>) {
+    for op in app.broadcaster.io().nsps() {
+        for socket in op.sockets() {
+            let Some(batch) = socket.extensions.get::<Arc<Batch>>() else {
+                continue;
+            };
+            let items = batch.take();
+            if !items.is_empty()
+                && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &items)
+            {
+                tracing::warn!(sid = %socket.id, error = %e, "batch not delivered at shutdown");
+            }
+        }
+    }
+}
+
 /// Namespace paths of `/restaurants/<id>` seen for each restaurant (a dynamic
 /// namespace exists only once a client connected to it).
 #[derive(Debug, Default)]

@@ -1,20 +1,50 @@
 //! Per-socket, per-event token buckets (`RATE_LIMIT_PER_SEC` refill, `RATE_LIMIT_BURST` size).
+//!
+//! The key set is fixed by the code, never by the client: one bucket per event name a
+//! handler is registered for (`&'static str`, passed by `handler::on`), plus one bucket
+//! that every event name the namespace does not know shares. A client inventing event
+//! names therefore creates no key and allocates nothing; it only drains the shared
+//! bucket.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::error::AppError;
 
-/// Distinct event names tracked per socket; names past this share one bucket, so a
-/// client inventing event names cannot grow server memory.
-const MAX_BUCKETS: usize = 64;
-const OVERFLOW_KEY: &str = "\u{0}overflow";
-
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Instant) -> Self {
+        Bucket {
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, per_sec: f64, burst: f64, now: Instant) -> Result<(), AppError> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_sec).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(AppError::RateLimited)
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Buckets {
+    /// One per registered event; a namespace registers about ten, so a linear scan
+    /// beats hashing the name.
+    known: Vec<(&'static str, Bucket)>,
+    /// Shared by every event name without a handler.
+    unknown: Bucket,
 }
 
 /// The buckets of one socket.
@@ -22,7 +52,7 @@ struct Bucket {
 pub struct RateLimiter {
     per_sec: f64,
     burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<Buckets>,
 }
 
 impl RateLimiter {
@@ -31,46 +61,47 @@ impl RateLimiter {
         RateLimiter {
             per_sec,
             burst,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets {
+                known: Vec::new(),
+                unknown: Bucket::full(burst, Instant::now()),
+            }),
         }
     }
 
-    /// Takes one token for `event`, or answers `RateLimited`.
-    pub fn check(&self, event: &str) -> Result<(), AppError> {
-        self.check_at(event, Instant::now())
+    /// Takes one token for a registered `event`, or answers `RateLimited`.
+    pub fn check(&self, event: &'static str) -> Result<(), AppError> {
+        self.check_at(Some(event), Instant::now())
     }
 
-    fn check_at(&self, event: &str, now: Instant) -> Result<(), AppError> {
-        // A poisoned lock only means another handler panicked mid-update; the map is
-        // still usable, so keep limiting rather than failing every event.
+    /// Takes one token from the bucket shared by every event name without a handler.
+    pub fn check_unknown(&self) -> Result<(), AppError> {
+        self.check_at(None, Instant::now())
+    }
+
+    fn check_at(&self, event: Option<&'static str>, now: Instant) -> Result<(), AppError> {
+        // A poisoned lock only means another handler panicked mid-update; the buckets
+        // are still usable, so keep limiting rather than failing every event.
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let key = if buckets.contains_key(event) || buckets.len() < MAX_BUCKETS {
-            event
-        } else {
-            OVERFLOW_KEY
+        let Some(event) = event else {
+            return buckets.unknown.take(self.per_sec, self.burst, now);
         };
-        // Every event passes here: allocate the key only the first time a name is seen.
-        if !buckets.contains_key(key) {
-            buckets.insert(
-                key.to_owned(),
-                Bucket {
-                    tokens: self.burst,
-                    last: now,
-                },
-            );
-        }
-        let Some(bucket) = buckets.get_mut(key) else {
-            return Ok(());
+        let index = match buckets.known.iter().position(|(name, _)| *name == event) {
+            Some(index) => index,
+            None => {
+                buckets.known.push((event, Bucket::full(self.burst, now)));
+                buckets.known.len() - 1
+            }
         };
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_sec).min(self.burst);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(AppError::RateLimited)
-        }
+        buckets.known[index].1.take(self.per_sec, self.burst, now)
+    }
+
+    #[cfg(test)]
+    fn keys(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .known
+            .len()
     }
 }
 
@@ -84,31 +115,33 @@ mod tests {
         let limiter = RateLimiter::new(10.0, 20.0);
         let t0 = Instant::now();
         for _ in 0..20 {
-            limiter.check_at("a", t0).unwrap();
+            limiter.check_at(Some("a"), t0).unwrap();
         }
-        assert!(limiter.check_at("a", t0).is_err());
+        assert!(limiter.check_at(Some("a"), t0).is_err());
         // Another event has its own bucket.
-        limiter.check_at("b", t0).unwrap();
+        limiter.check_at(Some("b"), t0).unwrap();
         // 100 ms refills one token at 10/s.
         limiter
-            .check_at("a", t0 + Duration::from_millis(100))
+            .check_at(Some("a"), t0 + Duration::from_millis(100))
             .unwrap();
         assert!(
             limiter
-                .check_at("a", t0 + Duration::from_millis(100))
+                .check_at(Some("a"), t0 + Duration::from_millis(100))
                 .is_err()
         );
     }
 
     #[test]
-    fn invented_event_names_share_an_overflow_bucket() {
-        let limiter = RateLimiter::new(1.0, 1.0);
+    fn unknown_event_names_share_one_bucket_and_create_no_key() {
+        let limiter = RateLimiter::new(1.0, 3.0);
         let t0 = Instant::now();
-        for i in 0..MAX_BUCKETS {
-            limiter.check_at(&format!("e{i}"), t0).unwrap();
+        for _ in 0..3 {
+            limiter.check_at(None, t0).unwrap();
         }
-        limiter.check_at("new-1", t0).unwrap();
-        assert!(limiter.check_at("new-2", t0).is_err());
-        assert_eq!(limiter.buckets.lock().unwrap().len(), MAX_BUCKETS + 1);
+        assert!(limiter.check_at(None, t0).is_err());
+        assert_eq!(limiter.keys(), 0);
+        // Known events keep their own buckets.
+        limiter.check_at(Some("message:send"), t0).unwrap();
+        assert_eq!(limiter.keys(), 1);
     }
 }

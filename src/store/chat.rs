@@ -439,6 +439,17 @@ pub(super) async fn unread_counts(
 }
 
 /// The first message of a repeated `clientId` (see `Store::send_message`).
+/// The message with this id, if stored.
+pub(super) async fn stored_by_id(
+    pool: &sqlx::PgPool,
+    id: Uuid,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    sqlx::query_as(concat!(message_select!(), "where m.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 pub(super) async fn first_with_client_id(
     pool: &sqlx::PgPool,
     new: &NewMessage,

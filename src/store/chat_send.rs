@@ -10,8 +10,13 @@
 //! alone. Each member concerned gets one `unread:count` per transaction, read after the
 //! commit and pushed before the acks.
 //!
-//! If a shared transaction fails, each of its sends is tried again alone, so one bad
-//! send cannot fail the others.
+//! If a shared transaction fails before it is committed, each of its sends is tried
+//! again alone, so one bad send cannot fail the others. Nothing after COMMIT can send a
+//! batch back there: what follows the commit (looking up the first message of a
+//! repeated `clientId`) fails per send. And a retry is idempotent on the send's id: if
+//! the shared COMMIT did land although the client library reported an error (the
+//! connection dropped while the answer was on its way), the retry finds the stored row
+//! and answers with it instead of storing it twice or answering an error.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::chat::{MessageRow, first_with_client_id, stored};
+use super::chat::{MessageRow, first_with_client_id, stored, stored_by_id};
 use crate::domain::chat::Message;
 
 /// Transactions writing sends at the same time (each holds one pool connection). More
@@ -256,7 +261,10 @@ async fn write(
             insert into messages (id, conversation_id, sender_id, content, attachments, client_id)
             select id, conversation_id, sender_id, content,
                    array(select jsonb_array_elements_text(attachments::jsonb)), client_id
-            from input order by ord
+            from input
+            -- A retry of a send whose shared COMMIT landed after all stores nothing again.
+            where not exists (select 1 from messages m where m.id = input.id)
+            order by ord
             on conflict (conversation_id, sender_id, client_id) where client_id is not null do nothing
             returning *
          ), own as (
@@ -308,23 +316,51 @@ async fn write(
             }
         }
     }
+    // Committed: from here on an error belongs to one send and never fails the batch
+    // (which would send committed messages back to be written again).
     for (id, m) in batch {
         if results.contains_key(id) {
             continue; // refused above
         }
-        let sent = match created.remove(id) {
-            Some(row) => Sent {
+        let outcome = match created.remove(id) {
+            Some(row) => Ok(Sent {
                 message: stored(row).message,
                 created: true,
                 readers: readers_by_job.remove(id).unwrap_or_default(),
-            },
-            None => Sent {
-                message: first_with_client_id(pool, m).await?,
-                created: false,
-                readers: Vec::new(),
-            },
+            }),
+            None => not_inserted(pool, *id, m, &by_conversation).await,
         };
-        results.insert(*id, Ok(sent));
+        results.insert(*id, outcome);
     }
     Ok(results)
+}
+
+/// A send the INSERT skipped: a repeated `clientId` (answered with the first message,
+/// no broadcast), or this very send stored by an earlier attempt whose COMMIT landed
+/// unreported (answered as created: it was never acked nor broadcast).
+async fn not_inserted(
+    pool: &PgPool,
+    id: Uuid,
+    m: &NewMessage,
+    members: &HashMap<Uuid, Vec<i64>>,
+) -> Outcome {
+    if let Some(row) = stored_by_id(pool, id).await? {
+        let readers = members
+            .get(&m.conversation_id)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|u| *u != m.sender_id)
+            .collect();
+        return Ok(Sent {
+            message: stored(row).message,
+            created: true,
+            readers,
+        });
+    }
+    Ok(Sent {
+        message: first_with_client_id(pool, m).await?,
+        created: false,
+        readers: Vec::new(),
+    })
 }

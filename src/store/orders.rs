@@ -215,14 +215,16 @@ impl Store {
         &self,
         restaurant_id: Uuid,
         statuses: &[OrderStatus],
+        limit: i64,
     ) -> Result<Vec<Order>, sqlx::Error> {
         let rows: Vec<OrderRow> = sqlx::query_as(concat!(
             order_select!(),
             "where o.restaurant_id = $1 and o.deleted_at is null and o.status = any($2)
-             order by o.created_at, o.id"
+             order by o.created_at, o.id limit $3"
         ))
         .bind(restaurant_id)
         .bind(statuses)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Order::from).collect())

@@ -743,6 +743,20 @@ impl SioClient {
         self.send_frame(frame.to_owned()).await
     }
 
+    /// Sends a raw binary websocket frame (a socket.io binary attachment: engine.io v4
+    /// sends attachments as bare binary frames) and waits until it is written.
+    pub async fn send_raw_binary(&self, data: Vec<u8>) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .out
+            .send(Out::Frame(Message::binary(data), Some(tx)))
+            .is_err()
+        {
+            return false;
+        }
+        matches!(timeout(DEFAULT_TIMEOUT, rx).await, Ok(Ok(true)))
+    }
+
     async fn send_frame(&self, frame: String) -> bool {
         let (tx, rx) = oneshot::channel();
         if self
@@ -824,6 +838,50 @@ impl SioClient {
         if !self.send_frame(frame).await {
             lock(&self.shared.acks).remove(&id);
             return Err("could not write the EVENT frame (connection closed)".to_owned());
+        }
+        match timeout(within, rx).await {
+            Ok(Ok(args)) => Ok(args),
+            Ok(Err(_)) => Err(format!(
+                "connection closed before the ack ({})",
+                self.disconnect_reason().unwrap_or_default()
+            )),
+            Err(_) => {
+                lock(&self.shared.acks).remove(&id);
+                Err(format!("no ack (id {id}) within {within:?}"))
+            }
+        }
+    }
+
+    /// Emits a socket.io BINARY_EVENT `["event", {_placeholder, num: 0}, …]` with one
+    /// placeholder per attachment, then each attachment as a binary frame, and waits up
+    /// to `within` for the ack (Err as in [`Self::emit_ack_timeout`]).
+    pub async fn emit_binary_ack(
+        &self,
+        event: &str,
+        attachments: Vec<Vec<u8>>,
+        within: Duration,
+    ) -> Result<Vec<Value>, String> {
+        let id = self.next_ack.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.shared.acks).insert(id, tx);
+        let mut args = vec![Value::String(event.to_owned())];
+        args.extend(
+            (0..attachments.len())
+                .map(|num| serde_json::json!({ "_placeholder": true, "num": num })),
+        );
+        let nsp = if self.ns == "/" {
+            String::new()
+        } else {
+            format!("{},", self.ns)
+        };
+        let frame = format!("45{}-{nsp}{id}{}", attachments.len(), Value::Array(args));
+        if !self.send_frame(frame).await {
+            return Err("could not write the BINARY_EVENT frame".to_owned());
+        }
+        for data in attachments {
+            if !self.send_raw_binary(data).await {
+                return Err("could not write an attachment (connection closed)".to_owned());
+            }
         }
         match timeout(within, rx).await {
             Ok(Ok(args)) => Ok(args),

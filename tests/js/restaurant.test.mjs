@@ -302,7 +302,8 @@ for (const mode of TRANSPORTS) {
 
       const ack = await emitAck(c, 'orders:sync', { restaurantId: r });
       const data = assertSuccess(ack);
-      assert.deepEqual(Object.keys(data).sort(), ['orders', 'restaurantId', 'syncedAt']);
+      assert.deepEqual(Object.keys(data).sort(), ['orders', 'restaurantId', 'syncedAt', 'truncated']);
+      assert.equal(data.truncated, false);
       assert.equal(data.restaurantId, r);
       assert.match(data.syncedAt, RFC3339_MS);
       assert.deepEqual(await next(c, 'orders:sync:complete'), data);

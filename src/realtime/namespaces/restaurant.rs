@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::domain::input::RawPayload;
 use crate::domain::orders::{
-    CompleteTable, JoinRestaurant, JoinStation, OrderStatus, SyncOrders, UpdateStatus,
+    CompleteTable, JoinRestaurant, JoinStation, MAX_SYNC_ORDERS, OrderStatus, SyncOrders,
+    UpdateStatus,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
@@ -105,11 +106,19 @@ async fn sync_orders<A: Adapter>(
 ) -> AppResult<Value> {
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let statuses = p.statuses.unwrap_or_else(|| OrderStatus::ACTIVE.to_vec());
-    let orders = s.app.store.list_orders(p.restaurant_id, &statuses).await?;
+    // One more than the cap tells whether the list was cut.
+    let mut orders = s
+        .app
+        .store
+        .list_orders(p.restaurant_id, &statuses, MAX_SYNC_ORDERS + 1)
+        .await?;
+    let truncated = orders.len() > MAX_SYNC_ORDERS as usize;
+    orders.truncate(MAX_SYNC_ORDERS as usize);
     let payload = json!({
         "restaurantId": p.restaurant_id,
         "orders": orders,
         "syncedAt": rfc3339_ms(&chrono::Utc::now()),
+        "truncated": truncated,
     });
     if let Err(e) = socket.emit(ev::ORDERS_SYNC_COMPLETE, &payload) {
         tracing::debug!(error = %e, "orders:sync:complete not delivered");
