@@ -74,6 +74,8 @@ pub struct Metrics {
     pub link_losses: Family<LinkLabel, Counter>,
     /// Times a lost cluster link came back (subscriptions restored).
     pub link_restores: Family<LinkLabel, Counter>,
+    /// Cluster messages dropped because their subscriber's queue was full.
+    pub link_dropped: Family<LinkLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,6 +98,7 @@ impl Default for Metrics {
         let link_up = Family::<LinkLabel, Gauge>::default();
         let link_losses = Family::<LinkLabel, Counter>::default();
         let link_restores = Family::<LinkLabel, Counter>::default();
+        let link_dropped = Family::<LinkLabel, Counter>::default();
         registry.register(
             "sockets_connected",
             "Connected sockets per namespace",
@@ -133,6 +136,11 @@ impl Default for Metrics {
             "Cluster link connections restored with their subscriptions",
             link_restores.clone(),
         );
+        registry.register(
+            "cluster_link_dropped",
+            "Cluster messages dropped because a slow subscriber's queue was full",
+            link_dropped.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -144,6 +152,7 @@ impl Default for Metrics {
             link_up,
             link_losses,
             link_restores,
+            link_dropped,
         }
     }
 }

@@ -731,3 +731,87 @@ async fn postgres_adapter_holds_one_connection_however_many_namespaces(pool: PgP
         assert_eq!(tablet.recv("order:created").await, order);
     }
 }
+
+/// The node's LISTEN loop serves every channel: a subscriber that stops reading gets
+/// its overflow dropped (and counted), and the other channels keep flowing.
+#[sqlx::test]
+async fn a_stalled_listen_subscriber_does_not_stall_the_others(pool: PgPool) {
+    use switchboard::metrics::Metrics;
+    use switchboard::realtime::cluster::LinkHealth;
+    use switchboard::realtime::pg_link::PgLink;
+
+    let metrics = Metrics::default();
+    let link = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
+        .await
+        .unwrap();
+    let _stalled = link.subscribe(&["sbtest_stalled"]).await.unwrap();
+    let mut live = link.subscribe(&["sbtest_live"]).await.unwrap();
+    // More than a subscriber's queue holds (1024), in one statement.
+    sqlx::query("select pg_notify('sbtest_stalled', n::text) from generate_series(1, 1500) n")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("select pg_notify('sbtest_live', 'hello')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), live.recv())
+        .await
+        .expect("the live channel is not stalled")
+        .unwrap();
+    assert_eq!(got.payload(), "hello");
+    let text = metrics.render();
+    let dropped: f64 = text
+        .lines()
+        .find(|l| l.starts_with("switchboard_cluster_link_dropped_total{link=\"postgres_listen\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(dropped >= 476.0, "dropped {dropped}\n{text}");
+}
+
+/// The same for the Redis link: a subscriber that stops reading does not hold up the
+/// push stream that every other channel shares.
+#[sqlx::test]
+async fn a_stalled_redis_subscriber_does_not_stall_the_others(_pool: PgPool) {
+    use socketioxide_redis::drivers::Driver;
+    use switchboard::metrics::Metrics;
+    use switchboard::realtime::cluster::LinkHealth;
+    use switchboard::realtime::redis_link::RedisLink;
+
+    let metrics = Metrics::default();
+    let url = format!("{}?protocol=resp3", redis_url());
+    let client = ::redis::Client::open(url).unwrap();
+    let link = RedisLink::connect(client, LinkHealth::new(&metrics, "redis"))
+        .await
+        .unwrap();
+    let tag = Uuid::new_v4().simple().to_string();
+    let stalled = format!("sbtest-stalled-{tag}");
+    let live = format!("sbtest-live-{tag}");
+    let _stalled = link.subscribe(stalled.clone(), 16).await.unwrap();
+    let mut live_rx = link.subscribe(live.clone(), 16).await.unwrap();
+    for n in 0..200u32 {
+        link.publish(stalled.clone(), n.to_string().into_bytes())
+            .await
+            .unwrap();
+    }
+    link.publish(live.clone(), b"hello".to_vec()).await.unwrap();
+    let (channel, payload) = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures_util::StreamExt::next(&mut live_rx),
+    )
+    .await
+    .expect("the live channel is not stalled")
+    .unwrap();
+    assert_eq!(
+        (channel.as_str(), payload.as_ref()),
+        (live.as_str(), &b"hello"[..])
+    );
+    assert!(
+        metrics
+            .render()
+            .contains("cluster_link_dropped_total{link=\"redis\"} 184"),
+        "{}",
+        metrics.render()
+    );
+}

@@ -67,6 +67,7 @@ pub struct LinkHealth {
     gauge: Gauge,
     losses: Counter,
     restores: Counter,
+    dropped: Counter,
 }
 
 impl LinkHealth {
@@ -81,6 +82,7 @@ impl LinkHealth {
             gauge,
             losses: metrics.link_losses.get_or_create(&label).clone(),
             restores: metrics.link_restores.get_or_create(&label).clone(),
+            dropped: metrics.link_dropped.get_or_create(&label).clone(),
         }
     }
 
@@ -108,6 +110,17 @@ impl LinkHealth {
                 "cluster link lost; reconnecting (broadcasts between nodes pause)"
             );
         }
+    }
+
+    /// A message for a subscriber whose queue is full was dropped: the link's loop
+    /// never waits for one slow subscriber (it would stall every other one).
+    pub fn dropped(&self, channel: &str) {
+        self.dropped.inc();
+        tracing::warn!(
+            link = self.link,
+            channel,
+            "cluster message dropped: subscriber queue full"
+        );
     }
 
     /// Whether the link is connected now.

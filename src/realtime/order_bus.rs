@@ -9,6 +9,8 @@
 //! batches on the node that holds the socket). Notifications of one sender arrive in the
 //! order they were sent. Payloads above NOTIFY's 8000-byte limit go through a table.
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socketioxide::adapter::Adapter;
@@ -17,6 +19,7 @@ use sqlx::postgres::PgNotification;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::cluster::BoxFuture;
 use super::orders;
 use super::pg_link::PgLink;
 use crate::domain::orders::Station;
@@ -118,33 +121,66 @@ impl OrderBus {
     }
 }
 
-/// Queues what other nodes publish, in arrival order.
+/// Most stored payloads being loaded at once; past it the bus stops taking
+/// notifications until one is loaded (its queue then fills and the link drops and
+/// counts, instead of this task holding an unbounded backlog).
+const MAX_LOADING: usize = 64;
+
+/// Queues what other nodes publish, in arrival order. Loading a payload that went
+/// through the table is a database round trip: it runs beside the loop (ordered, so
+/// events still queue in the order they were sent), never inline in it.
 async fn receive<A: Adapter>(
     app: AppState<A>,
     mut rx: mpsc::Receiver<PgNotification>,
     node: Uuid,
     pool: PgPool,
 ) {
-    while let Some(notification) = rx.recv().await {
-        let message = match serde_json::from_str::<Envelope>(notification.payload()) {
-            Ok(Envelope::Inline(message)) => message,
-            Ok(Envelope::Stored { node: from, .. }) if from == node => continue,
-            Ok(Envelope::Stored { stored, .. }) => match load(&pool, stored).await {
-                Ok(message) => message,
-                Err(e) => {
-                    tracing::warn!(stored, error = %e, "order event for batch sockets not loaded");
-                    continue;
+    let mut pending: FuturesOrdered<BoxFuture<Option<Message>>> = FuturesOrdered::new();
+    loop {
+        tokio::select! {
+            // Deliver what is ready first; take new notifications while under the bound.
+            biased;
+            Some(message) = pending.next(), if !pending.is_empty() => {
+                if let Some(message) = message
+                    && message.node != node
+                {
+                    orders::queue_on_batch_sockets(&app, message.restaurant, &message.stations, || {
+                        message.item.clone()
+                    });
                 }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable order event from another node");
-                continue;
             }
-        };
-        if message.node != node {
-            orders::queue_on_batch_sockets(&app, message.restaurant, &message.stations, || {
-                message.item.clone()
-            });
+            notification = rx.recv(), if pending.len() < MAX_LOADING => {
+                let Some(notification) = notification else {
+                    return;
+                };
+                if let Some(next) = resolve(notification.payload(), node, &pool) {
+                    pending.push_back(next);
+                }
+            }
+        }
+    }
+}
+
+/// The message a notification carries: at once when inline, from the table when
+/// stored; `None` for this node's own or an unreadable notification.
+fn resolve(payload: &str, node: Uuid, pool: &PgPool) -> Option<BoxFuture<Option<Message>>> {
+    match serde_json::from_str::<Envelope>(payload) {
+        Ok(Envelope::Inline(message)) => Some(Box::pin(async move { Some(message) })),
+        Ok(Envelope::Stored { node: from, .. }) if from == node => None,
+        Ok(Envelope::Stored { stored, .. }) => {
+            let pool = pool.clone();
+            Some(Box::pin(async move {
+                load(&pool, stored)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(stored, error = %e, "order event for batch sockets not loaded");
+                    })
+                    .ok()
+            }))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable order event from another node");
+            None
         }
     }
 }

@@ -149,10 +149,17 @@ async fn run(
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
                         .get(notification.channel())
                         .cloned();
-                    if let Some(tx) = route
-                        && tx.send(notification).await.is_err()
-                    {
-                        tracing::debug!("notification for a closed subscriber");
+                    if let Some(tx) = route {
+                        // Never wait on one subscriber: the loop serves every channel.
+                        match tx.try_send(notification) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(n)) => {
+                                shared.health.dropped(n.channel());
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => {
+                                tracing::debug!("notification for a closed subscriber");
+                            }
+                        }
                     }
                 }
                 Ok(None) => {

@@ -81,10 +81,17 @@ async fn route(mut pushes: mpsc::UnboundedReceiver<PushInfo>, routes: Routes, he
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .get(&channel)
                     .cloned();
-                if let Some(tx) = tx
-                    && tx.send((channel, payload)).await.is_err()
-                {
-                    tracing::debug!("message for a closed subscriber");
+                if let Some(tx) = tx {
+                    // Never wait on one subscriber: this loop serves every channel.
+                    match tx.try_send((channel, payload)) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full((channel, _))) => {
+                            health.dropped(&channel);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            tracing::debug!("message for a closed subscriber");
+                        }
+                    }
                 }
             }
             PushKind::Disconnection => health.lost(&"connection closed"),
