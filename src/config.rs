@@ -97,6 +97,12 @@ pub struct Config {
     pub adapter_prefix: String,
     /// Log format (`LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// Bytes of replies queued for one connection and not yet taken by the kernel,
+    /// past which the connection is closed (`MAX_SOCKET_BUFFER_BYTES`).
+    pub max_socket_buffer_bytes: u64,
+    /// How long a connection's writes may be refused (the client not reading) before
+    /// it is closed (`WRITE_STALL_TIMEOUT_SECS`).
+    pub write_stall_timeout: Duration,
 }
 
 /// A configuration variable with a bad value.
@@ -265,6 +271,16 @@ impl Config {
             redis_url,
             adapter_prefix: var("ADAPTER_PREFIX").unwrap_or_else(|| "socket.io".to_owned()),
             log_format,
+            max_socket_buffer_bytes: parse(
+                "MAX_SOCKET_BUFFER_BYTES",
+                var("MAX_SOCKET_BUFFER_BYTES"),
+                4 << 20,
+            )?,
+            write_stall_timeout: Duration::from_secs(parse(
+                "WRITE_STALL_TIMEOUT_SECS",
+                var("WRITE_STALL_TIMEOUT_SECS"),
+                20,
+            )?),
         })
     }
 }

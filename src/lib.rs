@@ -12,6 +12,7 @@ pub mod embedded_pg;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod realtime;
 pub mod state;
 pub mod store;
@@ -283,6 +284,7 @@ where
         app.set_adapter_probe(link_probe(link, probe));
     }
 
+    outbound::Meters::spawn_sweeper(&app.meters);
     let router = http::router()
         .with_state(app.clone())
         .layer(DefaultBodyLimit::max(max_payload))
@@ -291,6 +293,10 @@ where
             track_rest::<A>,
         ))
         .layer(io_layer)
+        .layer(axum::middleware::from_fn_with_state(
+            app.meters.clone(),
+            outbound::link_sessions,
+        ))
         .layer(axum::middleware::map_request(own_handshake_parts))
         .layer(cors(&app.config))
         .layer(axum::middleware::from_fn_with_state(

@@ -48,6 +48,13 @@ pub struct LinkLabel {
     pub link: &'static str,
 }
 
+/// `reason` label of closed slow consumers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// `budget` (MAX_SOCKET_BUFFER_BYTES) or `stall` (WRITE_STALL_TIMEOUT_SECS).
+    pub reason: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~3.3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -76,6 +83,8 @@ pub struct Metrics {
     pub link_restores: Family<LinkLabel, Counter>,
     /// Cluster messages dropped because their subscriber's queue was full.
     pub link_dropped: Family<LinkLabel, Counter>,
+    /// Connections closed because their client stopped reading, by reason.
+    pub slow_consumers: Family<ReasonLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +108,7 @@ impl Default for Metrics {
         let link_losses = Family::<LinkLabel, Counter>::default();
         let link_restores = Family::<LinkLabel, Counter>::default();
         let link_dropped = Family::<LinkLabel, Counter>::default();
+        let slow_consumers = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "sockets_connected",
             "Connected sockets per namespace",
@@ -141,6 +151,11 @@ impl Default for Metrics {
             "Cluster messages dropped because a slow subscriber's queue was full",
             link_dropped.clone(),
         );
+        registry.register(
+            "slow_consumers_closed",
+            "Connections closed because the client stopped reading (byte budget or stall)",
+            slow_consumers.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -153,6 +168,7 @@ impl Default for Metrics {
             link_losses,
             link_restores,
             link_dropped,
+            slow_consumers,
         }
     }
 }

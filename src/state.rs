@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::outbound::Meters;
 use crate::realtime::broadcast::Broadcaster;
 use crate::realtime::cluster::{AdapterProbe, Mounter};
 use crate::realtime::order_bus::OrderBus;
@@ -50,6 +51,8 @@ pub struct Inner<A: Adapter> {
     pub dynamic_paths: DynamicPaths,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Outbound byte budget and stall limit of every connection.
+    pub meters: Arc<Meters>,
     /// Mounts `/restaurants/<id>` for cluster routing (set once at build).
     mounter: std::sync::OnceLock<Mounter>,
     /// Health of the adapter's own connection, when it has one.
@@ -68,6 +71,11 @@ impl<A: Adapter> AppState<A> {
         metrics: Metrics,
     ) -> Self {
         let broadcaster = Broadcaster::new(io, metrics.broadcast_failures.clone());
+        let meters = Meters::new(
+            config.max_socket_buffer_bytes,
+            config.write_stall_timeout,
+            metrics.slow_consumers.clone(),
+        );
         AppState(Arc::new(Inner {
             config,
             store,
@@ -76,6 +84,7 @@ impl<A: Adapter> AppState<A> {
             in_flight: InFlight::default(),
             dynamic_paths: DynamicPaths::default(),
             metrics,
+            meters,
             mounter: std::sync::OnceLock::new(),
             adapter_probe: std::sync::OnceLock::new(),
             order_bus: std::sync::OnceLock::new(),

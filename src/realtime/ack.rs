@@ -90,10 +90,11 @@ impl<A: Adapter> Reply<A> {
         if let Err(e) = &result {
             e.log();
         }
-        let sent = match (&result, self.wants_ack) {
-            (Ok(data), true) => self.ack.send(&dialect.success(data.clone())),
-            (Err(e), true) => self.ack.send(&dialect.failure(e)),
-            (Err(e), false) => self.socket.emit(events::ERROR, &dialect.error_body(e)),
+        let sent = match (result, self.wants_ack) {
+            // Moved, not cloned: a history page can be megabytes.
+            (Ok(data), true) => self.ack.send(&dialect.success(data)),
+            (Err(e), true) => self.ack.send(&dialect.failure(&e)),
+            (Err(e), false) => self.socket.emit(events::ERROR, &dialect.error_body(&e)),
             (Ok(_), false) => Ok(()),
         };
         if let Err(e) = sent {

@@ -41,6 +41,7 @@ pub fn on<A, T, F, Fut>(
                 let started = Instant::now();
                 let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event);
                 let dialect = session.dialect;
+                let socket_for_budget = socket.clone();
                 let result = async {
                     session.limiter.check(event)?;
                     // A payload that is not JSON at all (binary) decodes like a missing one.
@@ -51,6 +52,9 @@ pub fn on<A, T, F, Fut>(
                 .await;
                 let _enter = span.enter();
                 record(&session, event, started, &result);
+                if let Ok(data) = &result {
+                    session.charge(&socket_for_budget, data);
+                }
                 reply.send(dialect, result);
             }
         },

@@ -27,6 +27,7 @@ use super::session::Session;
 use crate::auth::{Principal, token_from_handshake};
 use crate::error::AppError;
 use crate::metrics::NsLabel;
+use crate::outbound::MeterSlot;
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
 
@@ -154,7 +155,12 @@ impl<A: Adapter> Family<A> {
                 tracing::debug!(ns = %socket.ns(), sid = %socket.id, user = principal.user_id, "socket authenticated");
                 socket.extensions.insert(principal.clone());
                 on_disconnect(&socket, &app, path);
-                let session = Arc::new(Session::new(app, principal, self.dialect, path));
+                let outbound = socket
+                    .req_parts()
+                    .extensions
+                    .get::<Arc<MeterSlot>>()
+                    .cloned();
+                let session = Arc::new(Session::new(app, principal, self.dialect, path, outbound));
                 (self.register)(&socket, &session);
                 on_unknown(&socket, &session);
                 Ok::<(), Refusal>(())

@@ -120,6 +120,7 @@ async fn sync_orders<A: Adapter>(
         "syncedAt": rfc3339_ms(&chrono::Utc::now()),
         "truncated": truncated,
     });
+    s.charge(&socket, &payload);
     if let Err(e) = socket.emit(ev::ORDERS_SYNC_COMPLETE, &payload) {
         tracing::debug!(error = %e, "orders:sync:complete not delivered");
     }

@@ -1,0 +1,490 @@
+//! What a client that does not read may cost: a byte budget and a stall limit per
+//! connection, enforced where bytes leave the process.
+//!
+//! socketioxide queues each socket's packets in a channel bounded in packets (4096),
+//! not bytes, and exposes neither its length nor a way to close a socket whose queue
+//! is full (`disconnect` itself needs a free slot). So the budget is kept one level
+//! down, on the TCP connection, where both ends are visible:
+//!
+//! - every byte the kernel accepts is counted by the listener's stream wrapper
+//!   ([`Meter::wrote`]); a write the kernel refuses (its buffer full: the client is not
+//!   reading) starts the stall clock, the next accepted byte stops it;
+//! - every reply and direct emit our code queues for one socket is charged to the
+//!   socket's connection ([`Meter::charge`]): the backlog is what was charged and not
+//!   yet matched by written bytes. Past `MAX_SOCKET_BUFFER_BYTES` the connection is
+//!   closed. Broadcast packets are not charged: their payload is serialized once and
+//!   shared by every recipient's queue, so what one stuck socket adds is a queue slot;
+//! - a connection whose writes have been refused for `WRITE_STALL_TIMEOUT_SECS` is
+//!   closed by one sweeper task for all connections ([`Meters::sweep`]).
+//!
+//! Closing is done by the stream wrapper: once killed, its reads and writes fail, so
+//! hyper, or the websocket's reader after an upgrade, ends the connection and
+//! engine.io closes its sockets (whatever their queue holds). A socket that upgraded
+//! from long-polling reaches its websocket's meter through a [`MeterSlot`]: the
+//! handshake request carries the slot, and the upgrade request (which names the
+//! engine.io session) points it at its own connection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::task::AtomicWaker;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::metrics::ReasonLabel;
+
+/// One TCP connection's outbound accounting and kill switch.
+#[derive(Debug)]
+pub struct Meter {
+    epoch: Instant,
+    /// Bytes the kernel accepted.
+    written: AtomicU64,
+    /// Milliseconds after `epoch` (plus one) when writes started being refused; 0 while
+    /// they are not.
+    blocked_since: AtomicU64,
+    killed: AtomicBool,
+    /// The connection's task, woken when the meter is killed.
+    reader: AtomicWaker,
+    writer: AtomicWaker,
+    backlog: Mutex<Backlog>,
+}
+
+#[derive(Debug, Default)]
+struct Backlog {
+    /// Charged bytes not yet matched by written ones.
+    bytes: u64,
+    /// `written` when the backlog was last brought up to date.
+    seen: u64,
+}
+
+impl Meter {
+    fn new(epoch: Instant) -> Self {
+        Meter {
+            epoch,
+            written: AtomicU64::new(0),
+            blocked_since: AtomicU64::new(0),
+            killed: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
+            writer: AtomicWaker::new(),
+            backlog: Mutex::new(Backlog::default()),
+        }
+    }
+
+    /// Before a read: fails once killed, and remembers whom to wake.
+    pub fn poll_read_allowed(&self, cx: &Context<'_>) -> Poll<std::io::Result<()>> {
+        self.reader.register(cx.waker());
+        self.allowed()
+    }
+
+    /// Before a write: fails once killed, and remembers whom to wake.
+    pub fn poll_write_allowed(&self, cx: &Context<'_>) -> Poll<std::io::Result<()>> {
+        self.writer.register(cx.waker());
+        self.allowed()
+    }
+
+    fn allowed(&self) -> Poll<std::io::Result<()>> {
+        if self.killed.load(Ordering::Relaxed) {
+            Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "slow consumer: connection closed by the server",
+            )))
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// After a write: counts what the kernel took, or starts the stall clock when it
+    /// took nothing.
+    pub fn wrote<T>(&self, result: &Poll<std::io::Result<T>>, bytes: impl FnOnce(&T) -> usize) {
+        match result {
+            Poll::Ready(Ok(n)) => {
+                let n = bytes(n);
+                if n > 0 {
+                    self.written.fetch_add(n as u64, Ordering::Relaxed);
+                    self.blocked_since.store(0, Ordering::Relaxed);
+                }
+            }
+            Poll::Pending => {
+                if self.blocked_since.load(Ordering::Relaxed) == 0 {
+                    let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    self.blocked_since
+                        .store(ms.saturating_add(1), Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+
+    /// How long writes have been refused, if they are now.
+    fn blocked_for(&self, now: Instant) -> Option<Duration> {
+        match self.blocked_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => {
+                Some(now.saturating_duration_since(self.epoch + Duration::from_millis(since - 1)))
+            }
+        }
+    }
+
+    /// Charges `bytes` queued for one of this connection's sockets; false (and the
+    /// connection killed) when the backlog passes `budget`.
+    pub fn charge(&self, bytes: usize, budget: u64) -> bool {
+        let written = self.written.load(Ordering::Relaxed);
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        let drained = written.saturating_sub(backlog.seen);
+        backlog.seen = written;
+        backlog.bytes = backlog.bytes.saturating_sub(drained) + bytes as u64;
+        let over = backlog.bytes > budget;
+        drop(backlog);
+        if over {
+            self.kill();
+        }
+        !over
+    }
+
+    /// Closes the connection: its next read or write fails.
+    pub fn kill(&self) {
+        if !self.killed.swap(true, Ordering::Relaxed) {
+            self.reader.wake();
+            self.writer.wake();
+        }
+    }
+
+    /// Whether [`Self::kill`] was called.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+}
+
+/// The connection a socket's packets currently leave by: its handshake's, until an
+/// upgrade to websocket moves it.
+#[derive(Debug)]
+pub struct MeterSlot(Mutex<Arc<Meter>>);
+
+impl MeterSlot {
+    /// The connection now carrying the socket.
+    pub fn meter(&self) -> Arc<Meter> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, meter: Arc<Meter>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = meter;
+    }
+}
+
+/// Every open connection's meter, the engine.io sessions waiting for an upgrade, and
+/// the limits.
+#[derive(Debug)]
+pub struct Meters {
+    epoch: Instant,
+    budget: u64,
+    stall: Duration,
+    live: Mutex<Vec<Weak<Meter>>>,
+    sessions: Mutex<HashMap<String, Weak<MeterSlot>>>,
+    closed: Family<ReasonLabel, Counter>,
+}
+
+impl Meters {
+    /// Meters with a backlog `budget` in bytes and a `stall` limit, counting closed
+    /// connections in `closed` by reason.
+    pub fn new(budget: u64, stall: Duration, closed: Family<ReasonLabel, Counter>) -> Arc<Self> {
+        Arc::new(Meters {
+            epoch: Instant::now(),
+            budget,
+            stall,
+            live: Mutex::default(),
+            sessions: Mutex::default(),
+            closed,
+        })
+    }
+
+    /// A meter for a new connection (the listener wraps its stream with it).
+    pub fn open(&self) -> Arc<Meter> {
+        let meter = Arc::new(Meter::new(self.epoch));
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&meter));
+        meter
+    }
+
+    /// A slot for a socket handshaking on `meter`'s connection; `session` is the
+    /// engine.io session id when the handshake was long-polling (it may upgrade later).
+    pub fn slot(&self, meter: Arc<Meter>) -> Arc<MeterSlot> {
+        Arc::new(MeterSlot(Mutex::new(meter)))
+    }
+
+    /// Remembers a long-polling session's slot until it upgrades or ends.
+    pub fn await_upgrade(&self, session: String, slot: &Arc<MeterSlot>) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session, Arc::downgrade(slot));
+    }
+
+    /// A websocket upgrade of `session` arrived on `meter`'s connection.
+    pub fn upgraded(&self, session: &str, meter: &Arc<Meter>) {
+        let slot = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session)
+            .and_then(|weak| weak.upgrade());
+        if let Some(slot) = slot {
+            slot.set(meter.clone());
+        }
+    }
+
+    /// Charges `bytes` queued for a socket to its connection; false when that closed
+    /// the connection (counted).
+    pub fn charge(&self, slot: &MeterSlot, bytes: usize) -> bool {
+        let ok = slot.meter().charge(bytes, self.budget);
+        if !ok {
+            self.count("budget");
+            tracing::info!(
+                budget = self.budget,
+                "closing a connection over MAX_SOCKET_BUFFER_BYTES (client not reading)"
+            );
+        }
+        ok
+    }
+
+    fn count(&self, reason: &'static str) {
+        self.closed.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Closes every connection whose writes were refused for longer than the stall
+    /// limit, and forgets meters and sessions that are gone. Returns how many it closed.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let mut closed = 0;
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|weak| {
+                let Some(meter) = weak.upgrade() else {
+                    return false;
+                };
+                if !meter.is_killed() && meter.blocked_for(now).is_some_and(|d| d >= self.stall) {
+                    meter.kill();
+                    closed += 1;
+                }
+                true
+            });
+        for _ in 0..closed {
+            self.count("stall");
+        }
+        if closed > 0 {
+            tracing::info!(
+                closed,
+                "closed connections whose client stopped reading (WRITE_STALL_TIMEOUT_SECS)"
+            );
+        }
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, slot| slot.strong_count() > 0);
+        closed
+    }
+
+    /// Open connections tracked (for tests and metrics).
+    pub fn open_connections(&self) -> usize {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    /// Runs [`Self::sweep`] every second until `meters` is dropped elsewhere.
+    pub fn spawn_sweeper(meters: &Arc<Self>) {
+        let weak = Arc::downgrade(meters);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(meters) = weak.upgrade() else {
+                    return;
+                };
+                meters.sweep(Instant::now());
+            }
+        });
+    }
+}
+
+/// Links engine.io sockets to the connection their packets leave by. Runs on every
+/// `/socket.io/` request, after the listener put the connection's [`Meter`] in the
+/// request's extensions: a handshake (no `sid`) gets a [`MeterSlot`] that the socket
+/// keeps (socketioxide keeps the handshake's request parts for the socket's life); a
+/// long-polling handshake's session is remembered until it upgrades; a websocket
+/// upgrade (`sid` and `transport=websocket`) points the session's slot at its own
+/// connection.
+pub async fn link_sessions(
+    axum::extract::State(meters): axum::extract::State<Arc<Meters>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let meter = req.extensions().get::<Arc<Meter>>().cloned();
+    let Some(meter) = meter.filter(|_| req.uri().path().starts_with("/socket.io")) else {
+        return next.run(req).await;
+    };
+    let query = req.uri().query().unwrap_or_default();
+    let param = |name: &str| {
+        query.split('&').find_map(|pair| {
+            pair.split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+        })
+    };
+    let websocket = param("transport").as_deref() == Some("websocket");
+    match param("sid") {
+        Some(session) if websocket => {
+            meters.upgraded(&session, &meter);
+            next.run(req).await
+        }
+        Some(_) => next.run(req).await,
+        None => {
+            let slot = meters.slot(meter);
+            req.extensions_mut().insert(slot.clone());
+            let response = next.run(req).await;
+            if websocket || !response.status().is_success() {
+                return response;
+            }
+            remember_polling_session(&meters, &slot, response).await
+        }
+    }
+}
+
+/// Reads the session id out of a long-polling handshake's answer (`0{"sid":…}`, about
+/// 100 bytes) and gives the answer back unchanged.
+async fn remember_polling_session(
+    meters: &Meters,
+    slot: &Arc<MeterSlot>,
+    response: axum::response::Response,
+) -> axum::response::Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::debug!(error = %e, "handshake answer unreadable");
+            return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Open {
+        sid: String,
+    }
+    if let Some(open) = bytes.strip_prefix(b"0")
+        && let Ok(Open { sid }) = serde_json::from_slice::<Open>(open)
+    {
+        meters.await_upgrade(sid, slot);
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// About how many bytes `value` serializes to (strings by length, without escapes):
+/// cheap enough for every reply, close enough for a budget in megabytes.
+pub fn json_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meters(budget: u64, stall_ms: u64) -> Arc<Meters> {
+        Meters::new(budget, Duration::from_millis(stall_ms), Family::default())
+    }
+
+    #[test]
+    fn the_backlog_is_charged_minus_written_and_kills_past_the_budget() {
+        let m = meters(1000, 60_000);
+        let meter = m.open();
+        let slot = m.slot(meter.clone());
+        assert!(m.charge(&slot, 600));
+        // The kernel took 500 bytes: 100 left.
+        meter.wrote(&Poll::Ready(Ok(500usize)), |n| *n);
+        assert!(m.charge(&slot, 800)); // 900
+        assert!(!meter.is_killed());
+        assert!(!m.charge(&slot, 200)); // 1100 > 1000
+        assert!(meter.is_killed());
+        let waker = futures_util::task::noop_waker();
+        let cx = Context::from_waker(&waker);
+        assert!(matches!(meter.poll_read_allowed(&cx), Poll::Ready(Err(_))));
+        assert!(matches!(meter.poll_write_allowed(&cx), Poll::Ready(Err(_))));
+    }
+
+    #[test]
+    fn written_bytes_beyond_the_charges_do_not_build_credit() {
+        let m = meters(1000, 60_000);
+        let meter = m.open();
+        let slot = m.slot(meter.clone());
+        // Broadcasts written, never charged: the backlog stays at zero, not below.
+        meter.wrote(&Poll::Ready(Ok(50_000usize)), |n| *n);
+        assert!(m.charge(&slot, 900));
+        assert!(!m.charge(&slot, 200));
+    }
+
+    #[test]
+    fn a_connection_refusing_writes_past_the_stall_limit_is_swept() {
+        let m = meters(u64::MAX, 100);
+        let stuck = m.open();
+        let fine = m.open();
+        stuck.wrote::<usize>(&Poll::Pending, |n| *n);
+        fine.wrote::<usize>(&Poll::Pending, |n| *n);
+        fine.wrote(&Poll::Ready(Ok(10usize)), |n| *n);
+        assert_eq!(m.sweep(Instant::now()), 0);
+        assert_eq!(m.sweep(Instant::now() + Duration::from_millis(150)), 1);
+        assert!(stuck.is_killed());
+        assert!(!fine.is_killed());
+        drop(stuck);
+        m.sweep(Instant::now());
+        assert_eq!(m.open_connections(), 1);
+    }
+
+    #[test]
+    fn an_upgrade_moves_the_socket_to_its_websocket_connection() {
+        let m = meters(100, 60_000);
+        let polling = m.open();
+        let slot = m.slot(polling.clone());
+        m.await_upgrade("sid1".into(), &slot);
+        let ws = m.open();
+        m.upgraded("sid1", &ws);
+        assert!(!m.charge(&slot, 200));
+        assert!(ws.is_killed());
+        assert!(!polling.is_killed());
+        // The session is forgotten once upgraded, and sessions of dropped slots are swept.
+        assert!(m.sessions.lock().unwrap().is_empty());
+        let other = m.slot(polling);
+        m.await_upgrade("sid2".into(), &other);
+        drop(other);
+        m.sweep(Instant::now());
+        assert!(m.sessions.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn json_size_is_close_to_the_serialized_length() {
+        let v = serde_json::json!({ "a": [1, "xyz", { "k": null }], "long": "x".repeat(1000) });
+        let real = serde_json::to_string(&v).unwrap().len();
+        let estimate = json_size(&v);
+        assert!(
+            estimate >= real && estimate < real + 64,
+            "{estimate} vs {real}"
+        );
+    }
+}
