@@ -74,6 +74,8 @@ pub struct Metrics {
     pub link_losses: Family<LinkLabel, Counter>,
     /// Times a lost cluster link came back (subscriptions restored).
     pub link_restores: Family<LinkLabel, Counter>,
+    /// Connections waiting for their token to expire (one entry each, none after close).
+    pub session_lifetimes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -133,6 +135,12 @@ impl Default for Metrics {
             "Cluster link connections restored with their subscriptions",
             link_restores.clone(),
         );
+        let session_lifetimes = Gauge::default();
+        registry.register(
+            "session_lifetimes",
+            "Connections registered to end when their token expires",
+            session_lifetimes.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -144,6 +152,7 @@ impl Default for Metrics {
             link_up,
             link_losses,
             link_restores,
+            session_lifetimes,
         }
     }
 }
