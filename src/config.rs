@@ -97,6 +97,9 @@ pub struct Config {
     pub adapter_prefix: String,
     /// Log format (`LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// Most members a conversation may have, its owner included
+    /// (`MAX_CONVERSATION_MEMBERS`): at create and at `members:add`.
+    pub max_conversation_members: usize,
 }
 
 /// A configuration variable with a bad value.
@@ -265,6 +268,14 @@ impl Config {
             redis_url,
             adapter_prefix: var("ADAPTER_PREFIX").unwrap_or_else(|| "socket.io".to_owned()),
             log_format,
+            max_conversation_members: match parse(
+                "MAX_CONVERSATION_MEMBERS",
+                var("MAX_CONVERSATION_MEMBERS"),
+                1000,
+            )? {
+                0 | 1 => return Err(problem("MAX_CONVERSATION_MEMBERS", "must be at least 2")),
+                n => n,
+            },
         })
     }
 }
@@ -294,6 +305,7 @@ mod tests {
         assert!(c.database_url.is_none());
         assert!(c.migrate);
         assert!(c.allowed_origins.is_none());
+        assert_eq!(c.max_conversation_members, 1000);
     }
 
     #[test]
