@@ -470,3 +470,49 @@ async fn an_operator_disconnects_every_socket_of_a_user(pool: PgPool) {
     assert!(!bystander.is_disconnected());
     lifetimes_become(&server, 1).await;
 }
+
+#[sqlx::test]
+async fn a_long_polling_socket_is_told_and_disconnected_too(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("JWT_LEEWAY_SECS", "0")]).await;
+    let open = common::sio::connect_polling_handshake(&server.base).await;
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=polling&sid={}",
+        server.base,
+        open["sid"].as_str().unwrap()
+    );
+    let t = sign(json!({ "sub": 7, "exp": now_secs() + 3 }));
+    let http = server.http();
+    let res = http
+        .post(&url)
+        .body(format!("40/chat,{}", json!({ "token": t })))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    // Each GET returns what is queued (or waits for it); collect packets until the
+    // namespace's DISCONNECT arrives.
+    let mut packets: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !packets.iter().any(|p| p == "41/chat,") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no DISCONNECT over polling; got {packets:?}"
+        );
+        let body = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            http.get(&url).send().await.unwrap().text(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        packets.extend(body.split('\u{1e}').map(str::to_owned));
+    }
+    let events: Vec<&String> = packets.iter().filter(|p| p.starts_with("4")).collect();
+    assert!(events[0].starts_with("40/chat,"), "{packets:?}");
+    let expired = packets
+        .iter()
+        .position(|p| p.starts_with("42/chat,[\"session:expired\""))
+        .unwrap_or_else(|| panic!("no session:expired in {packets:?}"));
+    let disconnect = packets.iter().position(|p| p == "41/chat,").unwrap();
+    assert!(expired < disconnect, "{packets:?}");
+}
