@@ -14,6 +14,7 @@
 //! connection that closes before its token expires leaves nothing behind.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -190,7 +191,6 @@ impl Lifetimes {
     /// Forgets a connection (it closed). Removing twice is harmless.
     pub fn remove(&self, key: LifetimeKey) {
         let mut table = self.0.lock();
-        // Dropped outside the lock would be nicer, but dropping a handle is cheap.
         let _ = table.remove(key.0);
         self.0.gauge.set(gauge_value(table.entries.len()));
     }
@@ -282,6 +282,8 @@ pub struct SocketConnection<A: Adapter> {
     io: SocketIo<A>,
     ns: String,
     sid: Sid,
+    /// `session:expired` was queued; a retry (DISCONNECT did not fit) does not repeat it.
+    told: AtomicBool,
 }
 
 impl<A: Adapter> SocketConnection<A> {
@@ -291,6 +293,7 @@ impl<A: Adapter> SocketConnection<A> {
             io,
             ns: socket.ns().to_owned(),
             sid: socket.id,
+            told: AtomicBool::new(false),
         }
     }
 
@@ -310,10 +313,15 @@ impl<A: Adapter> Connection for SocketConnection<A> {
         let Some(socket) = self.socket() else {
             return true;
         };
-        match socket.emit(ev::SESSION_EXPIRED, notice) {
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => false,
-            _ => disconnect(socket),
+        if !self.told.load(Ordering::Relaxed) {
+            if let Err(SendError::Socket(SocketError::InternalChannelFull)) =
+                socket.emit(ev::SESSION_EXPIRED, notice)
+            {
+                return false;
+            }
+            self.told.store(true, Ordering::Relaxed);
         }
+        disconnect(socket)
     }
 
     fn end(&self) -> bool {
@@ -324,7 +332,7 @@ impl<A: Adapter> Connection for SocketConnection<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     #[derive(Default)]
     struct Probe {
