@@ -103,6 +103,9 @@ pub struct Config {
     /// How long a connection's writes may be refused (the client not reading) before
     /// it is closed (`WRITE_STALL_TIMEOUT_SECS`).
     pub write_stall_timeout: Duration,
+    /// Most members a conversation may have, its owner included
+    /// (`MAX_CONVERSATION_MEMBERS`): at create and at `members:add`.
+    pub max_conversation_members: usize,
 }
 
 /// A configuration variable with a bad value.
@@ -281,6 +284,14 @@ impl Config {
                 var("WRITE_STALL_TIMEOUT_SECS"),
                 20,
             )?),
+            max_conversation_members: match parse(
+                "MAX_CONVERSATION_MEMBERS",
+                var("MAX_CONVERSATION_MEMBERS"),
+                1000,
+            )? {
+                0 | 1 => return Err(problem("MAX_CONVERSATION_MEMBERS", "must be at least 2")),
+                n => n,
+            },
         })
     }
 }
@@ -310,6 +321,7 @@ mod tests {
         assert!(c.database_url.is_none());
         assert!(c.migrate);
         assert!(c.allowed_origins.is_none());
+        assert_eq!(c.max_conversation_members, 1000);
     }
 
     #[test]

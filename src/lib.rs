@@ -49,6 +49,7 @@ use crate::realtime::cluster::{AdapterProbe, BoxFuture, LinkHealth, Mounter, NsI
 use crate::realtime::order_bus::OrderBus;
 use crate::realtime::pg_link::PgLink;
 use crate::realtime::redis_link::RedisLink;
+use crate::realtime::session_bus::SessionBus;
 use crate::state::AppState;
 use crate::state::InFlight;
 use crate::store::Store;
@@ -276,11 +277,16 @@ where
         })
     });
     app.set_mounter(mounter);
+    app.lifetimes.start();
     if let Some(link) = listen {
         let bus = OrderBus::start(&app, &link, &app.config.adapter_prefix)
             .await
             .map_err(|e| StartError::Adapter(e.to_string()))?;
         app.set_order_bus(bus);
+        let sessions = SessionBus::start(&app, &link, &app.config.adapter_prefix)
+            .await
+            .map_err(|e| StartError::Adapter(e.to_string()))?;
+        app.set_session_bus(sessions);
         app.set_adapter_probe(link_probe(link, probe));
     }
 

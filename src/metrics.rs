@@ -85,6 +85,8 @@ pub struct Metrics {
     pub link_dropped: Family<LinkLabel, Counter>,
     /// Connections closed because their client stopped reading, by reason.
     pub slow_consumers: Family<ReasonLabel, Counter>,
+    /// Connections waiting for their token to expire (one entry each, none after close).
+    pub session_lifetimes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,6 +158,12 @@ impl Default for Metrics {
             "Connections closed because the client stopped reading (byte budget or stall)",
             slow_consumers.clone(),
         );
+        let session_lifetimes = Gauge::default();
+        registry.register(
+            "session_lifetimes",
+            "Connections registered to end when their token expires",
+            session_lifetimes.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -169,6 +177,7 @@ impl Default for Metrics {
             link_restores,
             link_dropped,
             slow_consumers,
+            session_lifetimes,
         }
     }
 }

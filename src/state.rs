@@ -15,8 +15,10 @@ use crate::metrics::Metrics;
 use crate::outbound::Meters;
 use crate::realtime::broadcast::Broadcaster;
 use crate::realtime::cluster::{AdapterProbe, Mounter};
+use crate::realtime::lifetime::Lifetimes;
 use crate::realtime::order_bus::OrderBus;
 use crate::realtime::orders::DynamicPaths;
+use crate::realtime::session_bus::SessionBus;
 use crate::store::Store;
 
 /// Cheap-to-clone handle to everything a handler needs, generic over the socket.io
@@ -59,6 +61,10 @@ pub struct Inner<A: Adapter> {
     adapter_probe: std::sync::OnceLock<AdapterProbe>,
     /// Order events to other nodes' batch sockets (cluster only; set once at build).
     order_bus: std::sync::OnceLock<OrderBus>,
+    /// This node's token-authenticated connections and when their tokens expire.
+    pub lifetimes: Lifetimes,
+    /// End-session requests to other nodes (cluster only; set once at build).
+    session_bus: std::sync::OnceLock<SessionBus>,
 }
 
 impl<A: Adapter> AppState<A> {
@@ -76,6 +82,7 @@ impl<A: Adapter> AppState<A> {
             config.write_stall_timeout,
             metrics.slow_consumers.clone(),
         );
+        let lifetimes = Lifetimes::new(config.jwt.leeway_secs, metrics.session_lifetimes.clone());
         AppState(Arc::new(Inner {
             config,
             store,
@@ -88,7 +95,21 @@ impl<A: Adapter> AppState<A> {
             mounter: std::sync::OnceLock::new(),
             adapter_probe: std::sync::OnceLock::new(),
             order_bus: std::sync::OnceLock::new(),
+            lifetimes,
+            session_bus: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Installs the cluster's session bus (once, at build).
+    pub fn set_session_bus(&self, bus: SessionBus) {
+        if self.0.session_bus.set(bus).is_err() {
+            tracing::warn!("session bus set twice");
+        }
+    }
+
+    /// The cluster's session bus, when running as a cluster.
+    pub fn session_bus(&self) -> Option<&SessionBus> {
+        self.0.session_bus.get()
     }
 
     /// Installs the adapter health probe (once, at build).

@@ -240,3 +240,279 @@ async fn public_key_tokens_verify_with_the_pinned_algorithm(pool: PgPool) {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Identity for the life of a socket: expiry, nbf, operator disconnect
+// ---------------------------------------------------------------------------
+
+/// `switchboard_session_lifetimes`: connections waiting for their token to expire.
+async fn lifetimes(server: &TestServer) -> i64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("switchboard_session_lifetimes ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until the registry holds `expected` connections: it is updated by
+/// the server's connect and disconnect handlers, just after the client sees either.
+async fn lifetimes_become(server: &TestServer, expected: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = lifetimes(server).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session_lifetimes stayed {now}, expected {expected}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn create_restaurant(server: &TestServer) -> String {
+    let res = server
+        .http()
+        .post(server.url("/api/restaurants"))
+        .bearer_auth(token(500, &["service"]))
+        .json(&json!({ "name": "Lifetime Diner" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Every namespace family, the dynamic restaurant one included.
+fn every_namespace(restaurant: &str) -> Vec<String> {
+    vec![
+        "/chat".into(),
+        "/notifications".into(),
+        "/".into(),
+        "/restaurant".into(),
+        format!("/restaurants/{restaurant}"),
+    ]
+}
+
+#[sqlx::test]
+async fn an_expiring_token_is_told_then_disconnected_on_every_namespace(pool: PgPool) {
+    // No leeway, so the socket ends at `exp` itself.
+    let server = TestServer::start_with(pool, &[("JWT_LEEWAY_SECS", "0")]).await;
+    let r = create_restaurant(&server).await;
+    let exp = now_secs() + 4;
+    let short = sign(json!({ "sub": 7, "roles": ["staff"], "restaurants": [r], "exp": exp }));
+    let mut clients = Vec::new();
+    for ns in every_namespace(&r) {
+        clients.push((ns.clone(), server.client_with(&ns, &short).await));
+    }
+    let long = server.client_with("/chat", &token(8, &["user"])).await;
+    lifetimes_become(&server, 6).await;
+    let expected_at = chrono::DateTime::from_timestamp(exp, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for (ns, c) in &clients {
+        let notice = c
+            .recv_timeout("session:expired", std::time::Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no session:expired on {ns}"));
+        assert_eq!(
+            notice,
+            json!({ "reason": "token expired", "expiredAt": expected_at }),
+            "on {ns}"
+        );
+        assert!(
+            c.wait_disconnected(std::time::Duration::from_secs(5)).await,
+            "{ns} still connected after session:expired"
+        );
+        assert!(now_secs() >= exp, "{ns} ended before exp");
+    }
+    // Another user's socket with a longer token is untouched and still served.
+    assert!(!long.is_disconnected());
+    let ack = long
+        .emit_ack(
+            "conversation:join",
+            json!({ "conversationId": "00000000-0000-0000-0000-000000000000" }),
+        )
+        .await;
+    assert_error(&ack, "NOT_FOUND");
+    lifetimes_become(&server, 1).await;
+}
+
+#[sqlx::test]
+async fn expiry_honours_the_leeway(pool: PgPool) {
+    // exp already passed but within the 2 s leeway: accepted, then ended when the
+    // leeway runs out too (the moment a reconnect with it would be refused).
+    let server = TestServer::start_with(pool, &[("JWT_LEEWAY_SECS", "2")]).await;
+    let exp = now_secs() - 1;
+    let c = server
+        .client_with("/chat", &sign(json!({ "sub": 7, "exp": exp })))
+        .await;
+    let notice = c
+        .recv_timeout("session:expired", std::time::Duration::from_secs(6))
+        .await
+        .expect("no session:expired");
+    assert_eq!(notice["reason"], "token expired");
+    assert!(c.wait_disconnected(std::time::Duration::from_secs(5)).await);
+    assert!(now_secs() >= exp + 2);
+}
+
+#[sqlx::test]
+async fn a_socket_that_leaves_before_its_token_expires_leaves_no_timer(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let t =
+        sign(json!({ "sub": 7, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 3600 }));
+    let mut clients = Vec::new();
+    for ns in every_namespace(&r) {
+        clients.push(server.client_with(&ns, &t).await);
+    }
+    lifetimes_become(&server, 5).await;
+    // One leaves politely, the others lose their transport.
+    let mut clients = clients.into_iter();
+    clients.next().unwrap().close().await;
+    for c in clients {
+        c.close_transport().await;
+    }
+    lifetimes_become(&server, 0).await;
+    // A refused connection never registers.
+    let bad = sign(json!({ "sub": 7, "exp": now_secs() - 3600 }));
+    assert_eq!(refused(&server, with_auth(&bad)).await, "AUTH_INVALID");
+    assert_eq!(lifetimes(&server).await, 0);
+}
+
+#[sqlx::test]
+async fn a_token_not_yet_valid_is_refused_beyond_the_leeway(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let exp = now_secs() + 3600;
+    let later = sign(json!({ "sub": 7, "exp": exp, "nbf": now_secs() + 300 }));
+    assert_eq!(refused(&server, with_auth(&later)).await, "AUTH_INVALID");
+    let res = server
+        .http()
+        .post(server.url("/api/conversations"))
+        .bearer_auth(&later)
+        .json(&json!({ "type": "group", "participants": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // Within JWT_LEEWAY_SECS (30) of now, and in the past: accepted.
+    for nbf in [now_secs() + 10, now_secs() - 10] {
+        let t = sign(json!({ "sub": 7, "exp": exp, "nbf": nbf }));
+        server.client_with("/chat", &t).await;
+    }
+}
+
+async fn post_disconnect(
+    server: &TestServer,
+    user: &str,
+    bearer: Option<String>,
+) -> reqwest::Response {
+    let mut req = server
+        .http()
+        .post(server.url(&format!("/api/users/{user}/disconnect")));
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+#[sqlx::test]
+async fn an_operator_disconnects_every_socket_of_a_user(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let t =
+        sign(json!({ "sub": 7, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 3600 }));
+    let mut targets = Vec::new();
+    for ns in every_namespace(&r) {
+        targets.push((ns.clone(), server.client_with(&ns, &t).await));
+    }
+    let bystander = server.client_with("/chat", &token(8, &["user"])).await;
+    lifetimes_become(&server, 6).await;
+
+    // 401 without a token, 403 for anyone but admin and service, 400 for a bad id.
+    assert_eq!(post_disconnect(&server, "7", None).await.status(), 401);
+    for roles in [&["user"][..], &["staff"], &["manager"]] {
+        let res = post_disconnect(&server, "7", Some(token(9, roles))).await;
+        assert_eq!(res.status(), 403, "{roles:?}");
+    }
+    let res = post_disconnect(&server, "seven", Some(token(1, &["admin"]))).await;
+    assert_eq!(res.status(), 400);
+    let err: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "BAD_REQUEST");
+    // Nothing was ended by the refused calls.
+    for (ns, c) in &targets {
+        assert!(!c.is_disconnected(), "{ns} ended by a refused call");
+    }
+
+    for (caller, roles) in [(1, "admin"), (500, "service")] {
+        let res = post_disconnect(&server, "7", Some(token(caller, &[roles]))).await;
+        assert_eq!(res.status(), 200, "{roles}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body, json!({ "userId": 7, "disconnected": true }));
+    }
+    for (ns, c) in &targets {
+        assert!(
+            c.wait_disconnected(std::time::Duration::from_secs(5)).await,
+            "{ns} still connected"
+        );
+    }
+    assert!(!bystander.is_disconnected());
+    lifetimes_become(&server, 1).await;
+}
+
+#[sqlx::test]
+async fn a_long_polling_socket_is_told_and_disconnected_too(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("JWT_LEEWAY_SECS", "0")]).await;
+    let open = common::sio::connect_polling_handshake(&server.base).await;
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=polling&sid={}",
+        server.base,
+        open["sid"].as_str().unwrap()
+    );
+    let t = sign(json!({ "sub": 7, "exp": now_secs() + 3 }));
+    let http = server.http();
+    let res = http
+        .post(&url)
+        .body(format!("40/chat,{}", json!({ "token": t })))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    // Each GET returns what is queued (or waits for it); collect packets until the
+    // namespace's DISCONNECT arrives.
+    let mut packets: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !packets.iter().any(|p| p == "41/chat,") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no DISCONNECT over polling; got {packets:?}"
+        );
+        let body = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            http.get(&url).send().await.unwrap().text(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        packets.extend(body.split('\u{1e}').map(str::to_owned));
+    }
+    let events: Vec<&String> = packets.iter().filter(|p| p.starts_with("4")).collect();
+    assert!(events[0].starts_with("40/chat,"), "{packets:?}");
+    let expired = packets
+        .iter()
+        .position(|p| p.starts_with("42/chat,[\"session:expired\""))
+        .unwrap_or_else(|| panic!("no session:expired in {packets:?}"));
+    let disconnect = packets.iter().position(|p| p == "41/chat,").unwrap();
+    assert!(expired < disconnect, "{packets:?}");
+}

@@ -1145,3 +1145,102 @@ async fn one_failing_send_does_not_fail_the_others_in_its_transaction(pool: PgPo
         "each good send stored once: {contents:?}"
     );
 }
+
+async fn member_count(pool: &PgPool, conversation: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from conversation_members where conversation_id = $1")
+        .bind(Uuid::parse_str(conversation).unwrap())
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn conversations_are_capped_at_create_and_at_members_add(pool: PgPool) {
+    let server = TestServer::start_with(pool.clone(), &[("MAX_CONVERSATION_MEMBERS", "3")]).await;
+    // Create: the creator counts; repeats do not.
+    let res = server
+        .http()
+        .post(server.url("/api/conversations"))
+        .bearer_auth(token(1, &["user"]))
+        .json(&json!({ "type": "group", "participants": [2, 3, 4] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "BAD_REQUEST");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("participants:"),
+        "{err}"
+    );
+    let conversations: i64 = sqlx::query_scalar("select count(*) from conversations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(conversations, 0, "a refused create stored something");
+    let conv = create_conversation(&server, 1, "group", &[2, 2, 1]).await;
+
+    // members:add up to the cap, then refused; an existing member is still fine.
+    let owner = server.client("/chat", 1).await;
+    let add = |user: i64| {
+        let conv = conv.clone();
+        let owner = &owner;
+        async move {
+            owner
+                .emit_ack(
+                    "members:add",
+                    json!({ "conversationId": conv, "userId": user }),
+                )
+                .await
+        }
+    };
+    assert_ok(
+        &owner
+            .emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    assert_ok(&add(3).await);
+    assert_eq!(owner.recv("members:added").await["userId"], 3);
+    let refused = add(4).await;
+    assert_error(&refused, "BAD_REQUEST");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3 members"),
+        "{refused}"
+    );
+    assert_eq!(member_count(&pool, &conv).await, 3);
+    assert_ok(&add(3).await);
+    // Neither the refused add nor the repeat announced anything.
+    owner.expect_none("members:added", QUIET).await;
+}
+
+#[sqlx::test]
+async fn two_concurrent_adds_at_the_cap_minus_one_cannot_both_succeed(pool: PgPool) {
+    let server = TestServer::start_with(pool.clone(), &[("MAX_CONVERSATION_MEMBERS", "3")]).await;
+    // Two devices of the owner, so the two adds run side by side on the server.
+    let first = server.client("/chat", 1).await;
+    let second = server.client("/chat", 1).await;
+    for round in 0..15_i64 {
+        let conv = create_conversation(&server, 1, "group", &[2]).await;
+        let (a, b) = tokio::join!(
+            first.emit_ack(
+                "members:add",
+                json!({ "conversationId": conv, "userId": 100 + round }),
+            ),
+            second.emit_ack(
+                "members:add",
+                json!({ "conversationId": conv, "userId": 200 + round }),
+            ),
+        );
+        let oks = [&a, &b].iter().filter(|ack| ack["ok"] == true).count();
+        assert_eq!(oks, 1, "round {round}: {a} / {b}");
+        let failed = if a["ok"] == true { &b } else { &a };
+        assert_error(failed, "BAD_REQUEST");
+        assert_eq!(member_count(&pool, &conv).await, 3, "round {round}");
+    }
+}

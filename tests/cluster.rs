@@ -258,6 +258,44 @@ async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapt
     }
 }
 
+async fn an_operator_disconnect_ends_the_users_sockets_on_every_node(pool: PgPool, adapter: &str) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let r = restaurant(&a, "Ban Bistro").await;
+    let user =
+        sign(json!({ "sub": 7, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    // On B, among them a dynamic namespace that A has never mounted; one on A as well.
+    let mut targets = Vec::new();
+    for ns in [
+        "/chat".to_owned(),
+        "/".to_owned(),
+        format!("/restaurants/{r}"),
+    ] {
+        targets.push((format!("b{ns}"), b.client_with(&ns, &user).await));
+    }
+    targets.push((
+        "a/notifications".into(),
+        a.client_with("/notifications", &user).await,
+    ));
+    let bystander = b.client_with("/chat", &token(8, &["user"])).await;
+    let res = a
+        .http()
+        .post(a.url("/api/users/7/disconnect"))
+        .bearer_auth(token(1, &["admin"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, json!({ "userId": 7, "disconnected": true }));
+    for (at, c) in &targets {
+        assert!(
+            c.wait_disconnected(Duration::from_secs(5)).await,
+            "{at} still connected"
+        );
+    }
+    assert!(!bystander.is_disconnected());
+}
+
 macro_rules! for_each_adapter {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -419,6 +457,7 @@ for_each_adapter!(
     rest_notification_on_a_reaches_b,
     order_event_reaches_tablets_on_the_other_node,
     forced_leave_is_in_effect_everywhere_before_the_ack,
+    an_operator_disconnect_ends_the_users_sockets_on_every_node,
 );
 
 /// A Redis server of the test's own, so it can be stopped and started again.

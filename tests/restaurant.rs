@@ -977,3 +977,64 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
     pos.expect_none("kitchen:alert", Duration::from_millis(50))
         .await;
 }
+
+#[sqlx::test]
+async fn a_user_role_may_watch_a_board_but_not_change_its_orders(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let r = create_restaurant(&server).await;
+    let order = create_order(&server, r, Some("4"), &["kitchen"]).await;
+    let id = Uuid::parse_str(order["id"].as_str().unwrap()).unwrap();
+    let user =
+        sign(json!({ "sub": 2, "roles": ["user"], "restaurants": [r], "exp": now_secs() + 600 }));
+    let watcher = server.client_with("/", &user).await;
+    // Reading and joining stay open to it.
+    assert_success(
+        &watcher
+            .emit_ack("join:restaurant", json!(r.to_string()))
+            .await,
+    );
+    assert_success(
+        &watcher
+            .emit_ack("orders:sync", json!({ "restaurantId": r }))
+            .await,
+    );
+    let dynamic = server
+        .client_with(&format!("/restaurants/{r}"), &user)
+        .await;
+    for c in [&watcher, &dynamic] {
+        assert_failure(
+            &update_status(c, r, &order, "preparing").await,
+            "PERMISSION_DENIED",
+        );
+        assert_failure(
+            &c.emit_ack(
+                "table:complete",
+                json!({ "tableNumber": "4", "restaurantId": r }),
+            )
+            .await,
+            "PERMISSION_DENIED",
+        );
+    }
+    let status: String = sqlx::query_scalar("select status::text from orders where id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "new", "a refused write changed the order");
+    watcher.expect_none("order:status_changed", QUIET).await;
+    watcher.expect_none("table:completed", QUIET).await;
+    // Staff, manager, admin and service may.
+    let tokens = [
+        staff(3, &[r]),
+        manager(4, &[r]),
+        token(5, &["admin"]),
+        sign(
+            json!({ "sub": 6, "roles": ["service"], "restaurants": [r], "exp": now_secs() + 600 }),
+        ),
+    ];
+    let moves = ["pending", "confirmed", "preparing", "ready"];
+    for (t, to) in tokens.iter().zip(moves) {
+        let c = server.client_with("/", t).await;
+        assert_success(&update_status(&c, r, &order, to).await);
+    }
+}

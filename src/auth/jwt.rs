@@ -1,7 +1,8 @@
 //! JWT verification with a pinned algorithm.
 //!
 //! The algorithm comes from configuration, never from the token header, so `alg: none`
-//! and HS256-with-the-public-key tricks fail. `exp` is required.
+//! and HS256-with-the-public-key tricks fail. `exp` is required; `nbf`, when present,
+//! is honoured (both with `JWT_LEEWAY_SECS` of leeway).
 
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
@@ -42,6 +43,9 @@ struct Claims {
     role: Option<String>,
     #[serde(default)]
     restaurants: Option<Vec<String>>,
+    /// Checked by the library; kept so a socket can be ended when it passes. A JSON
+    /// number, possibly fractional (the library accepts both).
+    exp: f64,
 }
 
 impl Verifier {
@@ -67,6 +71,8 @@ impl Verifier {
         validation.set_required_spec_claims(&required);
         validation.leeway = config.leeway_secs;
         validation.validate_exp = true;
+        // Off by default in jsonwebtoken: a token minted for later must not work now.
+        validation.validate_nbf = true;
         match &config.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -109,6 +115,8 @@ impl Verifier {
             user_id,
             roles,
             restaurants,
+            // Saturating float-to-int: the library has already checked it is in the future.
+            expires_at: claims.exp.floor() as i64,
         })
     }
 }
@@ -163,5 +171,28 @@ mod tests {
                 .is_err()
         );
         assert!(v.verify(&sign(json!({ "sub": 6 }))).is_err());
+    }
+
+    #[test]
+    fn exp_is_kept_and_nbf_is_honoured_with_leeway() {
+        let v = verifier();
+        let exp = in_an_hour();
+        let p = v.verify(&sign(json!({ "sub": 5, "exp": exp }))).unwrap();
+        assert_eq!(p.expires_at, exp);
+        let now = chrono::Utc::now().timestamp();
+        // Not yet valid, beyond the 30 s leeway.
+        assert!(
+            v.verify(&sign(json!({ "sub": 5, "exp": exp, "nbf": now + 120 })))
+                .is_err()
+        );
+        // Within the leeway, and in the past: accepted.
+        assert!(
+            v.verify(&sign(json!({ "sub": 5, "exp": exp, "nbf": now + 10 })))
+                .is_ok()
+        );
+        assert!(
+            v.verify(&sign(json!({ "sub": 5, "exp": exp, "nbf": now - 10 })))
+                .is_ok()
+        );
     }
 }

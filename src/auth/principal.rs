@@ -40,6 +40,9 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// Restaurants this principal may act in.
     pub restaurants: Vec<Uuid>,
+    /// The token's `exp`, in seconds since the Unix epoch: a socket's identity ends then
+    /// (plus `JWT_LEEWAY_SECS`).
+    pub expires_at: i64,
 }
 
 impl Principal {
@@ -56,6 +59,11 @@ impl Principal {
     /// `service` or `admin`: backends allowed to create notifications and restaurants.
     pub fn is_service_or_admin(&self) -> bool {
         self.has_role(Role::Service) || self.is_admin()
+    }
+
+    /// Roles that may change orders on a board (REST twins: staff+ or `service`).
+    pub fn is_staff_or_above(&self) -> bool {
+        self.rank() >= Role::Staff || self.has_role(Role::Service)
     }
 
     /// The highest of the ordered roles `user < staff < manager < admin` (REST rule);

@@ -255,23 +255,33 @@ pub struct CreateConversation {
     #[serde(default, deserialize_with = "trimmed_opt")]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
     pub name: Option<String>,
-    /// Other participants (the caller is added as owner).
-    #[validate(length(max = 1000, message = "at most 1000 participants"))]
+    /// Other participants (the caller is added as owner); how many is bounded by
+    /// `MAX_CONVERSATION_MEMBERS` in [`CreateConversation::members`].
     pub participants: Vec<i64>,
 }
 
 impl CreateConversation {
-    /// Everyone in the new conversation, the creator first, without duplicates, and
-    /// the rule that a private conversation has exactly two people.
-    pub fn members(&self, creator: i64) -> Result<Vec<i64>, &'static str> {
+    /// Everyone in the new conversation, the creator first, without duplicates, at
+    /// most `max_members` of them, and the rule that a private conversation has exactly
+    /// two people.
+    pub fn members(&self, creator: i64, max_members: usize) -> Result<Vec<i64>, String> {
         let mut members = vec![creator];
+        let mut seen = std::collections::HashSet::from([creator]);
         for id in &self.participants {
-            if !members.contains(id) {
+            // A set: a thousand participants must not cost a million comparisons.
+            if seen.insert(*id) {
                 members.push(*id);
             }
         }
+        if members.len() > max_members {
+            return Err(format!(
+                "participants: a conversation has at most {max_members} members, its creator included"
+            ));
+        }
         if self.kind == ConversationType::Private && members.len() != 2 {
-            return Err("participants: a private conversation has exactly one other participant");
+            return Err(
+                "participants: a private conversation has exactly one other participant".into(),
+            );
         }
         Ok(members)
     }
@@ -336,12 +346,24 @@ mod tests {
             name: None,
             participants: vec![2, 2, 1],
         };
-        assert_eq!(c.members(1).unwrap(), vec![1, 2]);
+        assert_eq!(c.members(1, 1000).unwrap(), vec![1, 2]);
         let c = CreateConversation {
             kind: ConversationType::Private,
             name: None,
             participants: vec![2, 3],
         };
-        assert!(c.members(1).is_err());
+        assert!(c.members(1, 1000).is_err());
+    }
+
+    #[test]
+    fn the_member_cap_counts_the_creator_and_ignores_repeats() {
+        let c = CreateConversation {
+            kind: ConversationType::Group,
+            name: None,
+            participants: vec![2, 3, 3, 1],
+        };
+        assert_eq!(c.members(1, 3).unwrap(), vec![1, 2, 3]);
+        let e = c.members(1, 2).unwrap_err();
+        assert!(e.starts_with("participants:"), "{e}");
     }
 }

@@ -26,7 +26,9 @@ async fn create_conversation<A: Adapter>(
     Authenticated(me): Authenticated,
     ApiJson(body): ApiJson<CreateConversation>,
 ) -> AppResult<(StatusCode, Json<Conversation>)> {
-    let members = body.members(me.user_id).map_err(AppError::bad_request)?;
+    let members = body
+        .members(me.user_id, app.config.max_conversation_members)
+        .map_err(AppError::bad_request)?;
     let conversation = app
         .store
         .insert_conversation(body.kind, body.name.as_deref(), &members)

@@ -5,6 +5,7 @@ mod extract;
 mod health;
 mod notifications;
 mod restaurants;
+mod users;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -24,7 +25,8 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
             "/api",
             conversations::router()
                 .merge(notifications::router())
-                .merge(restaurants::router()),
+                .merge(restaurants::router())
+                .merge(users::router()),
         )
         .merge(health::router())
 }

@@ -112,3 +112,9 @@ pub mod restaurant {
 
 /// Sent to one socket when an event without an ack failed.
 pub const ERROR: &str = "error";
+
+/// Events about the connection itself, on every namespace.
+pub mod session {
+    /// Server: the token expired; the socket is disconnected right after.
+    pub const SESSION_EXPIRED: &str = "session:expired";
+}

@@ -197,10 +197,14 @@ async fn load(pool: &PgPool, id: i64) -> Result<Message, sqlx::Error> {
 /// A NOTIFY channel name under PostgreSQL's 63-byte limit, the same on every node with
 /// the same prefix (FNV-1a, stable across builds).
 fn channel_name(prefix: &str) -> String {
-    let hash = prefix.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+    format!("switchboard_orders_{:016x}", prefix_hash(prefix))
+}
+
+/// FNV-1a of a cluster prefix: names NOTIFY channels of one cluster on every node.
+pub(super) fn prefix_hash(prefix: &str) -> u64 {
+    prefix.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("switchboard_orders_{hash:016x}")
+    })
 }
 
 #[cfg(test)]

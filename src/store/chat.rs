@@ -83,6 +83,17 @@ pub struct Inserted {
     pub created: bool,
 }
 
+/// What `insert_member` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberAdded {
+    /// Added now.
+    Added,
+    /// Was a member already; nothing changed.
+    AlreadyMember,
+    /// The conversation is at its member cap; nothing changed.
+    Full,
+}
+
 fn parse_kind(s: &str) -> ConversationType {
     // The column is checked to be one of the two.
     if s == "private" {
@@ -189,27 +200,55 @@ impl Store {
         .await
     }
 
-    /// Adds a member whose read cursor starts at the newest message. False if already in.
+    /// Adds a member whose read cursor starts at the newest message, unless it is one
+    /// already or the conversation has `max_members` already.
     pub async fn insert_member(
         &self,
         conversation_id: Uuid,
         user_id: i64,
-    ) -> Result<bool, sqlx::Error> {
+        max_members: usize,
+    ) -> Result<MemberAdded, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // Adds to one conversation take turns here, so the count below is final: two
+        // adds at `max_members - 1` cannot both see room. `no key update` leaves the
+        // key-share locks of message inserts (foreign keys) alone.
+        sqlx::query("select 1 from conversations where id = $1 for no key update")
+            .bind(conversation_id)
+            .execute(&mut *tx)
+            .await?;
         // Waits for sends in flight, so the newest message is final when read below.
         lock_members(&mut tx, conversation_id).await?;
+        // A statement after the locks sees every add committed before them.
         let inserted = sqlx::query(
             "insert into conversation_members (conversation_id, user_id, role, last_read_seq)
-             values ($1, $2, 'member', coalesce((select max(seq) from messages where conversation_id = $1), 0))
+             select $1, $2, 'member', coalesce((select max(seq) from messages where conversation_id = $1), 0)
+             where (select count(*) from conversation_members where conversation_id = $1) < $3
              on conflict (conversation_id, user_id) do nothing",
         )
         .bind(conversation_id)
         .bind(user_id)
+        .bind(i64::try_from(max_members).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let outcome = if inserted == 1 {
+            MemberAdded::Added
+        } else {
+            let member: bool = sqlx::query_scalar(
+                "select exists(select 1 from conversation_members where conversation_id = $1 and user_id = $2)",
+            )
+            .bind(conversation_id)
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if member {
+                MemberAdded::AlreadyMember
+            } else {
+                MemberAdded::Full
+            }
+        };
         tx.commit().await?;
-        Ok(inserted == 1)
+        Ok(outcome)
     }
 
     /// Removes a member. False if it was not one.

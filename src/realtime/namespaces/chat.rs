@@ -20,6 +20,7 @@ use crate::realtime::handler::on;
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
+use crate::store::chat::MemberAdded;
 use crate::store::chat_send::{NewMessage, SendError};
 
 /// Registers every `/chat` event on a freshly authenticated socket. Called from the
@@ -322,7 +323,16 @@ async fn add_member<A: Adapter>(
             "conversationId: members cannot be added to a private conversation",
         ));
     }
-    if store.insert_member(p.conversation_id, p.user_id).await? {
+    let cap = s.app.config.max_conversation_members;
+    let added = store
+        .insert_member(p.conversation_id, p.user_id, cap)
+        .await?;
+    if added == MemberAdded::Full {
+        return Err(AppError::bad_request(format!(
+            "conversationId: a conversation has at most {cap} members"
+        )));
+    }
+    if added == MemberAdded::Added {
         let payload = json!({ "conversationId": p.conversation_id, "userId": p.user_id });
         let targets = [
             rooms::conversation(p.conversation_id),

@@ -23,6 +23,7 @@ use socketioxide::socket::DisconnectReason;
 use super::ack::Dialect;
 use super::events::ns;
 use super::handler::on_unknown;
+use super::lifetime::{LifetimeKey, SocketConnection};
 use super::session::Session;
 use crate::auth::{Principal, token_from_handshake};
 use crate::error::AppError;
@@ -55,6 +56,9 @@ fn on_disconnect<A: Adapter>(socket: &SocketRef<A>, app: &AppState<A>, label: &'
     let app = app.clone();
     socket.on_disconnect(
         move |socket: SocketRef<A>, reason: DisconnectReason| async move {
+            if let Some(key) = socket.extensions.get::<LifetimeKey>() {
+                app.lifetimes.remove(key);
+            }
             app.metrics
                 .sockets
                 .get_or_create(&NsLabel { namespace: label })
@@ -62,6 +66,28 @@ fn on_disconnect<A: Adapter>(socket: &SocketRef<A>, app: &AppState<A>, label: &'
             tracing::debug!(ns = %socket.ns(), sid = %socket.id, ?reason, "socket disconnected");
         },
     );
+}
+
+/// Registers a connected socket to end when its token expires (or when an operator
+/// ends its user's sessions). From the connect handler: a socket refused later, or
+/// whose CONNECT could not be sent, never gets a disconnect handler call, so it must
+/// not be registered before.
+fn track_lifetime<A: Adapter>(app: &AppState<A>, socket: &SocketRef<A>) {
+    let Some(principal) = socket.extensions.get::<Principal>() else {
+        return;
+    };
+    let connection = SocketConnection::new(app.broadcaster.io().clone(), socket);
+    let key = app.lifetimes.register(
+        principal.user_id,
+        principal.expires_at,
+        Arc::new(connection),
+    );
+    socket.extensions.insert(key);
+    // Closed meanwhile: its disconnect handler may have run before the key was there
+    // (`connected` turns false before that handler runs).
+    if !socket.connected() {
+        app.lifetimes.remove(key);
+    }
 }
 
 /// Mounts every namespace on the socket.io instance held by `app`. Returns the adapter
@@ -169,6 +195,7 @@ impl<A: Adapter> Family<A> {
         let connect_app = app.clone();
         let on_connect = move |socket: SocketRef<A>| {
             let app = connect_app.clone();
+            track_lifetime(&app, &socket);
             async move {
                 let label = if self.dialect == Dialect::Chat {
                     ns_name(&socket)

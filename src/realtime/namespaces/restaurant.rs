@@ -3,7 +3,9 @@
 //!
 //! Access: the restaurant is in the token's `restaurants` (or the role is `admin`), and
 //! it exists. Access is checked before existence, so a restaurant outside the token is
-//! `PERMISSION_DENIED` whether it exists or not.
+//! `PERMISSION_DENIED` whether it exists or not. Changing orders (`order:update_status`,
+//! `table:complete`) also takes staff+ (`staff`, `manager`, `admin`, or `service`), the
+//! rule of their REST twins; reading and joining boards does not.
 
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
@@ -127,11 +129,22 @@ async fn sync_orders<A: Adapter>(
     Ok(payload)
 }
 
+/// Staff+ may change orders (REST twins: `PATCH /api/orders/:id`); a `user` token
+/// (a customer's tablet, a kiosk) may watch a board but not move its orders.
+fn require_staff(principal: &crate::auth::Principal) -> AppResult<()> {
+    if principal.is_staff_or_above() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden("changing orders takes a staff role"))
+    }
+}
+
 async fn update_order_status<A: Adapter>(
     s: Arc<Session<A>>,
     _: SocketRef<A>,
     p: UpdateStatus,
 ) -> AppResult<Value> {
+    require_staff(&s.principal)?;
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let moved = s
         .app
@@ -193,6 +206,7 @@ async fn complete_table<A: Adapter>(
     _: SocketRef<A>,
     p: CompleteTable,
 ) -> AppResult<Value> {
+    require_staff(&s.principal)?;
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let completed = s
         .app
