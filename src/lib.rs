@@ -11,6 +11,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod error;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod realtime;
 pub mod state;
@@ -26,7 +27,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use socketioxide::SocketIo;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -95,6 +95,12 @@ pub trait Running: Send + Sync {
     fn close(&self) -> BoxFuture<()>;
     /// The database pool.
     fn pool(&self) -> &PgPool;
+    /// Metrics (the listener counts connections in them).
+    fn metrics(&self) -> &Metrics;
+    /// Probes readiness once (before serving, so `/readyz` is right from the start).
+    fn probe_readiness(&self) -> BoxFuture<()>;
+    /// Starts the background readiness probe that `/readyz` reads.
+    fn spawn_readiness_probe(&self) -> tokio::task::JoinHandle<()>;
 }
 
 impl<A: Adapter> Running for AppState<A> {
@@ -107,6 +113,16 @@ impl<A: Adapter> Running for AppState<A> {
     }
     fn pool(&self) -> &PgPool {
         self.store.pool()
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    fn probe_readiness(&self) -> BoxFuture<()> {
+        let app = self.clone();
+        Box::pin(async move { http::health::probe_readiness(&app).await })
+    }
+    fn spawn_readiness_probe(&self) -> tokio::task::JoinHandle<()> {
+        http::health::spawn_readiness_probe(self.clone())
     }
 }
 
@@ -375,20 +391,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let grace = config.shutdown_grace;
+    let limits_config = config.clone();
     let (router, app) = build_app(config, pool).await?;
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    // Two small frames (an event then its ack) must not wait for the delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
-    let mut server = tokio::spawn(server.into_future());
+    let limits = listener::Limits::new(&limits_config, app.metrics());
+    app.probe_readiness().await;
+    let probe = app.spawn_readiness_probe();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = listener::run(listener, router, limits, stop_rx);
+    let mut server = tokio::spawn(server);
     tokio::select! {
-        result = &mut server => return flatten(result),
+        result = &mut server => {
+            probe.abort();
+            return flatten(result);
+        }
         () = shutdown => {}
     }
     tracing::info!("shutting down: no new connections, finishing in-flight events");
@@ -410,6 +425,7 @@ pub async fn serve(
             Ok(())
         }
     };
+    probe.abort();
     // Namespace handlers hold the state (and so the pool) for as long as the socket.io
     // instance lives; close the pool explicitly so no connection outlives the server.
     app.pool().close().await;

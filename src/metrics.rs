@@ -48,6 +48,13 @@ pub struct LinkLabel {
     pub link: &'static str,
 }
 
+/// `kind` label of connection timeouts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TimeoutLabel {
+    /// `header` (request head too slow) or `idle` (no byte moved).
+    pub kind: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~3.3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -74,6 +81,12 @@ pub struct Metrics {
     pub link_losses: Family<LinkLabel, Counter>,
     /// Times a lost cluster link came back (subscriptions restored).
     pub link_restores: Family<LinkLabel, Counter>,
+    /// TCP connections open now (plain HTTP, long-polling and websockets alike).
+    pub connections_open: Gauge,
+    /// Connections answered 503 because `MAX_CONNECTIONS` were open.
+    pub connections_refused: Counter,
+    /// Connections closed by the header-read or idle timeout.
+    pub connection_timeouts: Family<TimeoutLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,6 +109,9 @@ impl Default for Metrics {
         let link_up = Family::<LinkLabel, Gauge>::default();
         let link_losses = Family::<LinkLabel, Counter>::default();
         let link_restores = Family::<LinkLabel, Counter>::default();
+        let connections_open = Gauge::default();
+        let connections_refused = Counter::default();
+        let connection_timeouts = Family::<TimeoutLabel, Counter>::default();
         registry.register(
             "sockets_connected",
             "Connected sockets per namespace",
@@ -133,6 +149,21 @@ impl Default for Metrics {
             "Cluster link connections restored with their subscriptions",
             link_restores.clone(),
         );
+        registry.register(
+            "connections_open",
+            "TCP connections open",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 because MAX_CONNECTIONS were open",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "connection_timeouts",
+            "Connections closed by the header-read or idle timeout",
+            connection_timeouts.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -144,6 +175,9 @@ impl Default for Metrics {
             link_up,
             link_losses,
             link_restores,
+            connections_open,
+            connections_refused,
+            connection_timeouts,
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::auth::Verifier;
 use crate::config::Config;
+use crate::http::health::Readiness;
 use crate::metrics::Metrics;
 use crate::realtime::broadcast::Broadcaster;
 use crate::realtime::cluster::{AdapterProbe, Mounter};
@@ -56,6 +57,8 @@ pub struct Inner<A: Adapter> {
     adapter_probe: std::sync::OnceLock<AdapterProbe>,
     /// Order events to other nodes' batch sockets (cluster only; set once at build).
     order_bus: std::sync::OnceLock<OrderBus>,
+    /// The background readiness probe's last result, read by `/readyz`.
+    pub readiness: Readiness,
 }
 
 impl<A: Adapter> AppState<A> {
@@ -79,6 +82,7 @@ impl<A: Adapter> AppState<A> {
             mounter: std::sync::OnceLock::new(),
             adapter_probe: std::sync::OnceLock::new(),
             order_bus: std::sync::OnceLock::new(),
+            readiness: Readiness::default(),
         }))
     }
 
