@@ -106,6 +106,14 @@ pub struct Config {
     /// Most members a conversation may have, its owner included
     /// (`MAX_CONVERSATION_MEMBERS`): at create and at `members:add`.
     pub max_conversation_members: usize,
+    /// Longest wait for a complete request head, from accept or from the end of the
+    /// previous response (`HTTP_HEADER_TIMEOUT_SECS`).
+    pub http_header_timeout: Duration,
+    /// Longest time a plain HTTP connection may move no byte either way
+    /// (`HTTP_IDLE_TIMEOUT_SECS`); upgraded websockets and parked long-polls are exempt.
+    pub http_idle_timeout: Duration,
+    /// Open TCP connections at most; more are answered 503 (`MAX_CONNECTIONS`).
+    pub max_connections: usize,
 }
 
 /// A configuration variable with a bad value.
@@ -171,7 +179,7 @@ impl Config {
                     "set either JWT_SECRET or JWT_PUBLIC_KEY, not both",
                 ));
             }
-            (Some(secret), None) => JwtKey::Secret(secret),
+            (Some(secret), None) => JwtKey::Secret(checked_secret(secret)?),
             // `\n` escapes let a PEM key live on one line of a .env file.
             (None, Some(pem)) => JwtKey::PublicKeyPem(pem.replace("\\n", "\n")),
             (None, None) => {
@@ -292,14 +300,72 @@ impl Config {
                 0 | 1 => return Err(problem("MAX_CONVERSATION_MEMBERS", "must be at least 2")),
                 n => n,
             },
+            http_header_timeout: positive_secs(
+                "HTTP_HEADER_TIMEOUT_SECS",
+                parse(
+                    "HTTP_HEADER_TIMEOUT_SECS",
+                    var("HTTP_HEADER_TIMEOUT_SECS"),
+                    10,
+                )?,
+            )?,
+            http_idle_timeout: positive_secs(
+                "HTTP_IDLE_TIMEOUT_SECS",
+                parse("HTTP_IDLE_TIMEOUT_SECS", var("HTTP_IDLE_TIMEOUT_SECS"), 60)?,
+            )?,
+            max_connections: match parse("MAX_CONNECTIONS", var("MAX_CONNECTIONS"), 20_000)? {
+                0 => return Err(problem("MAX_CONNECTIONS", "must be at least 1")),
+                n => n,
+            },
         })
     }
+}
+
+/// The development placeholder shipped in `.env.example`, read from that file at build
+/// time so the two cannot drift apart.
+fn example_secret() -> Option<&'static str> {
+    include_str!("../.env.example")
+        .lines()
+        .find_map(|line| line.strip_prefix("JWT_SECRET="))
+        .map(str::trim)
+}
+
+/// Shortest HS256 secret accepted: the hash's output size, as RFC 7518 §3.2 requires.
+const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuses secrets anyone can guess: short ones, and the published placeholder.
+fn checked_secret(secret: String) -> Result<String, ConfigError> {
+    if example_secret() == Some(secret.as_str()) {
+        return Err(problem(
+            "JWT_SECRET",
+            "is the published placeholder from .env.example: set a random secret \
+             (e.g. `openssl rand -hex 32`; scripts/run writes one into a new .env)",
+        ));
+    }
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(problem(
+            "JWT_SECRET",
+            format!(
+                "is {} bytes; at least {MIN_SECRET_BYTES} are required (e.g. `openssl rand -hex 32`)",
+                secret.len()
+            ),
+        ));
+    }
+    Ok(secret)
+}
+
+fn positive_secs(name: &'static str, secs: u64) -> Result<Duration, ConfigError> {
+    if secs == 0 {
+        return Err(problem(name, "must be at least 1 second"));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    const SECRET: &str = "unit-test-secret-of-at-least-32-bytes";
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
@@ -311,7 +377,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_contract() {
-        let c = Config::from_lookup(lookup(&[("JWT_SECRET", "s")])).unwrap();
+        let c = Config::from_lookup(lookup(&[("JWT_SECRET", SECRET)])).unwrap();
         assert_eq!(c.bind_addr.to_string(), "0.0.0.0:3001");
         assert_eq!(c.max_payload_bytes, 1_000_000);
         assert_eq!(c.rate_limit_per_sec, 10.0);
@@ -327,8 +393,11 @@ mod tests {
     #[test]
     fn a_key_is_required_and_the_algorithm_must_fit_it() {
         assert!(Config::from_lookup(lookup(&[])).is_err());
-        let err = Config::from_lookup(lookup(&[("JWT_SECRET", "s"), ("JWT_ALGORITHM", "RS256")]))
-            .unwrap_err();
+        let err = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", SECRET),
+            ("JWT_ALGORITHM", "RS256"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("JWT_ALGORITHM"));
         let c = Config::from_lookup(lookup(&[
             ("JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\\nabc"),
@@ -341,7 +410,7 @@ mod tests {
     #[test]
     fn origins_are_split_and_bad_numbers_name_the_variable() {
         let c = Config::from_lookup(lookup(&[
-            ("JWT_SECRET", "s"),
+            ("JWT_SECRET", SECRET),
             ("ALLOWED_ORIGINS", "https://a.example, https://b.example/"),
         ]))
         .unwrap();
@@ -350,10 +419,42 @@ mod tests {
             vec!["https://a.example", "https://b.example"]
         );
         let err = Config::from_lookup(lookup(&[
-            ("JWT_SECRET", "s"),
+            ("JWT_SECRET", SECRET),
             ("MAX_PAYLOAD_BYTES", "lots"),
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("MAX_PAYLOAD_BYTES"));
+    }
+
+    #[test]
+    fn guessable_secrets_are_refused_naming_jwt_secret() {
+        let placeholder = example_secret().unwrap();
+        assert!(!placeholder.is_empty());
+        for secret in [placeholder, "s", "31-bytes-is-one-byte-too-short!"] {
+            let err = Config::from_lookup(lookup(&[("JWT_SECRET", secret)])).unwrap_err();
+            assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        }
+        Config::from_lookup(lookup(&[(
+            "JWT_SECRET",
+            "32-bytes-is-just-long-enough-ok!",
+        )]))
+        .unwrap();
+    }
+
+    #[test]
+    fn connection_limits_default_and_refuse_zero() {
+        let c = Config::from_lookup(lookup(&[("JWT_SECRET", SECRET)])).unwrap();
+        assert_eq!(c.http_header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, 20_000);
+        for name in [
+            "HTTP_HEADER_TIMEOUT_SECS",
+            "HTTP_IDLE_TIMEOUT_SECS",
+            "MAX_CONNECTIONS",
+        ] {
+            let err =
+                Config::from_lookup(lookup(&[("JWT_SECRET", SECRET), (name, "0")])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

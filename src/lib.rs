@@ -11,6 +11,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod error;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod outbound;
 pub mod realtime;
@@ -27,7 +28,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use socketioxide::SocketIo;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -53,6 +53,9 @@ use crate::realtime::session_bus::SessionBus;
 use crate::state::AppState;
 use crate::state::InFlight;
 use crate::store::Store;
+
+/// Packets queued for one socket at most (see the builder below).
+pub const SOCKET_QUEUE_PACKETS: usize = 1024;
 
 /// Binary attachments one socket.io packet may carry (none of our events use any).
 const MAX_BINARY_ATTACHMENTS: usize = 10;
@@ -102,6 +105,14 @@ pub trait Running: Send + Sync {
     fn close(&self) -> BoxFuture<()>;
     /// The database pool.
     fn pool(&self) -> &PgPool;
+    /// Metrics (the listener counts connections in them).
+    fn metrics(&self) -> &Metrics;
+    /// The connections' outbound meters.
+    fn meters(&self) -> &Arc<outbound::Meters>;
+    /// Probes readiness once (before serving, so `/readyz` is right from the start).
+    fn probe_readiness(&self) -> BoxFuture<()>;
+    /// Starts the background readiness probe that `/readyz` reads.
+    fn spawn_readiness_probe(&self) -> tokio::task::JoinHandle<()>;
 }
 
 impl<A: Adapter> Running for AppState<A> {
@@ -117,6 +128,19 @@ impl<A: Adapter> Running for AppState<A> {
     }
     fn pool(&self) -> &PgPool {
         self.store.pool()
+    }
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    fn meters(&self) -> &Arc<outbound::Meters> {
+        &self.meters
+    }
+    fn probe_readiness(&self) -> BoxFuture<()> {
+        let app = self.clone();
+        Box::pin(async move { http::health::probe_readiness(&app).await })
+    }
+    fn spawn_readiness_probe(&self) -> tokio::task::JoinHandle<()> {
+        http::health::spawn_readiness_probe(self.clone())
     }
 }
 
@@ -139,9 +163,12 @@ pub async fn build_app(
         // bench's S1 from 23.1 to 19.7 KiB per idle connection; 512 B saved nothing more.
         .ws_read_buffer_size(1024)
         // Packets queued per socket before emits to it fail. A burst (a busy room, a
-        // client pipelining sends) must not drop packets, acks included; the queue grows
-        // in 32-slot blocks only as it fills, so the bound costs nothing while idle.
-        .max_buffer_size(4096)
+        // client pipelining sends) must not drop packets, acks included: 128 did with
+        // 100 pipelined sends. The queue grows in 32-slot blocks only as it fills, so the
+        // bound costs nothing while idle, but a client that stops reading fills it before
+        // WRITE_STALL_TIMEOUT_SECS closes it: 200 such sockets in a busy room grew RSS by
+        // ~180 MiB at 4096 slots (broadcast payloads are shared; the slots are not).
+        .max_buffer_size(SOCKET_QUEUE_PACKETS)
         // No event takes binary data, but the parser holds a binary packet's attachments
         // until the last one arrives, before the client is even authenticated: 10,000
         // attachments and 10 MB per connection by default. A binary event still gets its
@@ -406,20 +433,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let grace = config.shutdown_grace;
+    let limits_config = config.clone();
     let (router, app) = build_app(config, pool).await?;
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    // Two small frames (an event then its ack) must not wait for the delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    });
-    let mut server = tokio::spawn(server.into_future());
+    let limits = listener::Limits::new(&limits_config, app.metrics(), app.meters().clone());
+    app.probe_readiness().await;
+    let probe = app.spawn_readiness_probe();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = listener::run(listener, router, limits, stop_rx);
+    let mut server = tokio::spawn(server);
     tokio::select! {
-        result = &mut server => return flatten(result),
+        result = &mut server => {
+            probe.abort();
+            return flatten(result);
+        }
         () = shutdown => {}
     }
     tracing::info!("shutting down: no new connections, finishing in-flight events");
@@ -443,6 +469,7 @@ pub async fn serve(
             Ok(())
         }
     };
+    probe.abort();
     // Namespace handlers hold the state (and so the pool) for as long as the socket.io
     // instance lives; close the pool explicitly so no connection outlives the server.
     app.pool().close().await;

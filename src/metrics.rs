@@ -55,6 +55,13 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// `kind` label of connection timeouts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TimeoutLabel {
+    /// `header` (request head too slow) or `idle` (no byte moved).
+    pub kind: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~3.3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -87,6 +94,12 @@ pub struct Metrics {
     pub slow_consumers: Family<ReasonLabel, Counter>,
     /// Connections waiting for their token to expire (one entry each, none after close).
     pub session_lifetimes: Gauge,
+    /// TCP connections open now (plain HTTP, long-polling and websockets alike).
+    pub connections_open: Gauge,
+    /// Connections answered 503 because `MAX_CONNECTIONS` were open.
+    pub connections_refused: Counter,
+    /// Connections closed by the header-read or idle timeout.
+    pub connection_timeouts: Family<TimeoutLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -111,6 +124,9 @@ impl Default for Metrics {
         let link_restores = Family::<LinkLabel, Counter>::default();
         let link_dropped = Family::<LinkLabel, Counter>::default();
         let slow_consumers = Family::<ReasonLabel, Counter>::default();
+        let connections_open = Gauge::default();
+        let connections_refused = Counter::default();
+        let connection_timeouts = Family::<TimeoutLabel, Counter>::default();
         registry.register(
             "sockets_connected",
             "Connected sockets per namespace",
@@ -164,6 +180,21 @@ impl Default for Metrics {
             "Connections registered to end when their token expires",
             session_lifetimes.clone(),
         );
+        registry.register(
+            "connections_open",
+            "TCP connections open",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections answered 503 because MAX_CONNECTIONS were open",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "connection_timeouts",
+            "Connections closed by the header-read or idle timeout",
+            connection_timeouts.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -178,6 +209,9 @@ impl Default for Metrics {
             link_dropped,
             slow_consumers,
             session_lifetimes,
+            connections_open,
+            connections_refused,
+            connection_timeouts,
         }
     }
 }

@@ -240,7 +240,11 @@ impl Meters {
     /// Charges `bytes` queued for a socket to its connection; false when that closed
     /// the connection (counted).
     pub fn charge(&self, slot: &MeterSlot, bytes: usize) -> bool {
-        let ok = slot.meter().charge(bytes, self.budget);
+        let meter = slot.meter();
+        if meter.is_killed() {
+            return false; // closed already (and counted once)
+        }
+        let ok = meter.charge(bytes, self.budget);
         if !ok {
             self.count("budget");
             tracing::info!(

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::auth::Verifier;
 use crate::config::Config;
+use crate::http::health::Readiness;
 use crate::metrics::Metrics;
 use crate::outbound::Meters;
 use crate::realtime::broadcast::Broadcaster;
@@ -65,6 +66,8 @@ pub struct Inner<A: Adapter> {
     pub lifetimes: Lifetimes,
     /// End-session requests to other nodes (cluster only; set once at build).
     session_bus: std::sync::OnceLock<SessionBus>,
+    /// The background readiness probe's last result, read by `/readyz`.
+    pub readiness: Readiness,
 }
 
 impl<A: Adapter> AppState<A> {
@@ -97,6 +100,7 @@ impl<A: Adapter> AppState<A> {
             order_bus: std::sync::OnceLock::new(),
             lifetimes,
             session_bus: std::sync::OnceLock::new(),
+            readiness: Readiness::default(),
         }))
     }
 

@@ -516,3 +516,23 @@ async fn a_long_polling_socket_is_told_and_disconnected_too(pool: PgPool) {
     let disconnect = packets.iter().position(|p| p == "41/chat,").unwrap();
     assert!(expired < disconnect, "{packets:?}");
 }
+
+/// The development token tool, compiled here so its tokens are checked against a server.
+#[path = "../examples/mint_token.rs"]
+#[allow(dead_code)]
+mod mint_token;
+
+#[sqlx::test]
+async fn the_mint_token_example_makes_tokens_the_server_accepts(pool: PgPool) {
+    let args =
+        mint_token::parse_args(["--sub", "7", "--roles", "user,staff"].map(str::to_owned)).unwrap();
+    assert_eq!(args.roles, ["user", "staff"]);
+    let good = mint_token::mint(SECRET, &args, now_secs(), None, None).unwrap();
+    let server = TestServer::start(pool).await;
+    let c = server.client_with("/chat", &good).await;
+    assert_eq!(c.recv("unread:count").await["total"], 0);
+    // Expired (`--ttl` counts from `now`) and missing `--sub` are caught.
+    let old = mint_token::mint(SECRET, &args, now_secs() - 7200, None, None).unwrap();
+    assert_eq!(refused(&server, with_auth(&old)).await, "AUTH_INVALID");
+    assert!(mint_token::parse_args(["--roles", "user"].map(str::to_owned)).is_err());
+}

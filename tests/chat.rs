@@ -656,8 +656,12 @@ async fn database_outage_answers_internal_and_recovers(
         ack["error"]["message"], "internal server error",
         "no database details leak"
     );
-    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
-    assert_eq!(ready.status(), 503);
+    // `/readyz` reads a probe run every second: 503 within its period and timeout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while reqwest::get(server.url("/readyz")).await.unwrap().status() != 503 {
+        assert!(std::time::Instant::now() < deadline, "/readyz still 200");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Bring it back: the same socket works again.
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -680,10 +684,14 @@ async fn database_outage_answers_internal_and_recovers(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(assert_ok(&recovered)["content"], "back");
-    assert_eq!(
-        reqwest::get(server.url("/readyz")).await.unwrap().status(),
-        200
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while reqwest::get(server.url("/readyz")).await.unwrap().status() != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz not 200 again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await.unwrap();
     pool.close().await;
 }

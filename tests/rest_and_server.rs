@@ -365,3 +365,332 @@ async fn metrics_count_sockets_events_errors_and_latency(pool: PgPool) {
         "{text}"
     );
 }
+
+// ---- Listener limits: header-read and idle timeouts, MAX_CONNECTIONS, readiness ----
+
+/// `host:port` of the server.
+fn addr(server: &TestServer) -> String {
+    server.base.trim_start_matches("http://").to_owned()
+}
+
+/// Reads until the peer closes (or `within` passes: then `None`).
+async fn read_to_close(tcp: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()
+        .map(|()| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// One keep-alive GET on a raw connection; returns status line and body.
+async fn raw_get(tcp: &mut tokio::net::TcpStream, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let text = String::from_utf8_lossy(&data).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .map(|v| v.trim().parse::<usize>().unwrap());
+                if length.is_some_and(|n| body.len() >= n) {
+                    return (head.lines().next().unwrap().to_owned(), body.to_owned());
+                }
+            }
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed mid-response: {text}");
+            data.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("no complete response within 5 s")
+}
+
+/// The value of an unlabelled metric line `name value`.
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn a_request_head_sent_byte_by_byte_is_cut_off_after_the_header_timeout(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(pool, &[("HTTP_HEADER_TIMEOUT_SECS", "1")]).await;
+    let mut tcp = tokio::net::TcpStream::connect(addr(&server)).await.unwrap();
+    let (mut rd, mut wr) = tcp.split();
+    let started = std::time::Instant::now();
+    // A slowloris: a byte every 100 ms, each one proving the peer alive, the head never
+    // complete. Only a deadline on the whole head ends it.
+    let mut head = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: "
+        .iter()
+        .chain(std::iter::repeat(&b'a'));
+    let mut buf = [0u8; 1024];
+    loop {
+        tokio::select! {
+            read = rd.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // hyper may answer 408 before closing
+            },
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                if wr.write_all(&[*head.next().unwrap()]).await.is_err() {
+                    break;
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still open after 5 s"
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed too early: {took:?}"
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "switchboard_connection_timeouts_total{kind=\"header\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[sqlx::test]
+async fn a_stalled_connection_is_closed_but_long_polls_and_websockets_stay(pool: PgPool) {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(
+        pool,
+        &[
+            ("HTTP_IDLE_TIMEOUT_SECS", "1"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "30"),
+        ],
+    )
+    .await;
+    let ws = server.client("/chat", 1).await;
+    ws.recv("unread:count").await;
+    // A long-poll parked on its own connection, waiting for data.
+    let open = sio::connect_polling_handshake(&server.base).await;
+    let sid = open["sid"].as_str().unwrap().to_owned();
+    let poll_url = server.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
+    // engineioxide pings as soon as the session opens: answer it, and the next poll
+    // waits for data until the next ping, 25 s away.
+    let first = reqwest::Client::new().get(&poll_url).send().await.unwrap();
+    assert_eq!(first.text().await.unwrap(), "2");
+    let pong = reqwest::Client::new()
+        .post(&poll_url)
+        .body("3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pong.status(), 200);
+    let parked = tokio::spawn(async move {
+        let res = reqwest::Client::new().get(poll_url).send().await.unwrap();
+        (res.status(), res.text().await.unwrap())
+    });
+
+    // A request whose body stops coming: the handler waits for it, no byte moves.
+    let mut tcp = tokio::net::TcpStream::connect(addr(&server)).await.unwrap();
+    let started = std::time::Instant::now();
+    tcp.write_all(
+        format!(
+            "POST /api/conversations HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"type\"",
+            token(1, &["user"])
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = read_to_close(&mut tcp, Duration::from_secs(5))
+        .await
+        .expect("a stalled request is not closed within 5 s");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed too early: {took:?} {answer}"
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "switchboard_connection_timeouts_total{kind=\"idle\"}"
+        )
+        .await,
+        1.0
+    );
+
+    // The websocket, silent for longer than the idle timeout, still answers.
+    assert!(!ws.is_disconnected());
+    assert_error(
+        &ws.emit_ack("conversation:join", json!({ "conversationId": "nope" }))
+            .await,
+        "BAD_REQUEST",
+    );
+    // The long-poll, parked for longer than the idle timeout, gets its data.
+    if parked.is_finished() {
+        panic!("the long-poll was answered early: {:?}", parked.await);
+    }
+    let res = reqwest::Client::new()
+        .post(server.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}")))
+        .body(format!(
+            "40/chat,{}",
+            json!({ "token": token(1, &["user"]) })
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), parked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("40/chat,"), "{body}");
+}
+
+#[sqlx::test]
+async fn past_max_connections_a_client_gets_503_until_one_closes(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("MAX_CONNECTIONS", "3")]).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut tcp = tokio::net::TcpStream::connect(addr(&server)).await.unwrap();
+        let (status, _) = raw_get(&mut tcp, "/healthz").await;
+        assert!(status.contains(" 200 "), "{status}");
+        open.push(tcp);
+    }
+    let mut refused = 0;
+    let mut fourth = tokio::net::TcpStream::connect(addr(&server)).await.unwrap();
+    let answer = read_to_close(&mut fourth, Duration::from_secs(5))
+        .await
+        .unwrap();
+    refused += 1;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: "),
+        "{answer}"
+    );
+    let body: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["error"]["code"], "UNAVAILABLE");
+
+    // Once one closes, a new connection is served (the server notices the close a
+    // moment later: each refusal until then is counted too).
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (status, metrics) = loop {
+        let mut tcp = tokio::net::TcpStream::connect(addr(&server)).await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_to_close(&mut tcp, Duration::from_secs(5))
+            .await
+            .unwrap();
+        if answer.starts_with("HTTP/1.1 503 ") {
+            refused += 1;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still refused after 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        break (head.lines().next().unwrap().to_owned(), body.to_owned());
+    };
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        metrics.contains(&format!(
+            "switchboard_connections_refused_total {refused}\n"
+        )),
+        "{refused} refusals expected in\n{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_connections_open 3\n"),
+        "two kept and this one:\n{metrics}"
+    );
+}
+
+#[sqlx::test]
+async fn readyz_answers_from_the_probe_without_waiting_for_the_database(pool: PgPool) {
+    // One connection, taken by the test: any request that needs the database waits
+    // for the 2 s acquire timeout.
+    let server_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let server = TestServer::start_on(server_pool.clone(), &[]).await;
+    let readyz = || async {
+        let started = std::time::Instant::now();
+        let res = reqwest::get(server.url("/readyz")).await.unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(500),
+            "/readyz took {took:?}: {body}"
+        );
+        (status, body)
+    };
+    assert_eq!(readyz().await.0, 200);
+    let held = server_pool.acquire().await.unwrap();
+    // Every answer is immediate; within the probe's period plus its timeout the
+    // answer turns 503.
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    let body = loop {
+        let (status, body) = readyz().await;
+        if status == 503 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "still ready: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(body["database"], "unreachable");
+    for _ in 0..100 {
+        assert_eq!(readyz().await.0, 503);
+    }
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    loop {
+        let (status, body) = readyz().await;
+        if status == 200 {
+            assert_eq!(body["database"], "ok");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready again: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

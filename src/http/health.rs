@@ -1,4 +1,11 @@
-//! `/healthz` (the process answers), `/readyz` (the database answers) and `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (the database and cluster links answered
+//! the background probe lately) and `/metrics`.
+//!
+//! `/readyz` reads the probe's last result instead of asking the database itself: a
+//! load balancer or an attacker polling it costs no database round trip.
+
+use std::sync::Mutex;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -6,10 +13,19 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
+use tokio::time::Instant;
 
 use crate::metrics::PoolLabel;
 use crate::state::AppState;
 
+/// How often the background probe asks the database and the cluster links.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long one probe may wait for an answer before counting it as a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A probe result older than this no longer says ready (the probe itself is stuck).
+const STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// The health, readiness and metrics routes.
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .route("/healthz", get(healthz))
@@ -17,26 +33,100 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
         .route("/metrics", get(metrics))
 }
 
+/// The last readiness probe's result, shared by the probe task and `/readyz`.
+#[derive(Debug, Default)]
+pub struct Readiness(Mutex<Option<Probed>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Probed {
+    at: Instant,
+    database: bool,
+    adapter: bool,
+}
+
+impl Readiness {
+    fn last(&self) -> Option<Probed> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores a result; returns the previous one.
+    fn record(&self, probed: Probed) -> Option<Probed> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(probed)
+    }
+}
+
+/// Asks the database and the cluster links once and records the answer, logging only
+/// changes (a probe every second must not fill the log while the database is down).
+pub async fn probe_readiness<A: Adapter>(app: &AppState<A>) {
+    let database = tokio::time::timeout(PROBE_TIMEOUT, app.store.ping()).await;
+    let database = match database {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    };
+    let adapter = match tokio::time::timeout(PROBE_TIMEOUT, app.adapter_ready()).await {
+        Ok(result) => result,
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    };
+    let previous = app.readiness.record(Probed {
+        at: Instant::now(),
+        database: database.is_ok(),
+        adapter: adapter.is_ok(),
+    });
+    let (was_db, was_adapter) = previous.map_or((true, true), |p| (p.database, p.adapter));
+    match (&database, was_db) {
+        (Err(e), true) => tracing::warn!(error = %e, "readiness: database unreachable"),
+        (Ok(()), false) => tracing::info!("readiness: database reachable again"),
+        _ => {}
+    }
+    match (&adapter, was_adapter) {
+        (Err(e), true) => tracing::warn!(error = %e, "readiness: cluster adapter unreachable"),
+        (Ok(()), false) => tracing::info!("readiness: cluster adapter reachable again"),
+        _ => {}
+    }
+}
+
+/// Probes every [`PROBE_EVERY`] until aborted (`serve` aborts it at shutdown).
+pub fn spawn_readiness_probe<A: Adapter>(app: AppState<A>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PROBE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            probe_readiness(&app).await;
+        }
+    })
+}
+
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 async fn readyz<A: Adapter>(State(app): State<AppState<A>>) -> (StatusCode, Json<Value>) {
-    let database = app.store.ping().await;
-    let adapter = app.adapter_ready().await;
-    if let Err(e) = &database {
-        tracing::warn!(error = %e, "readiness: database unreachable");
-    }
-    if let Err(e) = &adapter {
-        tracing::warn!(error = %e, "readiness: cluster adapter unreachable");
-    }
-    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    let fresh = app
+        .readiness
+        .last()
+        .filter(|probed| probed.at.elapsed() <= STALE_AFTER);
+    let word = |ok: Option<bool>| match ok {
+        Some(true) => "ok",
+        Some(false) => "unreachable",
+        None => "unknown",
+    };
+    let database = fresh.map(|p| p.database);
+    let adapter = fresh.map(|p| p.adapter);
+    let ready = database == Some(true) && adapter == Some(true);
     let body = json!({
-        "status": if database.is_ok() && adapter.is_ok() { "ready" } else { "unavailable" },
-        "database": word(database.is_ok()),
-        "adapter": word(adapter.is_ok()),
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": word(database),
+        "adapter": word(adapter),
     });
-    let status = if database.is_ok() && adapter.is_ok() {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

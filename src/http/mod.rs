@@ -2,7 +2,7 @@
 
 mod conversations;
 mod extract;
-mod health;
+pub mod health;
 mod notifications;
 mod restaurants;
 mod users;

@@ -60,6 +60,11 @@ impl TestServer {
             .connect_with((*test_pool.connect_options()).clone())
             .await
             .unwrap();
+        Self::start_on(pool, overrides).await
+    }
+
+    /// Starts a server on exactly `pool` (a test that shapes the server's pool itself).
+    pub async fn start_on(pool: PgPool, overrides: &[(&str, &str)]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();

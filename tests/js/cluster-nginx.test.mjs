@@ -157,9 +157,10 @@ function accessRecords(n) {
     const m = re.exec(line);
     if (!m) continue;
     const url = new URL(m[3], 'http://x');
+    const transport = / transport=(\S+)/.exec(line)?.[1];
     out.push({
-      addr: m[1], method: m[2], path: url.pathname, sid: url.searchParams.get('sid'),
-      transport: url.searchParams.get('transport'), status: Number(m[4]), upstream: m[5], line,
+      addr: m[1], method: m[2], path: url.pathname, sid: / sid=yes\b/.test(line) ? 'yes' : null,
+      transport: transport && transport !== '-' ? transport : null, status: Number(m[4]), upstream: m[5], line,
     });
   }
   return out;
@@ -295,6 +296,22 @@ test('through nginx, long-polling clients stick to one node each and get every a
   }
   t.diagnostic(`clients per node: ${JSON.stringify(perNode)}`);
   assert.equal(nodesUsed.size, 2, 'the upstream put all 16 client addresses on one node');
+}));
+
+test('the nginx access log keeps no query string: a ?token= stays out of it', withNginxLogs(async () => {
+  const addr = '127.0.0.40';
+  const secret = token(users(1)[0]);
+  await new Promise((resolve, reject) => {
+    http.get(`${sticky.url}/socket.io/?EIO=4&transport=polling&token=${secret}`, from(addr), (res) => {
+      res.resume();
+      res.on('end', resolve);
+    }).on('error', reject);
+  });
+  const recs = await requestsFrom(sticky, addr);
+  assert.equal(recs.length, 1, recs.map((r) => r.line).join('\n'));
+  assert.equal(recs[0].transport, 'polling', recs[0].line);
+  assert.equal(recs[0].sid, null, recs[0].line);
+  assert.ok(!sticky.access().includes(secret.split('.')[2]), 'the token is in the access log');
 }));
 
 test('through nginx, the default transports upgrade to websocket and work', withNginxLogs(async () => {
