@@ -539,14 +539,14 @@ async fn a_stalled_connection_is_closed_but_long_polls_and_websockets_stay(pool:
         took >= Duration::from_millis(900),
         "closed too early: {took:?} {answer}"
     );
-    assert_eq!(
-        metric(
-            &server,
-            "switchboard_connection_timeouts_total{kind=\"idle\"}"
-        )
-        .await,
-        1.0
-    );
+    // At least this one (a keep-alive connection the test's HTTP client left open may
+    // be closed the same way).
+    let idle = metric(
+        &server,
+        "switchboard_connection_timeouts_total{kind=\"idle\"}",
+    )
+    .await;
+    assert!(idle >= 1.0, "{idle}");
 
     // The websocket, silent for longer than the idle timeout, still answers.
     assert!(!ws.is_disconnected());
@@ -656,8 +656,9 @@ async fn readyz_answers_from_the_probe_without_waiting_for_the_database(pool: Pg
         let status = res.status().as_u16();
         let body: Value = res.json().await.unwrap();
         let took = started.elapsed();
+        // A request that waited for the database would take the 2 s acquire timeout.
         assert!(
-            took < Duration::from_millis(500),
+            took < Duration::from_secs(1),
             "/readyz took {took:?}: {body}"
         );
         (status, body)

@@ -64,10 +64,9 @@ impl Readiness {
 /// Asks the database and the cluster links once and records the answer, logging only
 /// changes (a probe every second must not fill the log while the database is down).
 pub async fn probe_readiness<A: Adapter>(app: &AppState<A>) {
-    let database = tokio::time::timeout(PROBE_TIMEOUT, app.store.ping()).await;
+    let database = tokio::time::timeout(PROBE_TIMEOUT, ping_database(app)).await;
     let database = match database {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(result) => result,
         Err(_) => Err("no answer within 2 s".to_owned()),
     };
     let adapter = match tokio::time::timeout(PROBE_TIMEOUT, app.adapter_ready()).await {
@@ -90,6 +89,22 @@ pub async fn probe_readiness<A: Adapter>(app: &AppState<A>) {
         (Ok(()), false) => tracing::info!("readiness: cluster adapter reachable again"),
         _ => {}
     }
+}
+
+/// One `select 1`, tried again at once when it fails, up to one more time than the
+/// pool holds connections. The pool lends connections without checking them (see
+/// `connect_pool`), so after an outage every idle one is dead and fails its query once;
+/// a single attempt per probe would take a second per dead connection to report ready.
+async fn ping_database<A: Adapter>(app: &AppState<A>) -> Result<(), String> {
+    let attempts = app.store.pool().size() + 1;
+    let mut last = String::new();
+    for _ in 0..attempts {
+        match app.store.ping().await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
 }
 
 /// Probes every [`PROBE_EVERY`] until aborted (`serve` aborts it at shutdown).
