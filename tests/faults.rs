@@ -67,13 +67,22 @@ struct ChildServer {
 
 impl ChildServer {
     /// Starts the binary on `database_url` (rate limit out of the way) and waits until
-    /// `/readyz` answers 200.
-    async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+    /// `/readyz` answers 200. A port taken between choosing and binding it is retried.
+    async fn start(database_url: &str) -> Self {
+        for _attempt in 0..3 {
+            let server = Self::spawn(database_url);
+            if let Some(server) = server.ready().await {
+                return server;
+            }
+        }
+        panic!("the server could not bind a free port in 3 attempts");
+    }
+
+    fn spawn(database_url: &str) -> Self {
         let log = std::env::temp_dir().join(format!("switchboard-faults-{}.log", Uuid::new_v4()));
         let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        cmd.env_clear()
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
@@ -82,11 +91,6 @@ impl ChildServer {
             .env("RATE_LIMIT_PER_SEC", "1000000")
             .env("RATE_LIMIT_BURST", "1000000")
             .env("RUST_LOG", "warn")
-            .env("LOG_FORMAT", "pretty");
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let child = cmd
             .current_dir(std::env::temp_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -94,19 +98,30 @@ impl ChildServer {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let mut server = ChildServer { child, base, log };
+        ChildServer {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// Waits for `/readyz` 200; None if the process exited because its port was taken.
+    async fn ready(mut self) -> Option<Self> {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
-            if let Ok(res) = reqwest::get(server.url("/readyz")).await
+            if let Ok(res) = reqwest::get(self.url("/readyz")).await
                 && res.status() == 200
             {
-                return server;
+                return Some(self);
             }
-            if let Some(status) = server.child.try_wait().unwrap() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = self.log_text();
+                if log.contains("Address already in use") {
+                    return None;
+                }
                 panic!(
-                    "the server exited during start ({status}); log {}:\n{}",
-                    server.log.display(),
-                    server.log_text()
+                    "the server exited during start ({status}); log {}:\n{log}",
+                    self.log.display()
                 );
             }
             assert!(
@@ -488,7 +503,7 @@ async fn assert_acked_messages_stored(
 async fn kill_9_under_load_loses_no_acked_message_and_the_restarted_server_serves(pool: PgPool) {
     let url = database_url_of(&pool);
     let members: Vec<i64> = (1..=10).collect();
-    let mut server = ChildServer::start(&url, &[]).await;
+    let mut server = ChildServer::start(&url).await;
     let conversation = create_group(&server, &members).await;
 
     for round in 0..3 {
@@ -524,7 +539,7 @@ async fn kill_9_under_load_loses_no_acked_message_and_the_restarted_server_serve
 
         // After the restart on the same database the server serves: a send acks ok and
         // the message is stored.
-        server = ChildServer::start(&url, &[]).await;
+        server = ChildServer::start(&url).await;
         let client = chat_client(&server, 1).await;
         let ack = client
             .emit_ack(
@@ -553,7 +568,7 @@ async fn kill_9_under_load_loses_no_acked_message_and_the_restarted_server_serve
 #[tokio::test]
 async fn a_database_restart_under_load_never_acks_ok_what_is_not_stored() {
     let cluster = PrivateCluster::start().await;
-    let mut server = ChildServer::start(&cluster.url, &[]).await;
+    let mut server = ChildServer::start(&cluster.url).await;
     let members: Vec<i64> = (1..=10).collect();
     let conversation = create_group(&server, &members).await;
     let mut clients = Vec::new();
@@ -636,8 +651,12 @@ async fn a_database_restart_under_load_never_acks_ok_what_is_not_stored() {
 // 3. A bounded fuzz run (generators and phases in faults/fuzz.rs)
 // ---------------------------------------------------------------------------------------
 
-/// RSS the server may gain from the first fuzz round to the second: the first round
-/// grows the allocator's pools to their working size, a leak grows them again.
+/// Rounds of the fuzz; the last one is measured against the one before.
+const FUZZ_ROUNDS: u64 = 3;
+/// RSS the server may gain in the last round. Measured on a busy 2-core machine: the
+/// last of three rounds added 0.3–1.3 MiB; seven rounds wandered between 35.7 and
+/// 39.3 MiB with no trend. 3,000 refused CONNECTs to long restaurant paths per round (a
+/// namespace left behind by each, the leak of issue #12 item 1) added ~11 MiB a round.
 const RSS_GROWTH_ALLOWED_KIB: u64 = 8 * 1024;
 
 #[sqlx::test]
@@ -652,7 +671,7 @@ async fn fuzzed_frames_payloads_and_bodies_leave_the_server_healthy(pool: PgPool
                 .as_nanos() as u64
         });
     eprintln!("fuzz seed {seed} (FUZZ_SEED={seed} replays this run)");
-    let mut server = ChildServer::start(&database_url_of(&pool), &[]).await;
+    let mut server = ChildServer::start(&database_url_of(&pool)).await;
     let http = reqwest::Client::new();
 
     // What the payloads point at: a conversation with a message, a notification, a
@@ -693,24 +712,30 @@ async fn fuzzed_frames_payloads_and_bodies_leave_the_server_healthy(pool: PgPool
         .await
         .unwrap();
     let restaurant = restaurant["id"].as_str().unwrap().to_owned();
-    let order: Value = http
-        .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
-        .bearer_auth(&service_token)
-        .json(
-            &json!({ "order_number": "1", "type": "dine_in", "table_number": 5, "total": 10,
-                       "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }] }),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut orders = Vec::new();
+    for number in ["1", "2"] {
+        let order: Value = http
+            .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
+            .bearer_auth(&service_token)
+            .json(
+                &json!({ "order_number": number, "type": "dine_in", "table_number": 5,
+                           "total": 10,
+                           "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }] }),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        orders.push(order["id"].as_str().unwrap().to_owned());
+    }
     let ctx = Arc::new(fuzz::FuzzCtx {
         conversation: conversation.clone(),
         message,
         notification: notification["_id"].as_str().unwrap().to_owned(),
-        order: order["id"].as_str().unwrap().to_owned(),
+        order: orders[0].clone(),
+        doomed_order: orders[1].clone(),
         user_token: token(1, &["user"]),
         staff_token: sign(
             json!({ "sub": 1, "roles": ["staff"], "restaurants": [restaurant],
@@ -720,19 +745,20 @@ async fn fuzzed_frames_payloads_and_bodies_leave_the_server_healthy(pool: PgPool
         restaurant,
     });
 
-    let rss_start = server.rss_kib();
-    fuzz::fuzz_round(&server.base, seed, &ctx).await;
-    server.assert_alive_without_panic();
-    let rss_first = server.rss_kib();
-    fuzz::fuzz_round(&server.base, seed.wrapping_add(1000), &ctx).await;
-    server.assert_alive_without_panic();
-    let rss_second = server.rss_kib();
-    eprintln!(
-        "server RSS: {rss_start} KiB at start, {rss_first} KiB after round 1, {rss_second} KiB after round 2"
-    );
+    // RSS after each round: the first rounds grow the allocator's pools to their
+    // working size; after that a round of the same fuzz must not grow them again.
+    let mut rss = vec![server.rss_kib()];
+    for round in 0..FUZZ_ROUNDS {
+        fuzz::fuzz_round(&server.base, seed.wrapping_add(1000 * round), &ctx).await;
+        server.assert_alive_without_panic();
+        rss.push(server.rss_kib());
+    }
+    eprintln!("server RSS (KiB) at start and after each round: {rss:?}");
+    let (before, after) = (rss[rss.len() - 2], rss[rss.len() - 1]);
     assert!(
-        rss_second <= rss_first + RSS_GROWTH_ALLOWED_KIB,
-        "seed {seed}: RSS grew from {rss_first} KiB to {rss_second} KiB in a second round of the same fuzz"
+        after <= before + RSS_GROWTH_ALLOWED_KIB,
+        "seed {seed}: RSS grew from {before} KiB to {after} KiB in the last round of the same fuzz \
+         ({rss:?})"
     );
 
     // A normal client is still served: a new conversation, a send acked ok and stored.

@@ -18,10 +18,10 @@ use crate::common::sio::{self, ConnectOptions, SioClient};
 /// The payload limit of the fuzzed server (`MAX_PAYLOAD_BYTES`, its default).
 const FUZZ_PAYLOAD_LIMIT: usize = 1_000_000;
 /// Cases per round and phase: events of each namespace, raw frames, polling, REST.
-const EVENT_CASES_PER_NAMESPACE: usize = 600;
-const RAW_CASES: usize = 300;
-const POLLING_CASES: usize = 60;
-const REST_CASES: usize = 400;
+const EVENT_CASES_PER_NAMESPACE: usize = 500;
+const RAW_CASES: usize = 250;
+const POLLING_CASES: usize = 50;
+const REST_CASES: usize = 300;
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -49,6 +49,12 @@ impl Rng {
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
+    }
+
+    /// A version 4 UUID from this generator, so a seed replays the same ids.
+    fn uuid(&mut self) -> Uuid {
+        let bits = (u128::from(self.next()) << 64) | u128::from(self.next());
+        uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid()
     }
 }
 
@@ -88,6 +94,9 @@ pub struct FuzzCtx {
     pub notification: String,
     pub restaurant: String,
     pub order: String,
+    /// An order for `DELETE /api/orders/:id`: its body is decoded only for an order
+    /// that exists, and the first valid body deletes it.
+    pub doomed_order: String,
     pub user_token: String,
     pub staff_token: String,
     pub service_token: String,
@@ -102,7 +111,7 @@ fn arb_string(rng: &mut Rng) -> String {
         50..=57 => rng.pick(&["", " ", "   \t\n", "\u{3000}"]).to_string(),
         58..=65 => format!("a\u{0}b{}", "\u{0}".repeat(rng.below(3))),
         66..=75 => {
-            let id = Uuid::new_v4().to_string();
+            let id = rng.uuid().to_string();
             rng.pick(&[
                 id.to_uppercase(),
                 format!("{{{id}}}"),
@@ -227,7 +236,6 @@ const FIELDS: &[&str] = &[
 
 /// A value of the right kind for `field` (sometimes a wrong one of the right kind).
 fn plausible(field: &str, rng: &mut Rng, ctx: &FuzzCtx) -> Value {
-    let random_id = || json!(Uuid::new_v4().to_string());
     match field {
         "conversationId" if rng.chance(80) => json!(ctx.conversation),
         "messageId" | "before" | "after" if rng.chance(80) => json!(ctx.message),
@@ -235,7 +243,7 @@ fn plausible(field: &str, rng: &mut Rng, ctx: &FuzzCtx) -> Value {
         "restaurantId" | "id" if rng.chance(80) => json!(ctx.restaurant),
         "orderId" if rng.chance(80) => json!(ctx.order),
         "conversationId" | "messageId" | "before" | "after" | "notificationId" | "restaurantId"
-        | "orderId" | "id" => random_id(),
+        | "orderId" | "id" => json!(rng.uuid().to_string()),
         "status" => json!(rng.pick(&[
             "new",
             "pending",
@@ -695,7 +703,7 @@ fn raw_frames(rng: &mut Rng, ctx: &FuzzCtx, ns: &str) -> Vec<Frame> {
         // CONNECT to namespaces that do not exist, malformed restaurant paths, a second
         // CONNECT, DISCONNECT of a namespace never joined.
         7 => {
-            let id = Uuid::new_v4().to_string();
+            let id = rng.uuid().to_string();
             let path = rng
                 .pick(&[
                     "/nope".to_owned(),
@@ -852,7 +860,7 @@ async fn fuzz_polling(base: &str, seed: u64) {
         let query = match rng.below(6) {
             0 => "EIO=3&transport=polling".to_owned(),
             1 => format!("EIO=4&transport=websocket&sid={sid}"),
-            2 => format!("EIO=4&transport=polling&sid={}", Uuid::new_v4()),
+            2 => format!("EIO=4&transport=polling&sid={}", rng.uuid()),
             3 => "EIO=x&transport=%00".to_owned(),
             _ => format!("EIO=4&transport=polling&sid={sid}"),
         };
@@ -967,7 +975,7 @@ async fn fuzz_rest(base: &str, seed: u64, ctx: &FuzzCtx) {
         ),
         (
             reqwest::Method::DELETE,
-            format!("/api/orders/{}", Uuid::new_v4()),
+            format!("/api/orders/{}", ctx.doomed_order),
             ctx.service_token.as_str(),
             &["reason"],
         ),
