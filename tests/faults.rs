@@ -654,7 +654,7 @@ async fn a_database_restart_under_load_never_acks_ok_what_is_not_stored() {
 /// Rounds of the fuzz; the last one is measured against the one before.
 const FUZZ_ROUNDS: u64 = 3;
 /// RSS the server may gain in the last round. Measured on a busy 2-core machine: the
-/// last of three rounds added 0.3–1.3 MiB; seven rounds wandered between 35.7 and
+/// last of three rounds moved it by −0.7 to +1.3 MiB; seven rounds wandered between 35.7 and
 /// 39.3 MiB with no trend. 3,000 refused CONNECTs to long restaurant paths per round (a
 /// namespace left behind by each, the leak of issue #12 item 1) added ~11 MiB a round.
 const RSS_GROWTH_ALLOWED_KIB: u64 = 8 * 1024;
