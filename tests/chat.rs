@@ -1154,6 +1154,135 @@ async fn one_failing_send_does_not_fail_the_others_in_its_transaction(pool: PgPo
     );
 }
 
+/// Once a shared send transaction is committed, an error after it (here: reading back
+/// the first message of a repeated `clientId`, which a row-level security policy makes
+/// fail) fails that send alone. The batch is never written again: every other send in it is
+/// acked ok and stored once (a rerun would have answered them INTERNAL).
+#[sqlx::test]
+async fn an_error_after_commit_fails_one_send_and_never_reruns_the_batch(pool: PgPool) {
+    // Sends marked `hold` wait for an advisory lock the test holds: with both writers
+    // held, every send that follows queues up and goes into one transaction.
+    sqlx::raw_sql(
+        "create function test_hold() returns trigger language plpgsql as $$
+         begin
+           if new.content = 'hold' then perform pg_advisory_xact_lock_shared(4242); end if;
+           return new;
+         end $$;
+         create trigger test_hold before insert on messages
+           for each row execute function test_hold();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    async fn send(c: &SioClient, conversation: &str, content: &str, key: Option<&str>) -> Value {
+        c.emit_ack(
+            "message:send",
+            json!({ "conversationId": conversation, "content": content, "clientId": key }),
+        )
+        .await
+    }
+    assert_ok(&send(&alice, &conv, "first", Some("dup")).await);
+    // Reading the first message back now fails (its reader raises), while writing and
+    // returning new rows still works: the fault can only strike after the COMMIT.
+    sqlx::raw_sql(
+        "create function test_readable(content text) returns boolean language plpgsql as $$
+         begin
+           if content = 'first' then raise exception 'injected read fault'; end if;
+           return true;
+         end $$;
+         alter table messages enable row level security;
+         alter table messages force row level security;
+         create policy test_read on messages for select using (test_readable(content));
+         create policy test_write on messages for insert with check (true);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("select pg_advisory_lock(4242)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let waiting = |n: i64| {
+        let pool = pool.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let now: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_locks where locktype = 'advisory' and not granted",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                if now >= n {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "{now} writers held");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Each held send in a conversation of its own: sends of one conversation also wait
+    // for each other's member-row locks, which would hold the second writer elsewhere.
+    let hold_a = create_conversation(&server, 1, "group", &[2]).await;
+    let hold_b = create_conversation(&server, 1, "group", &[2]).await;
+    let conv = &conv;
+    let held = async {
+        let first = send(&alice, &hold_a, "hold", None);
+        let second = async {
+            waiting(1).await;
+            send(&bob, &hold_b, "hold", None).await
+        };
+        futures_util::future::join(first, second).await
+    };
+    let batch = async {
+        waiting(2).await;
+        let good = (0..6).map(|i| {
+            let c = if i % 2 == 0 { &alice } else { &bob };
+            let content = format!("good {i}");
+            async move { send(c, conv, &content, None).await }
+        });
+        let all = futures_util::future::join(
+            futures_util::future::join_all(good),
+            send(&alice, conv, "again", Some("dup")),
+        );
+        let release = async {
+            // Every send of the batch is queued behind the two held writers.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sqlx::query("select pg_advisory_unlock(4242)")
+                .execute(&mut *holder)
+                .await
+                .unwrap();
+        };
+        futures_util::future::join(all, release).await.0
+    };
+    let ((held_a, held_b), (good, repeat)) = futures_util::future::join(held, batch).await;
+    assert_ok(&held_a);
+    assert_ok(&held_b);
+    for ack in &good {
+        assert_ok(ack);
+    }
+    assert_error(&repeat, "INTERNAL");
+    sqlx::raw_sql(
+        "alter table messages no force row level security;
+         drop policy test_read on messages; drop policy test_write on messages",
+    )
+        .execute(&pool)
+        .await
+        .unwrap();
+    let contents: Vec<String> =
+        sqlx::query_scalar("select content from messages where content like 'good %'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(contents.len(), 6, "each good send stored once: {contents:?}");
+    assert_eq!(count_messages(&pool).await, 9);
+}
+
 async fn member_count(pool: &PgPool, conversation: &str) -> i64 {
     sqlx::query_scalar("select count(*) from conversation_members where conversation_id = $1")
         .bind(Uuid::parse_str(conversation).unwrap())
