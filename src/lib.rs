@@ -26,7 +26,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use socketioxide::SocketIo;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -230,6 +229,8 @@ where
         Arc::default();
     let mounter: Mounter = Box::new(move |path: String| {
         let io = mount_app.broadcaster.io().clone();
+        // Pinned first: a path this node sends to is never deleted under it.
+        mount_app.dynamic.pin(&path);
         // Called on every restaurant event in a cluster: build nothing once mounted.
         if io.of(&path).is_some() {
             return Box::pin(async {});
@@ -273,6 +274,7 @@ where
         ))
         .layer(io_layer)
         .layer(axum::middleware::map_request(own_handshake_parts))
+        .layer(axum::middleware::from_fn(http::connections::track_sessions))
         .layer(cors(&app.config))
         .layer(axum::middleware::from_fn_with_state(
             app.config.allowed_origins.clone(),
@@ -377,13 +379,10 @@ pub async fn serve(
     let grace = config.shutdown_grace;
     let (router, app) = build_app(config, pool).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    // Two small frames (an event then its ack) must not wait for the delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // Each connection can be cut, so a socket can be sent to reconnect (and TCP_NODELAY).
+    let listener = http::connections::Connections::new(listener);
+    let service = router.into_make_service_with_connect_info::<http::connections::ConnInfo>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     });
     let mut server = tokio::spawn(server.into_future());

@@ -74,6 +74,11 @@ pub struct Metrics {
     pub link_losses: Family<LinkLabel, Counter>,
     /// Times a lost cluster link came back (subscriptions restored).
     pub link_restores: Family<LinkLabel, Counter>,
+    /// Socket.io namespaces mounted on this node (set at scrape time).
+    pub namespaces: Gauge,
+    /// Entries of the dynamic-namespace table: held and pinned paths, and the
+    /// (restaurant, path) routes (set at scrape time).
+    pub dynamic_routes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -133,6 +138,18 @@ impl Default for Metrics {
             "Cluster link connections restored with their subscriptions",
             link_restores.clone(),
         );
+        let namespaces = Gauge::default();
+        let dynamic_routes = Gauge::default();
+        registry.register(
+            "namespaces",
+            "Socket.io namespaces mounted on this node",
+            namespaces.clone(),
+        );
+        registry.register(
+            "dynamic_namespace_routes",
+            "Held and pinned /restaurants/<id> paths plus (restaurant, path) routes",
+            dynamic_routes.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -144,6 +161,8 @@ impl Default for Metrics {
             link_up,
             link_losses,
             link_restores,
+            namespaces,
+            dynamic_routes,
         }
     }
 }

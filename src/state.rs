@@ -14,8 +14,8 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::realtime::broadcast::Broadcaster;
 use crate::realtime::cluster::{AdapterProbe, Mounter};
+use crate::realtime::dynamic::DynamicNamespaces;
 use crate::realtime::order_bus::OrderBus;
-use crate::realtime::orders::DynamicPaths;
 use crate::store::Store;
 
 /// Cheap-to-clone handle to everything a handler needs, generic over the socket.io
@@ -46,8 +46,8 @@ pub struct Inner<A: Adapter> {
     pub broadcaster: Broadcaster<A>,
     /// Handlers running now (graceful shutdown waits for them).
     pub in_flight: InFlight,
-    /// `/restaurants/<id>` namespaces that exist, per restaurant.
-    pub dynamic_paths: DynamicPaths,
+    /// `/restaurants/<id>` namespaces in use on this node, and the restaurants each carries.
+    pub dynamic: Arc<DynamicNamespaces<A>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Mounts `/restaurants/<id>` for cluster routing (set once at build).
@@ -67,6 +67,7 @@ impl<A: Adapter> AppState<A> {
         io: SocketIo<A>,
         metrics: Metrics,
     ) -> Self {
+        let dynamic = DynamicNamespaces::new(io.clone());
         let broadcaster = Broadcaster::new(io, metrics.broadcast_failures.clone());
         AppState(Arc::new(Inner {
             config,
@@ -74,7 +75,7 @@ impl<A: Adapter> AppState<A> {
             verifier,
             broadcaster,
             in_flight: InFlight::default(),
-            dynamic_paths: DynamicPaths::default(),
+            dynamic,
             metrics,
             mounter: std::sync::OnceLock::new(),
             adapter_probe: std::sync::OnceLock::new(),

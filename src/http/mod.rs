@@ -1,5 +1,7 @@
-//! REST under `/api`, health and readiness; JSON errors as `{ error: { code, message } }`.
+//! REST under `/api`, health and readiness; JSON errors as `{ error: { code, message } }`;
+//! and the server's connections (`connections`), which a socket's transport is closed through.
 
+pub mod connections;
 mod conversations;
 mod extract;
 mod health;
