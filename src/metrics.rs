@@ -79,6 +79,8 @@ pub struct Metrics {
     /// Entries of the dynamic-namespace table: held and pinned paths, and the
     /// (restaurant, path) routes (set at scrape time).
     pub dynamic_routes: Gauge,
+    /// Channels each cluster link is subscribed to (LISTEN or SUBSCRIBE).
+    pub link_channels: Family<LinkLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -150,6 +152,12 @@ impl Default for Metrics {
             "Held and pinned /restaurants/<id> paths plus (restaurant, path) routes",
             dynamic_routes.clone(),
         );
+        let link_channels = Family::<LinkLabel, Gauge>::default();
+        registry.register(
+            "cluster_link_channels",
+            "Channels a cluster link is subscribed to",
+            link_channels.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -163,6 +171,7 @@ impl Default for Metrics {
             link_restores,
             namespaces,
             dynamic_routes,
+            link_channels,
         }
     }
 }
