@@ -278,6 +278,8 @@ where
         Arc::default();
     let mounter: Mounter = Box::new(move |path: String| {
         let io = mount_app.broadcaster.io().clone();
+        // Pinned first: a path this node sends to is never deleted under it.
+        mount_app.dynamic.pin(&path);
         // Called on every restaurant event in a cluster: build nothing once mounted.
         if io.of(&path).is_some() {
             return Box::pin(async {});

@@ -100,6 +100,13 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Connections closed by the header-read or idle timeout.
     pub connection_timeouts: Family<TimeoutLabel, Counter>,
+    /// Socket.io namespaces mounted on this node (set at scrape time).
+    pub namespaces: Gauge,
+    /// Entries of the dynamic-namespace table: held and pinned paths, and the
+    /// (restaurant, path) routes (set at scrape time).
+    pub dynamic_routes: Gauge,
+    /// Channels each cluster link is subscribed to (LISTEN or SUBSCRIBE).
+    pub link_channels: Family<LinkLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -195,6 +202,24 @@ impl Default for Metrics {
             "Connections closed by the header-read or idle timeout",
             connection_timeouts.clone(),
         );
+        let namespaces = Gauge::default();
+        let dynamic_routes = Gauge::default();
+        registry.register(
+            "namespaces",
+            "Socket.io namespaces mounted on this node",
+            namespaces.clone(),
+        );
+        registry.register(
+            "dynamic_namespace_routes",
+            "Held and pinned /restaurants/<id> paths plus (restaurant, path) routes",
+            dynamic_routes.clone(),
+        );
+        let link_channels = Family::<LinkLabel, Gauge>::default();
+        registry.register(
+            "cluster_link_channels",
+            "Channels a cluster link is subscribed to",
+            link_channels.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -212,6 +237,9 @@ impl Default for Metrics {
             connections_open,
             connections_refused,
             connection_timeouts,
+            namespaces,
+            dynamic_routes,
+            link_channels,
         }
     }
 }

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::response::IntoResponse;
 use futures_util::task::AtomicWaker;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -161,16 +162,22 @@ impl Meter {
 /// The connection a socket's packets currently leave by: its handshake's, until an
 /// upgrade to websocket moves it.
 #[derive(Debug)]
-pub struct MeterSlot(Mutex<Arc<Meter>>);
+pub struct MeterSlot {
+    meter: Mutex<Arc<Meter>>,
+    /// The connection is the socket's websocket (not a polling handshake's connection,
+    /// which may carry other sessions' requests later).
+    websocket: AtomicBool,
+}
 
 impl MeterSlot {
     /// The connection now carrying the socket.
     pub fn meter(&self) -> Arc<Meter> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.meter.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set(&self, meter: Arc<Meter>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = meter;
+    fn set_websocket(&self, meter: Arc<Meter>) {
+        *self.meter.lock().unwrap_or_else(|p| p.into_inner()) = meter;
+        self.websocket.store(true, Ordering::Relaxed);
     }
 }
 
@@ -182,9 +189,18 @@ pub struct Meters {
     budget: u64,
     stall: Duration,
     live: Mutex<Vec<Weak<Meter>>>,
+    /// Long-polling sessions that may still upgrade, by engine.io session id.
     sessions: Mutex<HashMap<String, Weak<MeterSlot>>>,
+    /// Connections carrying each session now: its websocket, its requests in flight.
+    carriers: Mutex<HashMap<String, Vec<Weak<Meter>>>>,
+    /// Sessions whose transport was closed lately, and when.
+    cut: Mutex<HashMap<String, Instant>>,
     closed: Family<ReasonLabel, Counter>,
 }
+
+/// How long a cut session's id is remembered: past the ping interval plus timeout
+/// (25 s + 20 s) engine.io has dropped the session itself and answers the same.
+const CUT_SESSION_MEMORY: Duration = Duration::from_secs(90);
 
 impl Meters {
     /// Meters with a backlog `budget` in bytes and a `stall` limit, counting closed
@@ -196,6 +212,8 @@ impl Meters {
             stall,
             live: Mutex::default(),
             sessions: Mutex::default(),
+            carriers: Mutex::default(),
+            cut: Mutex::default(),
             closed,
         })
     }
@@ -210,10 +228,13 @@ impl Meters {
         meter
     }
 
-    /// A slot for a socket handshaking on `meter`'s connection; `session` is the
-    /// engine.io session id when the handshake was long-polling (it may upgrade later).
-    pub fn slot(&self, meter: Arc<Meter>) -> Arc<MeterSlot> {
-        Arc::new(MeterSlot(Mutex::new(meter)))
+    /// A slot for a socket handshaking on `meter`'s connection, over a websocket or
+    /// long-polling.
+    pub fn slot(&self, meter: Arc<Meter>, websocket: bool) -> Arc<MeterSlot> {
+        Arc::new(MeterSlot {
+            meter: Mutex::new(meter),
+            websocket: AtomicBool::new(websocket),
+        })
     }
 
     /// Remembers a long-polling session's slot until it upgrades or ends.
@@ -224,7 +245,8 @@ impl Meters {
             .insert(session, Arc::downgrade(slot));
     }
 
-    /// A websocket upgrade of `session` arrived on `meter`'s connection.
+    /// A websocket upgrade of `session` arrived on `meter`'s connection: the socket's
+    /// packets leave by it from now on.
     pub fn upgraded(&self, session: &str, meter: &Arc<Meter>) {
         let slot = self
             .sessions
@@ -233,7 +255,66 @@ impl Meters {
             .remove(session)
             .and_then(|weak| weak.upgrade());
         if let Some(slot) = slot {
-            slot.set(meter.clone());
+            slot.set_websocket(meter.clone());
+        }
+        self.carry(session, meter);
+    }
+
+    fn carry(&self, session: &str, meter: &Arc<Meter>) {
+        self.carriers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(session.to_owned())
+            .or_default()
+            .push(Arc::downgrade(meter));
+    }
+
+    fn uncarry(&self, session: &str, meter: &Arc<Meter>) {
+        let mut carriers = self.carriers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = carriers.get_mut(session) {
+            list.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(meter)));
+            if list.is_empty() {
+                carriers.remove(session);
+            }
+        }
+    }
+
+    fn was_cut(&self, session: &str) -> bool {
+        self.cut
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(session)
+            .is_some_and(|at| at.elapsed() < CUT_SESSION_MEMORY)
+    }
+
+    /// Ends the transport of the socket whose handshake request is `parts` and whose
+    /// engine.io session is `session`, so that socket.io-client reconnects by itself
+    /// (socketioxide answers a failing connect middleware with `connect_error`, after
+    /// which the client never retries, and cannot close one socket's transport itself).
+    /// Every connection carrying the session now is closed (its websocket, a long-poll
+    /// in flight), and its later requests are answered as engine.io answers an unknown
+    /// session. A polling handshake's own connection is left alone: keep-alive may
+    /// carry other sessions' requests on it.
+    pub fn close_transport(&self, parts: &axum::http::request::Parts, session: &str) {
+        {
+            let mut cut = self.cut.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded by the rate of cuts over the memory window.
+            cut.retain(|_, at| at.elapsed() < CUT_SESSION_MEMORY);
+            cut.insert(session.to_owned(), Instant::now());
+        }
+        let carriers = self
+            .carriers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session)
+            .unwrap_or_default();
+        for meter in carriers.iter().filter_map(Weak::upgrade) {
+            meter.kill();
+        }
+        match parts.extensions.get::<Arc<MeterSlot>>() {
+            Some(slot) if slot.websocket.load(Ordering::Relaxed) => slot.meter().kill(),
+            Some(_) => {}
+            None => tracing::warn!("socket without a metered connection; transport left open"),
         }
     }
 
@@ -289,6 +370,13 @@ impl Meters {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, slot| slot.strong_count() > 0);
+        self.carriers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, list| {
+                list.retain(|w| w.strong_count() > 0);
+                !list.is_empty()
+            });
         closed
     }
 
@@ -319,13 +407,17 @@ impl Meters {
     }
 }
 
-/// Links engine.io sockets to the connection their packets leave by. Runs on every
+/// Links engine.io sockets to the connections their packets leave by. Runs on every
 /// `/socket.io/` request, after the listener put the connection's [`Meter`] in the
-/// request's extensions: a handshake (no `sid`) gets a [`MeterSlot`] that the socket
-/// keeps (socketioxide keeps the handshake's request parts for the socket's life); a
-/// long-polling handshake's session is remembered until it upgrades; a websocket
-/// upgrade (`sid` and `transport=websocket`) points the session's slot at its own
-/// connection.
+/// request's extensions:
+/// - a handshake (no `sid`) gets a [`MeterSlot`] that the socket keeps (socketioxide
+///   keeps the handshake's request parts for the socket's life); a long-polling
+///   handshake's session is remembered until it upgrades;
+/// - a websocket upgrade (`sid`, `transport=websocket`) points the session's slot at its
+///   own connection, which carries the session from then on;
+/// - any other request of a session carries it while in flight (a long-poll);
+/// - a request of a session whose transport was closed ([`Meters::close_transport`]) is
+///   answered as engine.io answers an unknown session.
 pub async fn link_sessions(
     axum::extract::State(meters): axum::extract::State<Arc<Meters>>,
     mut req: axum::extract::Request,
@@ -345,13 +437,27 @@ pub async fn link_sessions(
     };
     let websocket = param("transport").as_deref() == Some("websocket");
     match param("sid") {
+        Some(session) if meters.was_cut(&session) => (
+            axum::http::StatusCode::BAD_REQUEST,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"code":1,"message":"Session ID unknown"}"#,
+        )
+            .into_response(),
         Some(session) if websocket => {
             meters.upgraded(&session, &meter);
             next.run(req).await
         }
-        Some(_) => next.run(req).await,
+        Some(session) => {
+            meters.carry(&session, &meter);
+            let _carrying = Carrying {
+                meters: &meters,
+                session: &session,
+                meter: &meter,
+            };
+            next.run(req).await
+        }
         None => {
-            let slot = meters.slot(meter);
+            let slot = meters.slot(meter, websocket);
             req.extensions_mut().insert(slot.clone());
             let response = next.run(req).await;
             if websocket || !response.status().is_success() {
@@ -359,6 +465,19 @@ pub async fn link_sessions(
             }
             remember_polling_session(&meters, &slot, response).await
         }
+    }
+}
+
+/// A request of a session in flight on a connection (until answered or abandoned).
+struct Carrying<'a> {
+    meters: &'a Meters,
+    session: &'a str,
+    meter: &'a Arc<Meter>,
+}
+
+impl Drop for Carrying<'_> {
+    fn drop(&mut self) {
+        self.meters.uncarry(self.session, self.meter);
     }
 }
 
@@ -419,7 +538,7 @@ mod tests {
     fn the_backlog_is_charged_minus_written_and_kills_past_the_budget() {
         let m = meters(1000, 60_000);
         let meter = m.open();
-        let slot = m.slot(meter.clone());
+        let slot = m.slot(meter.clone(), true);
         assert!(m.charge(&slot, 600));
         // The kernel took 500 bytes: 100 left.
         meter.wrote(&Poll::Ready(Ok(500usize)), |n| *n);
@@ -437,7 +556,7 @@ mod tests {
     fn written_bytes_beyond_the_charges_do_not_build_credit() {
         let m = meters(1000, 60_000);
         let meter = m.open();
-        let slot = m.slot(meter.clone());
+        let slot = m.slot(meter.clone(), true);
         // Broadcasts written, never charged: the backlog stays at zero, not below.
         meter.wrote(&Poll::Ready(Ok(50_000usize)), |n| *n);
         assert!(m.charge(&slot, 900));
@@ -465,7 +584,7 @@ mod tests {
     fn an_upgrade_moves_the_socket_to_its_websocket_connection() {
         let m = meters(100, 60_000);
         let polling = m.open();
-        let slot = m.slot(polling.clone());
+        let slot = m.slot(polling.clone(), false);
         m.await_upgrade("sid1".into(), &slot);
         let ws = m.open();
         m.upgraded("sid1", &ws);
@@ -474,7 +593,7 @@ mod tests {
         assert!(!polling.is_killed());
         // The session is forgotten once upgraded, and sessions of dropped slots are swept.
         assert!(m.sessions.lock().unwrap().is_empty());
-        let other = m.slot(polling);
+        let other = m.slot(polling, false);
         m.await_upgrade("sid2".into(), &other);
         drop(other);
         m.sweep(Instant::now());

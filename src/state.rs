@@ -16,9 +16,9 @@ use crate::metrics::Metrics;
 use crate::outbound::Meters;
 use crate::realtime::broadcast::Broadcaster;
 use crate::realtime::cluster::{AdapterProbe, Mounter};
+use crate::realtime::dynamic::DynamicNamespaces;
 use crate::realtime::lifetime::Lifetimes;
 use crate::realtime::order_bus::OrderBus;
-use crate::realtime::orders::DynamicPaths;
 use crate::realtime::session_bus::SessionBus;
 use crate::store::Store;
 
@@ -50,8 +50,8 @@ pub struct Inner<A: Adapter> {
     pub broadcaster: Broadcaster<A>,
     /// Handlers running now (graceful shutdown waits for them).
     pub in_flight: InFlight,
-    /// `/restaurants/<id>` namespaces that exist, per restaurant.
-    pub dynamic_paths: DynamicPaths,
+    /// `/restaurants/<id>` namespaces in use on this node, and the restaurants each carries.
+    pub dynamic: Arc<DynamicNamespaces<A>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Outbound byte budget and stall limit of every connection.
@@ -79,6 +79,7 @@ impl<A: Adapter> AppState<A> {
         io: SocketIo<A>,
         metrics: Metrics,
     ) -> Self {
+        let dynamic = DynamicNamespaces::new(io.clone());
         let broadcaster = Broadcaster::new(io, metrics.broadcast_failures.clone());
         let meters = Meters::new(
             config.max_socket_buffer_bytes,
@@ -92,7 +93,7 @@ impl<A: Adapter> AppState<A> {
             verifier,
             broadcaster,
             in_flight: InFlight::default(),
-            dynamic_paths: DynamicPaths::default(),
+            dynamic,
             metrics,
             meters,
             mounter: std::sync::OnceLock::new(),

@@ -1271,15 +1271,19 @@ async fn an_error_after_commit_fails_one_send_and_never_reruns_the_batch(pool: P
         "alter table messages no force row level security;
          drop policy test_read on messages; drop policy test_write on messages",
     )
-        .execute(&pool)
-        .await
-        .unwrap();
+    .execute(&pool)
+    .await
+    .unwrap();
     let contents: Vec<String> =
         sqlx::query_scalar("select content from messages where content like 'good %'")
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(contents.len(), 6, "each good send stored once: {contents:?}");
+    assert_eq!(
+        contents.len(),
+        6,
+        "each good send stored once: {contents:?}"
+    );
     assert_eq!(count_messages(&pool).await, 9);
 }
 

@@ -24,16 +24,24 @@ fn redis_url() -> String {
 /// Two nodes sharing `pool`'s database and the adapter. Each test is its own cluster:
 /// a channel prefix of its own keeps concurrent tests apart on the shared Redis.
 async fn two_nodes(pool: &PgPool, adapter: &str) -> (TestServer, TestServer) {
+    let (a, b, _) = two_nodes_with_prefix(pool, adapter).await;
+    (a, b)
+}
+
+/// [`two_nodes`], with the cluster's channel prefix.
+async fn two_nodes_with_prefix(pool: &PgPool, adapter: &str) -> (TestServer, TestServer, String) {
     let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
-    let mut vars: Vec<(&str, String)> =
-        vec![("ADAPTER", adapter.to_owned()), ("ADAPTER_PREFIX", prefix)];
+    let mut vars: Vec<(&str, String)> = vec![
+        ("ADAPTER", adapter.to_owned()),
+        ("ADAPTER_PREFIX", prefix.clone()),
+    ];
     if adapter == "redis" {
         vars.push(("REDIS_URL", redis_url()));
     }
     let overrides: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let a = TestServer::start_with(pool.clone(), &overrides).await;
     let b = TestServer::start_with(pool.clone(), &overrides).await;
-    (a, b)
+    (a, b, prefix)
 }
 
 fn service() -> String {
@@ -458,7 +466,124 @@ for_each_adapter!(
     order_event_reaches_tablets_on_the_other_node,
     forced_leave_is_in_effect_everywhere_before_the_ack,
     an_operator_disconnect_ends_the_users_sockets_on_every_node,
+    refused_connects_leave_no_namespace_or_channel_behind,
+    a_socket_following_another_restaurant_gets_its_events_from_every_node,
 );
+
+/// Redis channels of the cluster with `prefix` (every node's subscriptions).
+async fn redis_channels(prefix: &str) -> usize {
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let channels: Vec<String> = ::redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    channels.len()
+}
+
+async fn refused_connects_leave_no_namespace_or_channel_behind(pool: PgPool, adapter: &str) {
+    let (a, _b, prefix) = two_nodes_with_prefix(&pool, adapter).await;
+    let r = restaurant(&a, "Guarded Grill").await;
+    let link = if adapter == "redis" {
+        r#"switchboard_cluster_link_channels{link="redis"}"#
+    } else {
+        r#"switchboard_cluster_link_channels{link="postgres_listen"}"#
+    };
+    let mounted = metric(&a, NAMESPACES).await;
+    let channels = metric(&a, link).await;
+    assert!(channels > 0.0, "the static namespaces are subscribed");
+    let in_redis = if adapter == "redis" {
+        redis_channels(&prefix).await
+    } else {
+        0
+    };
+    let mine =
+        sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    let admin = token(1, &["admin"]);
+    let refuse = |ns: String, token: Option<String>| {
+        let base = a.base.clone();
+        async move {
+            let opts = ConnectOptions {
+                auth: token.map(|t| json!({ "token": t })),
+                ..Default::default()
+            };
+            match SioClient::connect(&base, &ns, opts).await {
+                Err(ConnectError::Refused(_)) => {}
+                other => panic!(
+                    "{ns}: expected a refusal, got {:?}",
+                    other.map(|c| c.sid().to_owned())
+                ),
+            }
+        }
+    };
+    for _ in 0..10 {
+        let stranger = format!("/restaurants/{}", Uuid::new_v4());
+        refuse(stranger.clone(), None).await;
+        refuse(stranger.clone(), Some(mine.clone())).await;
+        refuse(stranger, Some(admin.clone())).await;
+        let upper = r.to_string().to_uppercase();
+        refuse(format!("/restaurants/{upper}"), Some(mine.clone())).await;
+    }
+    let within = Duration::from_secs(10);
+    wait_metric(&a, NAMESPACES, mounted, within).await;
+    wait_metric(&a, link, channels, within).await;
+    wait_metric(&a, DYNAMIC_ROUTES, 0.0, within).await;
+    if adapter == "redis" {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let now = redis_channels(&prefix).await;
+            if now == in_redis {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{now} Redis channels, {in_redis} before"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn a_socket_following_another_restaurant_gets_its_events_from_every_node(
+    pool: PgPool,
+    adapter: &str,
+) {
+    let (a, b) = two_nodes(&pool, adapter).await;
+    let home = restaurant(&a, "Home").await;
+    let away = restaurant(&a, "Away").await;
+    let staff = sign(
+        json!({ "sub": 3, "roles": ["staff"], "restaurants": [home, away], "exp": now_secs() + 600 }),
+    );
+    // On A, on the home restaurant's namespace, following the other restaurant.
+    let tablet = a.client_with(&format!("/restaurants/{home}"), &staff).await;
+    let ack = tablet
+        .emit_ack("join:restaurant", json!({ "restaurantId": away }))
+        .await;
+    assert_eq!(ack["success"], true, "{ack}");
+    // Caused on the other node, then on its own node: each arrives once.
+    for (node, number) in [(&b, 1), (&a, 2)] {
+        let order = order_on(node, away, number).await;
+        assert_eq!(tablet.recv("order:created").await, order);
+        tablet.expect_none("order:created", QUIET).await;
+    }
+    let alert = json!({ "type": "urgent", "message": "out of tea", "severity": 3 });
+    let res = b
+        .http()
+        .post(b.url(&format!("/api/restaurants/{away}/alerts")))
+        .bearer_auth(service())
+        .json(&alert)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(tablet.recv("kitchen:alert").await["message"], "out of tea");
+    tablet.expect_none("kitchen:alert", QUIET).await;
+    // Joining moved the tablet off its home restaurant's rooms.
+    order_on(&b, home, 3).await;
+    tablet.expect_none("order:created", QUIET).await;
+}
 
 /// A Redis server of the test's own, so it can be stopped and started again.
 struct OwnRedis {

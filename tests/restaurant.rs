@@ -1038,3 +1038,172 @@ async fn a_user_role_may_watch_a_board_but_not_change_its_orders(pool: PgPool) {
         assert_success(&update_status(&c, r, &order, to).await);
     }
 }
+/// Connects without auth, or with `token` as `auth.token`; returns the refusal code.
+async fn refusal(server: &TestServer, ns: &str, token: Option<&str>) -> String {
+    let opts = ConnectOptions {
+        auth: token.map(|t| json!({ "token": t })),
+        ..Default::default()
+    };
+    match SioClient::connect(&server.base, ns, opts).await {
+        Err(ConnectError::Refused(code)) => code,
+        other => panic!(
+            "{ns}: expected a refusal, got {:?}",
+            other.map(|c| c.sid().to_owned())
+        ),
+    }
+}
+
+#[sqlx::test]
+async fn refused_connects_leave_no_namespace_or_route_behind(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let other = create_restaurant(&server).await;
+    let mounted = metric(&server, NAMESPACES).await;
+    assert_eq!(metric(&server, DYNAMIC_ROUTES).await, 0.0);
+    let admin = token(1, &["admin"]);
+    let mine = staff(1, &[r]);
+    let long = "x".repeat(4000);
+    let upper = r.to_string().to_uppercase();
+    for _ in 0..10 {
+        let stranger = format!("/restaurants/{}", Uuid::new_v4());
+        let cases: Vec<(String, Option<&str>, &str)> = vec![
+            (stranger.clone(), None, "AUTH_FAILED"),
+            (format!("/restaurants/{r}"), None, "AUTH_FAILED"),
+            (stranger.clone(), Some("not.a.token"), "AUTH_FAILED"),
+            (
+                format!("/restaurants/{other}"),
+                Some(&mine),
+                "PERMISSION_DENIED",
+            ),
+            (
+                format!("/restaurants/{long}"),
+                Some(&admin),
+                "INVALID_RESTAURANT",
+            ),
+            (stranger, Some(&admin), "INVALID_RESTAURANT"),
+            // Other spellings of an accessible restaurant are refused, not mapped.
+            (
+                format!("/restaurants/{upper}"),
+                Some(&mine),
+                "INVALID_RESTAURANT",
+            ),
+            (
+                format!("/restaurants/{{{r}}}"),
+                Some(&mine),
+                "INVALID_RESTAURANT",
+            ),
+            (
+                format!("/restaurants/{}", r.urn()),
+                Some(&mine),
+                "INVALID_RESTAURANT",
+            ),
+            (
+                format!("/restaurants/{}", r.simple()),
+                Some(&mine),
+                "INVALID_RESTAURANT",
+            ),
+        ];
+        for (ns, token, code) in cases {
+            assert_eq!(refusal(&server, &ns, token).await, code, "{ns}");
+        }
+    }
+    let within = Duration::from_secs(5);
+    wait_metric(&server, NAMESPACES, mounted, within).await;
+    wait_metric(&server, DYNAMIC_ROUTES, 0.0, within).await;
+
+    // An admitted socket holds its path and the restaurants it follows, until it goes.
+    let c = server
+        .client_with(&format!("/restaurants/{r}"), &staff(1, &[r, other]))
+        .await;
+    assert_success(
+        &c.emit_ack("join:restaurant", json!({ "restaurantId": other }))
+            .await,
+    );
+    assert_eq!(metric(&server, NAMESPACES).await, mounted + 1.0);
+    // The held path, and (r, path), (other, path).
+    assert_eq!(metric(&server, DYNAMIC_ROUTES).await, 3.0);
+    c.close().await;
+    wait_metric(&server, NAMESPACES, mounted, within).await;
+    wait_metric(&server, DYNAMIC_ROUTES, 0.0, within).await;
+}
+
+/// Connects a tablet, again if the server closed the transport (the namespace it was
+/// handed went away meanwhile), as socket.io-client reconnects by itself.
+async fn tablet_retrying(base: &str, ns: &str, token: &str) -> SioClient {
+    let mut tries = 0;
+    loop {
+        let opts = ConnectOptions {
+            auth: Some(json!({ "token": token })),
+            ..Default::default()
+        };
+        match SioClient::connect(base, ns, opts).await {
+            Ok(c) => return c,
+            Err(ConnectError::Io(e)) if tries < 5 => {
+                tries += 1;
+                eprintln!("transport closed while connecting ({e}); again");
+            }
+            Err(e) => panic!("{ns}: {e}"),
+        }
+    }
+}
+
+#[sqlx::test]
+async fn refusals_never_delete_a_namespace_in_use_or_being_joined(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let ns = format!("/restaurants/{r}");
+    let mounted = metric(&server, NAMESPACES).await;
+    let token = staff(1, &[r]);
+    let mut tablets = Vec::new();
+    for _ in 0..20 {
+        // Strangers refused on the same path while a tablet is being admitted there.
+        let strangers = futures_util::future::join_all((0..5).map(|_| refusal(&server, &ns, None)));
+        let (codes, tablet) = tokio::join!(strangers, tablet_retrying(&server.base, &ns, &token));
+        assert!(codes.iter().all(|c| c == "AUTH_FAILED"), "{codes:?}");
+        tablets.push(tablet);
+    }
+    // Every admitted tablet sits on the namespace that events are sent to.
+    let order = create_order(&server, r, None, &["kitchen"]).await;
+    for tablet in &tablets {
+        assert_eq!(tablet.recv("order:created").await, order);
+    }
+    for tablet in tablets {
+        tablet.close().await;
+    }
+    let within = Duration::from_secs(5);
+    wait_metric(&server, NAMESPACES, mounted, within).await;
+    wait_metric(&server, DYNAMIC_ROUTES, 0.0, within).await;
+}
+
+#[sqlx::test]
+async fn a_database_fault_while_admitting_closes_the_transport_instead_of_refusing(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let r = create_restaurant(&server).await;
+    let ns = format!("/restaurants/{r}");
+    let mounted = metric(&server, NAMESPACES).await;
+    // The existence check fails as it would with the database away.
+    sqlx::query("alter table restaurants rename to restaurants_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let opts = ConnectOptions {
+        auth: Some(json!({ "token": staff(1, &[r]) })),
+        ..Default::default()
+    };
+    match SioClient::connect(&server.base, &ns, opts).await {
+        Err(ConnectError::Io(_)) => {}
+        Err(ConnectError::Refused(code)) => {
+            panic!("a database fault answered connect_error {code}: clients never retry")
+        }
+        Ok(_) => panic!("admitted without the existence check"),
+    }
+    wait_metric(&server, NAMESPACES, mounted, Duration::from_secs(5)).await;
+    sqlx::query("alter table restaurants_away rename to restaurants")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Back: the same tablet is admitted and gets its restaurant's events.
+    let c = tablet(&server, &ns, r).await;
+    let order = create_order(&server, r, None, &["kitchen"]).await;
+    assert_eq!(c.recv("order:created").await, order);
+}

@@ -158,6 +158,12 @@ async fn metrics<A: Adapter>(State(app): State<AppState<A>>) -> impl axum::respo
     m.pool
         .get_or_create(&PoolLabel { state: "in_use" })
         .set(size - idle);
+    let namespaces = app.broadcaster.io().nsps().len();
+    m.namespaces
+        .set(i64::try_from(namespaces).unwrap_or(i64::MAX));
+    let routes = app.dynamic.tracked();
+    m.dynamic_routes
+        .set(i64::try_from(routes).unwrap_or(i64::MAX));
     (
         [(
             axum::http::header::CONTENT_TYPE,

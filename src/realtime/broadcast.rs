@@ -50,6 +50,23 @@ impl<A: Adapter> Broadcaster<A> {
         }
     }
 
+    /// Emits to the sockets of this node only, in any of `rooms` of namespace `ns`. A
+    /// namespace that is gone meanwhile (its last socket left) had nobody to reach.
+    pub async fn emit_local<T: Serialize + ?Sized>(
+        &self,
+        ns: &str,
+        rooms: impl RoomParam,
+        event: &str,
+        data: &T,
+    ) {
+        let Some(op) = self.io.of(ns) else {
+            return;
+        };
+        if let Err(e) = op.local().to(rooms).emit(event, data).await {
+            self.failed(event, &e);
+        }
+    }
+
     /// Emits to every socket of namespace `ns`.
     pub async fn emit_all<T: Serialize + ?Sized>(&self, ns: &str, event: &str, data: &T) {
         let Some(op) = self.io.of(ns) else {

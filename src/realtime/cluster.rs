@@ -68,6 +68,7 @@ pub struct LinkHealth {
     losses: Counter,
     restores: Counter,
     dropped: Counter,
+    channels: Gauge,
 }
 
 impl LinkHealth {
@@ -83,7 +84,14 @@ impl LinkHealth {
             losses: metrics.link_losses.get_or_create(&label).clone(),
             restores: metrics.link_restores.get_or_create(&label).clone(),
             dropped: metrics.link_dropped.get_or_create(&label).clone(),
+            channels: metrics.link_channels.get_or_create(&label).clone(),
         }
+    }
+
+    /// The number of channels the link is subscribed to (each mounted namespace holds
+    /// a few; they must fall back when namespaces go).
+    pub fn set_channels(&self, count: usize) {
+        self.channels.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// The link is connected with its subscriptions in place.

@@ -1,5 +1,6 @@
-//! Batch mode across a cluster: order events caused on one node, queued on every other
-//! node's batch-mode sockets.
+//! Order events across a cluster: caused on one node, queued on every other node's
+//! batch-mode sockets, and sent to the sockets that follow a restaurant from another
+//! restaurant's namespace (which the adapter does not reach: see `orders.rs`).
 //!
 //! A single-mode socket gets its events through the socket.io adapter, but a batch-mode
 //! socket's queue lives in its own node's memory and the adapter only carries packets for
@@ -37,6 +38,10 @@ struct Message {
     stations: Vec<Station>,
     /// `{ event, data }`, as queued.
     item: Value,
+    /// A `kitchen:alert`: not queued on batch sockets (the adapter delivered it to them),
+    /// only sent to sockets on other restaurants' paths that follow this restaurant.
+    #[serde(default)]
+    alert: bool,
 }
 
 /// What goes over NOTIFY: the message, or the id of the row that holds it.
@@ -75,14 +80,17 @@ impl OrderBus {
         })
     }
 
-    /// Sends an order event to the other nodes' batch sockets. A failure is logged: the
-    /// event already reached every single-mode socket through the adapter.
-    pub async fn publish(&self, restaurant: Uuid, stations: &[Station], item: &Value) {
+    /// Sends an order event (or, with `alert`, a `kitchen:alert`) to the other nodes:
+    /// their batch sockets, and their sockets on other restaurants' paths that follow
+    /// this restaurant. A failure is logged: the event already reached every other
+    /// socket through the adapter.
+    pub async fn publish(&self, restaurant: Uuid, stations: &[Station], item: &Value, alert: bool) {
         let message = Message {
             node: self.node,
             restaurant,
             stations: stations.to_vec(),
             item: item.clone(),
+            alert,
         };
         if let Err(e) = self.send(&message).await {
             tracing::warn!(%restaurant, error = %e, "order event not published to other nodes' batch sockets");
@@ -144,9 +152,14 @@ async fn receive<A: Adapter>(
                 if let Some(message) = message
                     && message.node != node
                 {
-                    orders::queue_on_batch_sockets(&app, message.restaurant, &message.stations, || {
-                        message.item.clone()
-                    });
+                    orders::deliver_from_other_node(
+                        &app,
+                        message.restaurant,
+                        &message.stations,
+                        &message.item,
+                        message.alert,
+                    )
+                    .await;
                 }
             }
             notification = rx.recv(), if pending.len() < MAX_LOADING => {

@@ -5,10 +5,12 @@
 //! Batch sockets sit in the `batch:` twins of the rooms (see `rooms::batched`), so
 //! single emits skip them; this module queues the event on each of them, and a
 //! per-socket task flushes the queue. Events keep the order in which they were routed.
+//!
+//! Which namespaces carry a restaurant's events is [`Routes`]' business (the table of
+//! dynamic paths is `dynamic.rs`'s).
 
 use socketioxide::adapter::Adapter;
 use std::cell::LazyCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use uuid::Uuid;
 
+use super::dynamic;
 use super::events::{ns, restaurant as ev};
 use super::rooms;
 use crate::config::AdapterKind;
@@ -119,46 +122,41 @@ pub fn flush_all_batches<A: Adapter>(app: &AppState<A>) {
     }
 }
 
-/// Namespace paths of `/restaurants/<id>` seen for each restaurant (a dynamic
-/// namespace exists only once a client connected to it).
-#[derive(Debug, Default)]
-pub struct DynamicPaths(Mutex<HashMap<Uuid, Vec<String>>>);
-
-impl DynamicPaths {
-    /// Records a path that a socket connected to.
-    pub fn record(&self, restaurant_id: Uuid, path: &str) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let paths = map.entry(restaurant_id).or_default();
-        if !paths.iter().any(|p| p == path) {
-            paths.push(path.to_owned());
-        }
-    }
-
-    fn paths(&self, restaurant_id: Uuid) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&restaurant_id)
-            .cloned()
-            .unwrap_or_default()
-    }
+/// Where this node sends a restaurant's events.
+///
+/// Sockets on `/`, `/restaurant` and the restaurant's own `/restaurants/<id>` get them
+/// through the adapter, from whichever node causes the event (in a cluster that node
+/// mounts the own path, since tablets on it may sit on other nodes). A socket on another
+/// restaurant's path that joined this one is reached by its own node only: the node
+/// that causes the event sends to its own such sockets, and every other node to its own
+/// when the event arrives on the order bus, which each order event crosses anyway for
+/// batch mode. So no node needs to know another's paths, and the hot path costs one map
+/// lookup; sending on those paths through the adapter would reach the nodes that have
+/// them only if every node mounted every such path.
+struct Routes {
+    /// Paths broadcast to through the adapter (every node).
+    cluster: Vec<String>,
+    /// Paths sent to on this node only.
+    local: Vec<String>,
 }
 
-/// Every namespace a restaurant's sockets may be on.
-///
-/// In a cluster, `/restaurants/<id>` may exist only on the nodes where a tablet
-/// connected; this node mounts the canonical path so that its events reach them.
-async fn namespaces<A: Adapter>(app: &AppState<A>, restaurant_id: Uuid) -> Vec<String> {
-    let mut all = vec![ns::ROOT.to_owned(), ns::RESTAURANT.to_owned()];
-    let mut dynamic = app.dynamic_paths.paths(restaurant_id);
+async fn routes<A: Adapter>(app: &AppState<A>, restaurant_id: Uuid) -> Routes {
+    let mut cluster = vec![ns::ROOT.to_owned(), ns::RESTAURANT.to_owned()];
+    let mut local = app.dynamic.paths_of(restaurant_id);
     if app.config.adapter != AdapterKind::Local {
-        let canonical = format!("/restaurants/{restaurant_id}");
-        app.mount(canonical.clone()).await;
-        if !dynamic.contains(&canonical) {
-            dynamic.push(canonical);
-        }
+        let own = dynamic::restaurant_path(restaurant_id);
+        local.retain(|path| *path != own);
+        app.mount(own.clone()).await;
+        cluster.push(own);
     }
-    all.extend(dynamic);
+    Routes { cluster, local }
+}
+
+/// Restaurant, station and batch-twin rooms: every socket of the restaurant.
+fn all_rooms(restaurant_id: Uuid) -> Vec<String> {
+    let rooms = target_rooms(restaurant_id, &Station::ALL);
+    let mut all: Vec<String> = rooms.iter().map(|r| rooms::batched(r)).collect();
+    all.extend(rooms);
     all
 }
 
@@ -179,16 +177,20 @@ pub async fn emit_order_event<A: Adapter, T: Serialize + ?Sized>(
     data: &T,
 ) {
     let rooms = target_rooms(restaurant_id, stations);
-    for path in namespaces(app, restaurant_id).await {
+    let routes = routes(app, restaurant_id).await;
+    for path in &routes.cluster {
+        app.broadcaster.emit(path, rooms.clone(), event, data).await;
+    }
+    for path in &routes.local {
         app.broadcaster
-            .emit(&path, rooms.clone(), event, data)
+            .emit_local(path, rooms.clone(), event, data)
             .await;
     }
     // The `{ event, data }` element is built only when some socket or node needs it.
     let item = || json!({ "event": event, "data": data });
     queue_on_batch_sockets(app, restaurant_id, stations, item);
     if let Some(bus) = app.order_bus() {
-        bus.publish(restaurant_id, stations, &item()).await;
+        bus.publish(restaurant_id, stations, &item(), false).await;
     }
 }
 
@@ -207,7 +209,7 @@ pub fn queue_on_batch_sockets<A: Adapter>(
         .map(|r| rooms::batched(r))
         .collect();
     let mut paths = vec![ns::ROOT.to_owned(), ns::RESTAURANT.to_owned()];
-    paths.extend(app.dynamic_paths.paths(restaurant_id));
+    paths.extend(app.dynamic.paths_of(restaurant_id));
     for path in paths {
         let Some(op) = app.broadcaster.io().of(&path) else {
             continue;
@@ -228,12 +230,57 @@ pub async fn emit_alert<A: Adapter, T: Serialize + ?Sized>(
     restaurant_id: Uuid,
     data: &T,
 ) {
-    let rooms = target_rooms(restaurant_id, &Station::ALL);
-    let mut all: Vec<String> = rooms.iter().map(|r| rooms::batched(r)).collect();
-    all.extend(rooms);
-    for path in namespaces(app, restaurant_id).await {
+    let all = all_rooms(restaurant_id);
+    let routes = routes(app, restaurant_id).await;
+    for path in &routes.cluster {
         app.broadcaster
-            .emit(&path, all.clone(), ev::KITCHEN_ALERT, data)
+            .emit(path, all.clone(), ev::KITCHEN_ALERT, data)
+            .await;
+    }
+    for path in &routes.local {
+        app.broadcaster
+            .emit_local(path, all.clone(), ev::KITCHEN_ALERT, data)
+            .await;
+    }
+    if let Some(bus) = app.order_bus() {
+        let item = json!({ "event": ev::KITCHEN_ALERT, "data": data });
+        bus.publish(restaurant_id, &[], &item, true).await;
+    }
+}
+
+/// An event another node caused, arrived on the order bus: queued on this node's batch
+/// sockets (alerts excepted: they are sent at once, through the adapter), and sent to
+/// this node's sockets on other restaurants' paths that follow this restaurant (see
+/// [`Routes`]).
+pub async fn deliver_from_other_node<A: Adapter>(
+    app: &AppState<A>,
+    restaurant_id: Uuid,
+    stations: &[Station],
+    item: &Value,
+    alert: bool,
+) {
+    if !alert {
+        queue_on_batch_sockets(app, restaurant_id, stations, || item.clone());
+    }
+    let own = dynamic::restaurant_path(restaurant_id);
+    let mut paths = app.dynamic.paths_of(restaurant_id);
+    paths.retain(|path| *path != own);
+    if paths.is_empty() {
+        return;
+    }
+    let (Some(event), Some(data)) = (item.get("event").and_then(Value::as_str), item.get("data"))
+    else {
+        tracing::warn!(%restaurant_id, "order event from another node without event or data");
+        return;
+    };
+    let rooms = if alert {
+        all_rooms(restaurant_id)
+    } else {
+        target_rooms(restaurant_id, stations)
+    };
+    for path in &paths {
+        app.broadcaster
+            .emit_local(path, rooms.clone(), event, data)
             .await;
     }
 }

@@ -7,7 +7,7 @@
 //! channel, and re-establishes the connection (and every LISTEN) until it is back,
 //! reporting the outage in logs and metrics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ impl std::fmt::Debug for PgLink {
 struct Shared {
     routes: Mutex<HashMap<String, mpsc::Sender<PgNotification>>>,
     health: LinkHealth,
+    /// Attachment tables already created by this node.
+    tables: Mutex<HashSet<String>>,
 }
 
 enum Command {
@@ -57,6 +59,7 @@ impl PgLink {
         let shared = Arc::new(Shared {
             routes: Mutex::new(HashMap::new()),
             health,
+            tables: Mutex::new(HashSet::new()),
         });
         let (commands, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(listener, rx, shared.clone(), pool.clone()));
@@ -83,6 +86,7 @@ impl PgLink {
             for channel in channels {
                 routes.insert((*channel).to_owned(), tx.clone());
             }
+            self.shared.health.set_channels(routes.len());
         }
         let (reply, done) = oneshot::channel();
         let owned = channels.iter().map(|c| (*c).to_owned()).collect();
@@ -99,6 +103,7 @@ impl PgLink {
         for channel in channels {
             routes.remove(*channel);
         }
+        self.shared.health.set_channels(routes.len());
         drop(routes);
         let owned = channels.iter().map(|c| (*c).to_owned()).collect();
         let _ = self.commands.send(Command::Unlisten(owned));
@@ -214,8 +219,25 @@ impl Driver for PgLink {
     type Notification = PgNotification;
     type NotificationStream = BoxStream<'static, PgNotification>;
 
+    /// The adapter creates its attachment table on every namespace it mounts, each time
+    /// in a transaction under a global advisory lock: once per node is enough.
     async fn init(&self, table: &str) -> Result<(), Self::Error> {
-        self.queries.init(table).await
+        let done = |tables: &Mutex<HashSet<String>>| {
+            tables
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains(table)
+        };
+        if done(&self.shared.tables) {
+            return Ok(());
+        }
+        self.queries.init(table).await?;
+        self.shared
+            .tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(table.to_owned());
+        Ok(())
     }
 
     async fn listen(&self, channels: &[&str]) -> Result<Self::NotificationStream, Self::Error> {

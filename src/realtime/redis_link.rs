@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, PushInfo, PushKind, RedisError, Value};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::realtime::cluster::LinkHealth;
 
@@ -24,6 +24,14 @@ type Routes = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 pub struct RedisLink {
     conn: ConnectionManager,
     routes: Routes,
+    subscriptions: mpsc::UnboundedSender<Subscription>,
+    health: LinkHealth,
+}
+
+/// A change of the connection's channels, applied in the order requested.
+enum Subscription {
+    Subscribe(String, oneshot::Sender<Result<(), RedisError>>),
+    Unsubscribe(String),
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -47,8 +55,21 @@ impl RedisLink {
         let conn = ConnectionManager::new_with_config(client, config).await?;
         health.connected();
         tokio::spawn(route(rx, routes.clone(), health.clone()));
-        tokio::spawn(watch(conn.clone(), health));
-        Ok(RedisLink { conn, routes })
+        tokio::spawn(watch(conn.clone(), health.clone()));
+        let (subscriptions, requests) = mpsc::unbounded_channel();
+        tokio::spawn(subscribe_in_order(conn.clone(), requests));
+        Ok(RedisLink {
+            conn,
+            routes,
+            subscriptions,
+            health,
+        })
+    }
+
+    fn routes(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
+        self.routes
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Round trip to Redis (readiness).
@@ -100,6 +121,26 @@ async fn route(mut pushes: mpsc::UnboundedReceiver<PushInfo>, routes: Routes, he
     }
 }
 
+/// Applies SUBSCRIBE and UNSUBSCRIBE one after the other, so that a namespace deleted
+/// and mounted again ends subscribed, whichever task asked first.
+async fn subscribe_in_order(
+    conn: ConnectionManager,
+    mut requests: mpsc::UnboundedReceiver<Subscription>,
+) {
+    while let Some(request) = requests.recv().await {
+        match request {
+            Subscription::Subscribe(channel, reply) => {
+                let _ = reply.send(conn.clone().subscribe(channel.as_str()).await);
+            }
+            Subscription::Unsubscribe(channel) => {
+                if let Err(e) = conn.clone().unsubscribe(channel.as_str()).await {
+                    tracing::debug!(channel, error = %e, "unsubscribe failed");
+                }
+            }
+        }
+    }
+}
+
 /// While the link is down, pings every second: the connection manager reconnects (and
 /// resubscribes) on use, so this brings it back even when no one publishes.
 async fn watch(conn: ConnectionManager, health: LinkHealth) {
@@ -134,20 +175,31 @@ impl Driver for RedisLink {
         size: usize,
     ) -> Result<MessageStream<ChanItem>, Self::Error> {
         let (tx, rx) = mpsc::channel(size.max(1));
-        self.routes
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(chan.clone(), tx);
-        self.conn.clone().subscribe(chan.as_str()).await?;
+        {
+            let mut routes = self.routes();
+            routes.insert(chan.clone(), tx);
+            self.health.set_channels(routes.len());
+        }
+        let (reply, done) = oneshot::channel();
+        let gone = || RedisError::from((redis::ErrorKind::Io, "subscription task ended"));
+        self.subscriptions
+            .send(Subscription::Subscribe(chan, reply))
+            .map_err(|_| gone())?;
+        done.await.map_err(|_| gone())??;
         Ok(MessageStream::new(rx))
     }
 
+    /// Returns at once: socketioxide closes a deleted namespace's adapter with
+    /// `now_or_never`, which would drop a future waiting on Redis with its UNSUBSCRIBE
+    /// unsent, leaving the channel subscribed (and resubscribed after every reconnect).
     async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
-        self.routes
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(&chan);
-        self.conn.clone().unsubscribe(chan).await
+        {
+            let mut routes = self.routes();
+            routes.remove(&chan);
+            self.health.set_channels(routes.len());
+        }
+        let _ = self.subscriptions.send(Subscription::Unsubscribe(chan));
+        Ok(())
     }
 
     async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {

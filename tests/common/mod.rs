@@ -198,3 +198,37 @@ pub async fn recv_until(c: &SioClient, event: &str, done: impl Fn(&Value) -> boo
     }
     panic!("no {event} matched within 3 s of the last one; last seen: {last}");
 }
+
+/// The value of one sample line of `/metrics` (0 when absent).
+pub async fn metric(s: &TestServer, sample: &str) -> f64 {
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `/metrics` until `sample` reads `expected` (work that follows a disconnect or a
+/// refusal runs on its own task); panics with the last value after `within`.
+pub async fn wait_metric(s: &TestServer, sample: &str, expected: f64, within: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let value = metric(s, sample).await;
+        if value == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sample} is {value}, expected {expected} within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Namespaces mounted on a node, and entries of its dynamic-namespace table.
+pub const NAMESPACES: &str = "switchboard_namespaces";
+pub const DYNAMIC_ROUTES: &str = "switchboard_dynamic_namespace_routes";

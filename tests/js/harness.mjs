@@ -116,6 +116,13 @@ async function psql(sql) {
   });
 }
 
+/** Runs `sql` on `server`'s own database (to make it fail the way a real fault would). */
+export async function sqlOn(server, sql) {
+  await execFileP('psql', [databaseUrl(server.dbName), '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql], {
+    timeout: 30_000,
+  });
+}
+
 function databaseUrl(name) {
   const url = new URL(adminUrl());
   url.pathname = '/' + name;

@@ -4,6 +4,9 @@
 //! runs before socketioxide sends CONNECT: a refused client gets `connect_error` with
 //! the code as its message. Event handlers are registered there too, so an event the
 //! client emits the moment it is connected always finds its handler.
+//!
+//! A refusal is for "you may not" only. When admission fails on our side (the database),
+//! the transport is closed instead, so that socket.io-client reconnects by itself.
 
 pub mod chat;
 pub mod notifications;
@@ -26,9 +29,10 @@ use super::handler::on_unknown;
 use super::lifetime::{LifetimeKey, SocketConnection};
 use super::session::Session;
 use crate::auth::{Principal, token_from_handshake};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::metrics::NsLabel;
 use crate::outbound::MeterSlot;
+use crate::realtime::dynamic::{self, Hold, Stale};
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
 
@@ -117,7 +121,9 @@ pub fn register_all<A: Adapter + DefinedAdapter>(
         on_connected: None,
     };
     let per_restaurant = Family::<A> {
-        admit: Some(|app, socket, principal| Box::pin(admit_to_restaurant(app, socket, principal))),
+        admit: Some(|app, socket, principal, hold| {
+            Box::pin(admit_to_restaurant(app, socket, principal, hold))
+        }),
         ..board
     };
     let io = app.broadcaster.io().clone();
@@ -135,7 +141,8 @@ pub fn register_all<A: Adapter + DefinedAdapter>(
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Admit<A> = fn(AppState<A>, SocketRef<A>, Principal) -> BoxFuture<Result<(), AppError>>;
+type Admit<A> =
+    fn(AppState<A>, SocketRef<A>, Principal, Arc<Hold<A>>) -> BoxFuture<Result<(), AppError>>;
 type OnConnected<A> = fn(AppState<A>, SocketRef<A>, i64) -> BoxFuture<()>;
 
 /// What differs between namespace families; authentication and dispatch are shared.
@@ -143,7 +150,8 @@ pub struct Family<A: Adapter> {
     dialect: Dialect,
     /// Registers the event handlers (runs in the middleware, before CONNECT).
     register: fn(&SocketRef<A>, &Arc<Session<A>>),
-    /// Extra admission check after the token (dynamic restaurant namespaces).
+    /// Extra admission check after the token (dynamic restaurant namespaces, whose
+    /// sockets hold their path: see `dynamic.rs`).
     admit: Option<Admit<A>>,
     /// Runs after CONNECT (initial counts).
     on_connected: Option<OnConnected<A>>,
@@ -169,14 +177,36 @@ impl<A: Adapter> Family<A> {
                 } else {
                     "restaurant"
                 };
+                // First, before anything can refuse: a refused socket's hold is dropped
+                // on the way out, and with the last one its namespace goes.
+                let hold = match self.admit {
+                    Some(_) => match app.dynamic.hold(&socket) {
+                        Ok(hold) => Some(hold),
+                        Err(Stale) => {
+                            tracing::debug!(ns = %socket.ns(), sid = %socket.id, "namespace deleted while connecting; transport closed");
+                            app.meters
+                                .close_transport(socket.req_parts(), socket.id.as_str());
+                            return Err(refuse(AppError::Internal("stale namespace".into())));
+                        }
+                    },
+                    None => None,
+                };
                 let principal = authenticate(&app, &socket, auth.ok().as_ref()).map_err(refuse)?;
-                if let Some(admit) = self.admit {
-                    admit(app.clone(), socket.clone(), principal.clone())
-                        .await
-                        .map_err(|e| {
-                            e.log();
-                            refuse(e)
-                        })?;
+                if let (Some(admit), Some(hold)) = (self.admit, hold)
+                    && let Err(e) =
+                        admit(app.clone(), socket.clone(), principal.clone(), hold).await
+                {
+                    e.log();
+                    if e.code() == ErrorCode::Internal {
+                        // A fault of ours, not "you may not": socket.io-client never
+                        // retries after connect_error, so a database blip during a
+                        // reconnect wave would strand every tablet. A closed transport
+                        // makes the client reconnect by itself, with its backoff; the
+                        // connect_error socketioxide still queues never leaves.
+                        app.meters
+                            .close_transport(socket.req_parts(), socket.id.as_str());
+                    }
+                    return Err(refuse(e));
                 }
                 tracing::debug!(ns = %socket.ns(), sid = %socket.id, user = principal.user_id, "socket authenticated");
                 socket.extensions.insert(principal.clone());
@@ -226,41 +256,19 @@ fn ns_name<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
     }
 }
 
-/// `/restaurants/<id>`: the id must be a restaurant this principal may use; the socket
-/// then starts in that restaurant's room. A path that names no restaurant leaves no
-/// namespace behind (each distinct path would otherwise stay in memory).
+/// `/restaurants/<id>`: the id, spelled canonically, must be a restaurant this principal
+/// may use; the socket then starts in that restaurant's room, and its hold on the path
+/// (kept in its extensions for its whole life) says the path carries that restaurant.
 async fn admit_to_restaurant<A: Adapter>(
     app: AppState<A>,
     socket: SocketRef<A>,
     principal: Principal,
+    hold: Arc<Hold<A>>,
 ) -> Result<(), AppError> {
-    let path = socket.ns().to_owned();
-    let id = path
-        .rsplit('/')
-        .next()
-        .and_then(|raw| uuid::Uuid::parse_str(raw).ok());
-    let result = match id {
-        Some(id) => restaurant::check_access(&app, &principal, id)
-            .await
-            .map(|()| id),
-        None => Err(AppError::InvalidRestaurant),
-    };
-    match result {
-        Ok(id) => {
-            app.dynamic_paths.record(id, &path);
-            fanout::join_board(&socket, id, false);
-            Ok(())
-        }
-        Err(e) => {
-            if matches!(e, AppError::InvalidRestaurant) || id.is_none() {
-                let io = app.broadcaster.io().clone();
-                tokio::spawn(async move {
-                    if io.of(&path).is_some_and(|op| op.sockets().is_empty()) {
-                        io.delete_ns(&path);
-                    }
-                });
-            }
-            Err(e)
-        }
-    }
+    let id = dynamic::restaurant_of_path(socket.ns()).ok_or(AppError::InvalidRestaurant)?;
+    restaurant::check_access(&app, &principal, id).await?;
+    hold.carry(id);
+    socket.extensions.insert(hold);
+    fanout::join_board(&socket, id, false);
+    Ok(())
 }

@@ -21,6 +21,7 @@ use crate::domain::orders::{
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
+use crate::realtime::dynamic::Hold;
 use crate::realtime::events::restaurant as ev;
 use crate::realtime::handler::on;
 use crate::realtime::orders::{self as fanout, Batch};
@@ -73,7 +74,7 @@ async fn join_restaurant<A: Adapter>(
     let join = JoinRestaurant::from_payload(p.0)?;
     check_access(&s.app, &s.principal, join.restaurant_id).await?;
     let batch = batch_of(&socket)?;
-    remember_namespace(&s.app, &socket, join.restaurant_id);
+    remember_namespace(&socket, join.restaurant_id);
     // Mode first: turning batch off flushes what is queued before single events resume.
     fanout::set_batch(&s.app, &socket, &batch, join.batch);
     let room = fanout::join_board(&socket, join.restaurant_id, join.batch);
@@ -87,17 +88,16 @@ async fn join_station<A: Adapter>(
 ) -> AppResult<Value> {
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let batch = batch_of(&socket)?;
-    remember_namespace(&s.app, &socket, p.restaurant_id);
+    remember_namespace(&socket, p.restaurant_id);
     let room = fanout::join_station(&socket, p.restaurant_id, p.station, batch.is_enabled());
     Ok(json!({ "room": room }))
 }
 
 /// A socket on `/restaurants/<A>` may join restaurant B's rooms: B's events must then
-/// also be emitted on that namespace.
-fn remember_namespace<A: Adapter>(app: &AppState<A>, socket: &SocketRef<A>, restaurant_id: Uuid) {
-    let path = socket.ns();
-    if path.starts_with("/restaurants/") {
-        app.dynamic_paths.record(restaurant_id, path);
+/// also be emitted on that namespace, for as long as the socket lives.
+fn remember_namespace<A: Adapter>(socket: &SocketRef<A>, restaurant_id: Uuid) {
+    if let Some(hold) = socket.extensions.get::<Arc<Hold<A>>>() {
+        hold.carry(restaurant_id);
     }
 }
 
