@@ -247,20 +247,7 @@ async fn public_key_tokens_verify_with_the_pinned_algorithm(pool: PgPool) {
 
 /// `switchboard_session_lifetimes`: connections waiting for their token to expire.
 async fn lifetimes(server: &TestServer) -> i64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("switchboard_session_lifetimes ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    metric(server, "switchboard_session_lifetimes ").await as i64
 }
 
 /// Waits (bounded) until the registry holds `expected` connections: it is updated by

@@ -663,19 +663,6 @@ async fn wait_unready(s: &TestServer, within: Duration) -> Value {
     }
 }
 
-/// The value of one sample line of `/metrics` (0 when absent).
-async fn metric(s: &TestServer, sample: &str) -> f64 {
-    let text = reqwest::get(s.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Sends from `from` until `to` receives one of the messages (a broadcast sent while
 /// the link is still coming back may be lost; the next ones must arrive).
 async fn deliver_within(from: &SioClient, to: &SioClient, conv: &str, within: Duration) {

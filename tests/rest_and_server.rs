@@ -426,12 +426,7 @@ async fn raw_get(tcp: &mut tokio::net::TcpStream, path: &str) -> (String, String
 
 /// The value of an unlabelled metric line `name value`.
 async fn metric(server: &TestServer, name: &str) -> f64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server.url("")).await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))

@@ -64,26 +64,11 @@ async fn expect_frame(ws: &mut Ws, want: impl Fn(&str) -> bool) -> String {
     .expect("frame within 5 s")
 }
 
-/// A sample of `/metrics` (0 when absent).
-async fn metric(base: &str, sample: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(sample))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Polls `/metrics` until `sample` reaches `at_least`.
-async fn wait_metric(base: &str, sample: &str, at_least: f64, within: Duration) -> f64 {
+async fn wait_metric_at(base: &str, sample: &str, at_least: f64, within: Duration) -> f64 {
     let deadline = Instant::now() + within;
     loop {
-        let value = metric(base, sample).await;
+        let value = metric_at(base, sample).await;
         if value >= at_least || Instant::now() > deadline {
             return value;
         }
@@ -184,7 +169,7 @@ async fn members_that_stop_reading_are_dropped_and_memory_stays_bounded(pool: Pg
         stuck.push(stuck_member(&addr, user, &conversation).await);
     }
     let sockets = "switchboard_sockets_connected{namespace=\"/chat\"}";
-    assert_eq!(metric(&base, sockets).await, (STUCK + 1) as f64);
+    assert_eq!(metric_at(&base, sockets).await, (STUCK + 1) as f64);
     let baseline = rss_kib(pid);
 
     let peak = Arc::new(AtomicU64::new(baseline));
@@ -214,7 +199,7 @@ async fn members_that_stop_reading_are_dropped_and_memory_stays_bounded(pool: Pg
         }
     }
     assert_eq!(ok, MESSAGES, "every send of the reading client is acked");
-    let closed = wait_metric(
+    let closed = wait_metric_at(
         &base,
         "switchboard_slow_consumers_closed_total{reason=\"stall\"}",
         STUCK as f64,
@@ -223,10 +208,14 @@ async fn members_that_stop_reading_are_dropped_and_memory_stays_bounded(pool: Pg
     .await;
     assert_eq!(closed, STUCK as f64, "every stuck member is closed");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&base, sockets).await > 1.0 && Instant::now() < deadline {
+    while metric_at(&base, sockets).await > 1.0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(metric(&base, sockets).await, 1.0, "only the sender is left");
+    assert_eq!(
+        metric_at(&base, sockets).await,
+        1.0,
+        "only the sender is left"
+    );
     sampler.abort();
     let growth_mib = peak.load(Ordering::Relaxed).saturating_sub(baseline) / 1024;
     eprintln!(
@@ -286,7 +275,7 @@ async fn replies_past_the_byte_budget_close_the_connection(pool: PgPool) {
         }
     }
     let base = server.url("");
-    let closed = wait_metric(
+    let closed = wait_metric_at(
         &base,
         "switchboard_slow_consumers_closed_total{reason=\"budget\"}",
         1.0,
@@ -296,10 +285,10 @@ async fn replies_past_the_byte_budget_close_the_connection(pool: PgPool) {
     assert_eq!(closed, 1.0);
     let sockets = "switchboard_sockets_connected{namespace=\"/chat\"}";
     let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&base, sockets).await > 0.0 && Instant::now() < deadline {
+    while metric_at(&base, sockets).await > 0.0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(metric(&base, sockets).await, 0.0, "the socket is gone");
+    assert_eq!(metric_at(&base, sockets).await, 0.0, "the socket is gone");
     // A client that reads gets the same pages without trouble.
     let reader = server.client("/chat", 2).await;
     for _ in 0..5 {

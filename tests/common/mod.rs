@@ -199,17 +199,28 @@ pub async fn recv_until(c: &SioClient, event: &str, done: impl Fn(&Value) -> boo
     panic!("no {event} matched within 3 s of the last one; last seen: {last}");
 }
 
-/// The value of one sample line of `/metrics` (0 when absent).
-pub async fn metric(s: &TestServer, sample: &str) -> f64 {
-    let text = reqwest::get(s.url("/metrics"))
+/// The Prometheus text of the server at `base` (`http://host:port`).
+pub async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// The value of one sample line of `/metrics` of the server at `base` (0 when absent).
+pub async fn metric_at(base: &str, sample: &str) -> f64 {
+    metrics_text(base)
+        .await
+        .lines()
         .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The value of one sample line of `/metrics` (0 when absent).
+pub async fn metric(s: &TestServer, sample: &str) -> f64 {
+    metric_at(&s.url(""), sample).await
 }
 
 /// Polls `/metrics` until `sample` reads `expected` (work that follows a disconnect or a
