@@ -10,6 +10,14 @@
 //! unless this node mounted it for cluster routing ([`DynamicNamespaces::pin`]). A
 //! stranger's CONNECTs therefore leave nothing behind, whatever the reason of refusal.
 //!
+//! The deletion waits [`DELETE_GRACE`] first. socketioxide looks a CONNECT's namespace up
+//! on one task and runs its middleware on another; a namespace deleted in between is
+//! [`Stale`] to that socket, which then has to reconnect. Without the wait that happens
+//! whenever a tablet reloads (its old socket's hold goes as its new CONNECT arrives) or
+//! two clients connect to a quiet path at once and one is refused. At most
+//! [`MAX_PENDING_DELETIONS`] paths wait; past that (a flood of refused CONNECTs to
+//! fresh paths) deletion is immediate, so what a stranger leaves stays bounded.
+//!
 //! The same holds record the restaurants a socket follows (its own, and any it joined),
 //! which is how events of restaurant B find a socket on `/restaurants/A` that joined B.
 //! What is sent where is `orders.rs`'s business.
@@ -17,6 +25,9 @@
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -25,6 +36,12 @@ use uuid::Uuid;
 
 /// Prefix of the per-restaurant namespaces.
 const PREFIX: &str = "/restaurants/";
+
+/// How long a path's namespace outlives its last hold (see the module docs).
+pub const DELETE_GRACE: Duration = Duration::from_secs(1);
+
+/// Paths whose deletion may wait out [`DELETE_GRACE`] at once; others go at once.
+pub const MAX_PENDING_DELETIONS: usize = 1024;
 
 /// The namespace path of a restaurant: the one spelling that is admitted.
 pub fn restaurant_path(restaurant_id: Uuid) -> String {
@@ -62,6 +79,8 @@ struct Table {
     pinned: HashSet<String>,
     /// Restaurant → path → sockets on that path that follow the restaurant.
     carried: HashMap<Uuid, HashMap<String, usize>>,
+    /// Paths without holds whose deletion waits, with when their last hold went.
+    pending: HashMap<String, Instant>,
 }
 
 impl<A: Adapter> std::fmt::Debug for DynamicNamespaces<A> {
@@ -131,12 +150,14 @@ impl<A: Adapter> DynamicNamespaces<A> {
             .unwrap_or_default()
     }
 
-    /// Entries kept: held paths, pinned paths, and (restaurant, path) routes. For
+    /// Entries kept: held paths, pinned paths, paths waiting for deletion and
+    /// (restaurant, path) routes. For
     /// `/metrics` and tests: each must fall back once sockets are gone.
     pub fn tracked(&self) -> usize {
         let table = self.table();
         table.holds.len()
             + table.pinned.len()
+            + table.pending.len()
             + table.carried.values().map(HashMap::len).sum::<usize>()
     }
 
@@ -166,18 +187,47 @@ impl<A: Adapter> DynamicNamespaces<A> {
             }
             None => false,
         };
-        drop(table);
         if !last {
             return;
         }
         // A hold may be dropped inside socketioxide while it holds the namespace's socket
         // map (a disconnected socket's last reference); deleting the namespace reads that
         // map, so the deletion runs on its own task.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let owner = self.clone();
-            let path = path.to_owned();
-            runtime.spawn(async move { owner.delete_if_unused(&path) });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let owner = self.clone();
+        let path = path.to_owned();
+        let now = Instant::now();
+        if let Some(released) = table.pending.get_mut(&path) {
+            // Its task is already waiting; it waits on from this release.
+            *released = now;
+            return;
         }
+        if table.pending.len() >= MAX_PENDING_DELETIONS {
+            drop(table);
+            runtime.spawn(async move { owner.delete_if_unused(&path) });
+            return;
+        }
+        table.pending.insert(path.clone(), now);
+        drop(table);
+        runtime.spawn(async move {
+            let mut until = now + DELETE_GRACE;
+            loop {
+                tokio::time::sleep_until(until).await;
+                let mut table = owner.table();
+                match table.pending.get(&path) {
+                    Some(released) if *released + DELETE_GRACE > until => {
+                        until = *released + DELETE_GRACE;
+                    }
+                    _ => {
+                        table.pending.remove(&path);
+                        break;
+                    }
+                }
+            }
+            owner.delete_if_unused(&path);
+        });
     }
 
     /// Deletes the namespace of `path` if nothing holds it: no socket being admitted,

@@ -32,7 +32,7 @@ use crate::auth::{Principal, token_from_handshake};
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::NsLabel;
 use crate::outbound::MeterSlot;
-use crate::realtime::dynamic::{self, Hold, Stale};
+use crate::realtime::dynamic::{self, Hold};
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
 
@@ -141,8 +141,12 @@ pub fn register_all<A: Adapter + DefinedAdapter>(
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Admit<A> =
-    fn(AppState<A>, SocketRef<A>, Principal, Arc<Hold<A>>) -> BoxFuture<Result<(), AppError>>;
+type Admit<A> = fn(
+    AppState<A>,
+    SocketRef<A>,
+    Principal,
+    Option<Arc<Hold<A>>>,
+) -> BoxFuture<Result<(), AppError>>;
 type OnConnected<A> = fn(AppState<A>, SocketRef<A>, i64) -> BoxFuture<()>;
 
 /// What differs between namespace families; authentication and dispatch are shared.
@@ -178,21 +182,16 @@ impl<A: Adapter> Family<A> {
                     "restaurant"
                 };
                 // First, before anything can refuse: a refused socket's hold is dropped
-                // on the way out, and with the last one its namespace goes.
+                // on the way out, and with the last one its namespace goes. A socket
+                // whose namespace another refusal deleted since its CONNECT arrived
+                // (`Stale`) holds nothing; it still gets its refusal, if it has one.
                 let hold = match self.admit {
-                    Some(_) => match app.dynamic.hold(&socket) {
-                        Ok(hold) => Some(hold),
-                        Err(Stale) => {
-                            tracing::debug!(ns = %socket.ns(), sid = %socket.id, "namespace deleted while connecting; transport closed");
-                            app.meters
-                                .close_transport(socket.req_parts(), socket.id.as_str());
-                            return Err(refuse(AppError::Internal("stale namespace".into())));
-                        }
-                    },
+                    Some(_) => app.dynamic.hold(&socket).ok(),
                     None => None,
                 };
+                let stale = self.admit.is_some() && hold.is_none();
                 let principal = authenticate(&app, &socket, auth.ok().as_ref()).map_err(refuse)?;
-                if let (Some(admit), Some(hold)) = (self.admit, hold)
+                if let Some(admit) = self.admit
                     && let Err(e) =
                         admit(app.clone(), socket.clone(), principal.clone(), hold).await
                 {
@@ -207,6 +206,15 @@ impl<A: Adapter> Family<A> {
                             .close_transport(socket.req_parts(), socket.id.as_str());
                     }
                     return Err(refuse(e));
+                }
+                if stale {
+                    // Admissible, but into a namespace nothing routes to any more: the
+                    // client reconnects by itself on a closed transport and lands on
+                    // the path's live namespace.
+                    tracing::debug!(ns = %socket.ns(), sid = %socket.id, "namespace deleted while connecting; transport closed");
+                    app.meters
+                        .close_transport(socket.req_parts(), socket.id.as_str());
+                    return Err(refuse(AppError::Internal("stale namespace".into())));
                 }
                 tracing::debug!(ns = %socket.ns(), sid = %socket.id, user = principal.user_id, "socket authenticated");
                 socket.extensions.insert(principal.clone());
@@ -259,14 +267,18 @@ fn ns_name<A: Adapter>(socket: &SocketRef<A>) -> &'static str {
 /// `/restaurants/<id>`: the id, spelled canonically, must be a restaurant this principal
 /// may use; the socket then starts in that restaurant's room, and its hold on the path
 /// (kept in its extensions for its whole life) says the path carries that restaurant.
+/// Without a hold (a stale namespace) only the checks run.
 async fn admit_to_restaurant<A: Adapter>(
     app: AppState<A>,
     socket: SocketRef<A>,
     principal: Principal,
-    hold: Arc<Hold<A>>,
+    hold: Option<Arc<Hold<A>>>,
 ) -> Result<(), AppError> {
     let id = dynamic::restaurant_of_path(socket.ns()).ok_or(AppError::InvalidRestaurant)?;
     restaurant::check_access(&app, &principal, id).await?;
+    let Some(hold) = hold else {
+        return Ok(());
+    };
     hold.carry(id);
     socket.extensions.insert(hold);
     fanout::join_board(&socket, id, false);
