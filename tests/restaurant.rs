@@ -1127,23 +1127,16 @@ async fn refused_connects_leave_no_namespace_or_route_behind(pool: PgPool) {
     wait_metric(&server, DYNAMIC_ROUTES, 0.0, within).await;
 }
 
-/// Connects a tablet, again if the server closed the transport (the namespace it was
-/// handed went away meanwhile), as socket.io-client reconnects by itself.
-async fn tablet_retrying(base: &str, ns: &str, token: &str) -> SioClient {
-    let mut tries = 0;
-    loop {
-        let opts = ConnectOptions {
-            auth: Some(json!({ "token": token })),
-            ..Default::default()
-        };
-        match SioClient::connect(base, ns, opts).await {
-            Ok(c) => return c,
-            Err(ConnectError::Io(e)) if tries < 5 => {
-                tries += 1;
-                eprintln!("transport closed while connecting ({e}); again");
-            }
-            Err(e) => panic!("{ns}: {e}"),
-        }
+/// Connects a tablet on `ns`; the first attempt must be admitted (no transport closed
+/// for it to retry on).
+async fn tablet_at_once(base: &str, ns: &str, token: &str) -> SioClient {
+    let opts = ConnectOptions {
+        auth: Some(json!({ "token": token })),
+        ..Default::default()
+    };
+    match SioClient::connect(base, ns, opts).await {
+        Ok(c) => c,
+        Err(e) => panic!("{ns}: a tablet was not admitted at once: {e}"),
     }
 }
 
@@ -1154,25 +1147,46 @@ async fn refusals_never_delete_a_namespace_in_use_or_being_joined(pool: PgPool) 
     let ns = format!("/restaurants/{r}");
     let mounted = metric(&server, NAMESPACES).await;
     let token = staff(1, &[r]);
-    let mut tablets = Vec::new();
     for _ in 0..20 {
-        // Strangers refused on the same path while a tablet is being admitted there.
+        // Strangers refused on a quiet path while a tablet is being admitted there:
+        // every one gets its own answer, the tablet is admitted at once.
         let strangers = futures_util::future::join_all((0..5).map(|_| refusal(&server, &ns, None)));
-        let (codes, tablet) = tokio::join!(strangers, tablet_retrying(&server.base, &ns, &token));
+        let (codes, tablet) = tokio::join!(strangers, tablet_at_once(&server.base, &ns, &token));
         assert!(codes.iter().all(|c| c == "AUTH_FAILED"), "{codes:?}");
-        tablets.push(tablet);
-    }
-    // Every admitted tablet sits on the namespace that events are sent to.
-    let order = create_order(&server, r, None, &["kitchen"]).await;
-    for tablet in &tablets {
+        // It sits on the namespace that events are sent to.
+        let order = create_order(&server, r, None, &["kitchen"]).await;
         assert_eq!(tablet.recv("order:created").await, order);
-    }
-    for tablet in tablets {
         tablet.close().await;
     }
     let within = Duration::from_secs(5);
     wait_metric(&server, NAMESPACES, mounted, within).await;
     wait_metric(&server, DYNAMIC_ROUTES, 0.0, within).await;
+}
+
+#[sqlx::test]
+async fn a_tablet_that_reconnects_the_moment_it_disconnects_is_admitted_every_time(pool: PgPool) {
+    // A page reload: the old socket's hold goes as the new CONNECT arrives. The namespace
+    // must still be there for the new socket, not deleted under it (which closed its
+    // transport and made it reconnect).
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let ns = format!("/restaurants/{r}");
+    let mounted = metric(&server, NAMESPACES).await;
+    let token = staff(1, &[r]);
+    let mut tablet = tablet_at_once(&server.base, &ns, &token).await;
+    // The server drops the old connection (a frame over the payload limit) and the
+    // tablet reconnects as soon as it sees it go.
+    let too_big = format!("42{ns},[\"x\",\"{}\"]", "z".repeat(1_000_001));
+    for _ in 0..30 {
+        tablet.send_raw(&too_big).await;
+        assert!(tablet.wait_disconnected(Duration::from_secs(5)).await);
+        tablet = tablet_at_once(&server.base, &ns, &token).await;
+    }
+    let order = create_order(&server, r, None, &["kitchen"]).await;
+    assert_eq!(tablet.recv("order:created").await, order);
+    tablet.close().await;
+    wait_metric(&server, NAMESPACES, mounted, Duration::from_secs(5)).await;
+    wait_metric(&server, DYNAMIC_ROUTES, 0.0, Duration::from_secs(5)).await;
 }
 
 #[sqlx::test]
