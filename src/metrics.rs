@@ -100,6 +100,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Connections closed by the header-read or idle timeout.
     pub connection_timeouts: Family<TimeoutLabel, Counter>,
+    /// Tasks alive in the tokio runtime (set at scrape time): a soak watches it stay flat.
+    pub tokio_tasks_alive: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -195,6 +197,12 @@ impl Default for Metrics {
             "Connections closed by the header-read or idle timeout",
             connection_timeouts.clone(),
         );
+        let tokio_tasks_alive = Gauge::default();
+        registry.register(
+            "tokio_tasks_alive",
+            "Tasks alive in the tokio runtime",
+            tokio_tasks_alive.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -212,6 +220,7 @@ impl Default for Metrics {
             connections_open,
             connections_refused,
             connection_timeouts,
+            tokio_tasks_alive,
         }
     }
 }

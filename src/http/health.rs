@@ -158,6 +158,13 @@ async fn metrics<A: Adapter>(State(app): State<AppState<A>>) -> impl axum::respo
     m.pool
         .get_or_create(&PoolLabel { state: "in_use" })
         .set(size - idle);
+    // Stable in tokio 1.54 (no `tokio_unstable` needed). A leak of per-socket tasks
+    // shows here long before it shows in RSS.
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    m.tokio_tasks_alive
+        .set(i64::try_from(tasks).unwrap_or(i64::MAX));
     (
         [(
             axum::http::header::CONTENT_TYPE,
