@@ -380,9 +380,8 @@ async fn run(cli: Cli) -> util::Result<()> {
             if !positive(minutes) || !positive(churn) || !positive(chat_every) {
                 return Err("--minutes, --churn and --chat-every must be positive".into());
             }
-            if !(notifications.is_finite() && notifications >= 0.0)
-                || !(orders.is_finite() && orders >= 0.0)
-            {
+            let rate = |v: f64| v.is_finite() && v >= 0.0;
+            if !rate(notifications) || !rate(orders) {
                 return Err("--notifications and --orders must be 0 or more".into());
             }
             if sockets < 10 {

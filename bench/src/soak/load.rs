@@ -756,7 +756,7 @@ async fn churn_one(
                 fx,
                 from,
                 &ns,
-                &sign(&["staff"], 992_000, &[unknown.clone()]),
+                &sign(&["staff"], 992_000, std::slice::from_ref(&unknown)),
             )
             .await
         }
