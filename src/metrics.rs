@@ -107,6 +107,8 @@ pub struct Metrics {
     pub dynamic_routes: Gauge,
     /// Channels each cluster link is subscribed to (LISTEN or SUBSCRIBE).
     pub link_channels: Family<LinkLabel, Gauge>,
+    /// Tasks alive in the tokio runtime (set at scrape time): a soak watches it stay flat.
+    pub tokio_tasks_alive: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -220,6 +222,12 @@ impl Default for Metrics {
             "Channels a cluster link is subscribed to",
             link_channels.clone(),
         );
+        let tokio_tasks_alive = Gauge::default();
+        registry.register(
+            "tokio_tasks_alive",
+            "Tasks alive in the tokio runtime",
+            tokio_tasks_alive.clone(),
+        );
         Metrics {
             registry,
             sockets,
@@ -240,6 +248,7 @@ impl Default for Metrics {
             namespaces,
             dynamic_routes,
             link_channels,
+            tokio_tasks_alive,
         }
     }
 }

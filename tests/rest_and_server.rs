@@ -366,6 +366,57 @@ async fn metrics_count_sockets_events_errors_and_latency(pool: PgPool) {
     );
 }
 
+/// `switchboard_tokio_tasks_alive` in one `/metrics` scrape.
+async fn tasks_alive(http: &reqwest::Client, server: &TestServer) -> i64 {
+    let text = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchboard_tokio_tasks_alive "))
+        .unwrap_or_else(|| panic!("no switchboard_tokio_tasks_alive in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn metrics_count_live_tasks_and_they_fall_back_when_sockets_leave(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    // One client for every scrape: its connection task stays the same one throughout.
+    let http = server.http();
+    let before = tasks_alive(&http, &server).await;
+    let mut clients = Vec::new();
+    for user in 1..=20 {
+        clients.push(server.client("/notifications", user).await);
+    }
+    // The test shares its runtime with the server, so the clients' reader tasks count
+    // too; each socket adds at least one task on either side.
+    let connected = tasks_alive(&http, &server).await;
+    assert!(
+        connected >= before + 20,
+        "{before} tasks before, {connected} with 20 sockets"
+    );
+    for c in clients {
+        c.close().await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = tasks_alive(&http, &server).await;
+        if now <= before + 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{before} tasks before, {now} 10 s after the 20 sockets closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // ---- Listener limits: header-read and idle timeouts, MAX_CONNECTIONS, readiness ----
 
 /// `host:port` of the server.

@@ -851,7 +851,7 @@ async fn document(
 }
 
 /// The commit the server was built from, and whether its sources had changes on top.
-async fn server_commit(root: &Path) -> String {
+pub(crate) async fn server_commit(root: &Path) -> String {
     let git = |args: &'static [&'static str]| async move {
         tokio::process::Command::new("git")
             .args(args)

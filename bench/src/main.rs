@@ -5,6 +5,8 @@
 //! - `run --server … --scenario …`: one scenario against one server (for profiling).
 //! - `check`: the generator's client against the official `socket.io-client`.
 //! - `cluster`: broadcast latency across two Switchboard nodes against one node.
+//! - `soak`: Switchboard alone under churn and traffic for an hour; memory, open files
+//!   and tasks must stay flat.
 //! - `worker`: a load-generator process (started by the others, not by hand).
 
 mod check;
@@ -19,6 +21,7 @@ mod report;
 mod rest;
 mod scenarios;
 mod servers;
+mod soak;
 mod token;
 mod util;
 mod worker;
@@ -96,6 +99,36 @@ enum Command {
         #[arg(long)]
         out: Option<String>,
     },
+    /// Switchboard alone under connect/disconnect churn and traffic for `--minutes`;
+    /// RSS, open files, threads and tokio tasks sampled and judged flat or not.
+    Soak {
+        #[command(flatten)]
+        common: Common,
+        /// How long the load runs, minutes (2 for a smoke run).
+        #[arg(long, default_value_t = 60.0)]
+        minutes: f64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 10)]
+        sample_secs: u64,
+        /// Steady sockets held for the whole run.
+        #[arg(long, default_value_t = 300)]
+        sockets: usize,
+        /// Short-lived client connects per second (a third of them refused).
+        #[arg(long, default_value_t = 10.0)]
+        churn: f64,
+        /// Seconds between two messages of one steady chat socket.
+        #[arg(long, default_value_t = 5.0)]
+        chat_every: f64,
+        /// `POST /api/notifications` per second.
+        #[arg(long, default_value_t = 2.0)]
+        notifications: f64,
+        /// `POST /api/restaurants/:id/orders` per second.
+        #[arg(long, default_value_t = 1.0)]
+        orders: f64,
+        /// Write the report here (default bench/results/soak-<date>.md; `-` for none).
+        #[arg(long)]
+        out: Option<String>,
+    },
     /// Hold idle clients on an already running server (for profiling it by hand).
     Hold {
         /// Server address, e.g. 127.0.0.1:3001.
@@ -124,6 +157,8 @@ const DEFAULT_DB_URL: &str = "postgres://switchboard@127.0.0.1:55432/sb_bench";
 /// `cluster`'s own database on the same server, so that it can run next to a `compare`
 /// (which empties `sb_bench` before each run).
 const CLUSTER_DB_URL: &str = "postgres://switchboard@127.0.0.1:55432/sb_cluster";
+/// `soak`'s own database, for the same reason.
+const SOAK_DB_URL: &str = "postgres://switchboard@127.0.0.1:55432/sb_soak";
 
 #[derive(Args, Clone)]
 struct Common {
@@ -325,6 +360,59 @@ async fn run(cli: Cli) -> util::Result<()> {
                 setups,
                 rate,
                 redis_url,
+                out,
+                command: command_line(),
+            })
+            .await
+        }
+        Command::Soak {
+            common,
+            minutes,
+            sample_secs,
+            sockets,
+            churn,
+            chat_every,
+            notifications,
+            orders,
+            out,
+        } => {
+            let positive = |v: f64| v.is_finite() && v > 0.0;
+            if !positive(minutes) || !positive(churn) || !positive(chat_every) {
+                return Err("--minutes, --churn and --chat-every must be positive".into());
+            }
+            let rate = |v: f64| v.is_finite() && v >= 0.0;
+            if !rate(notifications) || !rate(orders) {
+                return Err("--notifications and --orders must be 0 or more".into());
+            }
+            if sockets < 10 {
+                return Err("--sockets: at least 10".into());
+            }
+            let mut env = common.env();
+            if common.db_url == DEFAULT_DB_URL {
+                env.db_url = SOAK_DB_URL.to_owned();
+            }
+            let out = match out.as_deref() {
+                Some("-") => None,
+                Some(path) => Some(PathBuf::from(path)),
+                None => Some(soak::default_out(&env.root)),
+            };
+            soak::soak(soak::Options {
+                env,
+                admin_url: common.admin_url.clone(),
+                build: !common.no_build && common.switchboard_bin.is_none(),
+                port: common.port_base.wrapping_add(900),
+                minutes,
+                sample_secs,
+                shape: soak::Shape {
+                    sockets,
+                    churn_per_s: churn,
+                    // Each loop waits for its client (up to a few seconds of lingering),
+                    // so enough loops that the offered rate holds.
+                    churn_loops: ((churn * 4.0).ceil() as usize).clamp(1, 200),
+                    chat_every_s: chat_every,
+                    notifications_per_s: notifications,
+                    orders_per_s: orders,
+                },
                 out,
                 command: command_line(),
             })

@@ -164,6 +164,13 @@ async fn metrics<A: Adapter>(State(app): State<AppState<A>>) -> impl axum::respo
     let routes = app.dynamic.tracked();
     m.dynamic_routes
         .set(i64::try_from(routes).unwrap_or(i64::MAX));
+    // Stable in tokio 1.54 (no `tokio_unstable` needed). A leak of per-socket tasks
+    // shows here long before it shows in RSS.
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    m.tokio_tasks_alive
+        .set(i64::try_from(tasks).unwrap_or(i64::MAX));
     (
         [(
             axum::http::header::CONTENT_TYPE,
