@@ -175,6 +175,11 @@ impl MeterSlot {
         self.meter.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The socket's own websocket connection carries it (or is upgrading to).
+    pub fn is_websocket(&self) -> bool {
+        self.websocket.load(Ordering::Relaxed)
+    }
+
     fn set_websocket(&self, meter: Arc<Meter>) {
         *self.meter.lock().unwrap_or_else(|p| p.into_inner()) = meter;
         self.websocket.store(true, Ordering::Relaxed);
@@ -258,6 +263,11 @@ impl Meters {
             slot.set_websocket(meter.clone());
         }
         self.carry(session, meter);
+        // A cut between the caller's `was_cut` check and the carry above found no
+        // carrier to close: close this one now (the client is still in its handshake).
+        if self.was_cut(session) {
+            meter.kill();
+        }
     }
 
     fn carry(&self, session: &str, meter: &Arc<Meter>) {

@@ -58,31 +58,40 @@ describe('a database fault while admitting a tablet', () => {
           if (err.type !== 'TransportError') refusals.push(err.message);
         });
       }
-      await Promise.all(tablets.map((t) => times(t, 'connect', 1, 10_000)));
-
-      await sqlOn(server, 'alter table restaurants rename to restaurants_away');
       try {
-        // The transport drops (a network blip, a server restart): every tablet reconnects
-        // while the existence check fails. Each reaches the server twice at least (the
-        // engine opens, the admission is cut) without being refused.
-        const cutTwice = tablets.map((t) => times(t.io, 'reconnect', 2, 30_000));
-        for (const t of tablets) t.io.engine.close();
-        await Promise.all(cutTwice);
-        assert.deepEqual(refusals, [], 'a database fault answered connect_error');
-        assert.ok(tablets.every((t) => !t.connected), 'admitted without the existence check');
+        await admitThroughAFault(r, tablets, refusals);
       } finally {
-        await sqlOn(server, 'alter table restaurants_away rename to restaurants');
+        // A failed check must not leave tablets reconnecting forever (the run would hang).
+        for (const t of tablets) t.disconnect();
       }
-      await Promise.all(tablets.map((t) => (t.connected ? null : times(t, 'connect', 1, 20_000))));
-      assert.deepEqual(refusals, []);
-
-      const order = await api(server, 'POST', `/api/restaurants/${r}/orders`, {
-        ...service,
-        body: { order_number: 1, type: 'takeout', total: 3, items: [{ name: 'Tea', quantity: 1, station: 'bar' }] },
-      });
-      assert.equal(order.status, 201, JSON.stringify(order.body));
-      for (const t of tablets) assert.equal((await next(t, 'order:created')).id, order.body.id);
-      for (const t of tablets) t.disconnect();
     });
   }
 });
+
+/** Connects the tablets, cuts them while the existence check fails, then sees them back. */
+async function admitThroughAFault(r, tablets, refusals) {
+  await Promise.all(tablets.map((t) => times(t, 'connect', 1, 10_000)));
+
+  await sqlOn(server, 'alter table restaurants rename to restaurants_away');
+  try {
+    // The transport drops (a network blip, a server restart): every tablet reconnects
+    // while the existence check fails. Each reaches the server twice at least (the
+    // engine opens, the admission is cut) without being refused.
+    const cutTwice = tablets.map((t) => times(t.io, 'reconnect', 2, 30_000));
+    for (const t of tablets) t.io.engine.close();
+    await Promise.all(cutTwice);
+    assert.deepEqual(refusals, [], 'a database fault answered connect_error');
+    assert.ok(tablets.every((t) => !t.connected), 'admitted without the existence check');
+  } finally {
+    await sqlOn(server, 'alter table restaurants_away rename to restaurants');
+  }
+  await Promise.all(tablets.map((t) => (t.connected ? null : times(t, 'connect', 1, 20_000))));
+  assert.deepEqual(refusals, []);
+
+  const order = await api(server, 'POST', `/api/restaurants/${r}/orders`, {
+    ...service,
+    body: { order_number: 1, type: 'takeout', total: 3, items: [{ name: 'Tea', quantity: 1, station: 'bar' }] },
+  });
+  assert.equal(order.status, 201, JSON.stringify(order.body));
+  for (const t of tablets) assert.equal((await next(t, 'order:created')).id, order.body.id);
+}

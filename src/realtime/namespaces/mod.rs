@@ -46,6 +46,33 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// How long a cut waits for a websocket upgrade in flight to finish.
+const UPGRADE_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Closes the transport of a socket being refused for a fault of ours (see
+/// [`crate::outbound::Meters::close_transport`]), once any websocket upgrade in flight
+/// has finished. engine.io-client pauses long-polling as soon as the server answers its
+/// upgrade probe and resumes only through the upgrade; a probe closed in between leaves
+/// the client paused and deaf until its ping timeout (45 s by default) instead of
+/// reconnecting at once. The CONNECT is held unanswered meanwhile, so the refusal
+/// socketioxide queues afterwards never reaches the client.
+async fn cut_transport<A: Adapter>(app: &AppState<A>, socket: &SocketRef<A>) {
+    let upgrading = || {
+        socket
+            .req_parts()
+            .extensions
+            .get::<Arc<MeterSlot>>()
+            .is_some_and(|slot| slot.is_websocket())
+            && socket.transport_type() == socketioxide::TransportType::Polling
+    };
+    let deadline = tokio::time::Instant::now() + UPGRADE_SETTLE;
+    while upgrading() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    app.meters
+        .close_transport(socket.req_parts(), socket.id.as_str());
+}
+
 /// Verifies the handshake's token (auth payload, header, or query).
 fn authenticate<A: Adapter>(
     app: &AppState<A>,
@@ -202,8 +229,7 @@ impl<A: Adapter> Family<A> {
                         // reconnect wave would strand every tablet. A closed transport
                         // makes the client reconnect by itself, with its backoff; the
                         // connect_error socketioxide still queues never leaves.
-                        app.meters
-                            .close_transport(socket.req_parts(), socket.id.as_str());
+                        cut_transport(&app, &socket).await;
                     }
                     return Err(refuse(e));
                 }
@@ -212,8 +238,7 @@ impl<A: Adapter> Family<A> {
                     // client reconnects by itself on a closed transport and lands on
                     // the path's live namespace.
                     tracing::debug!(ns = %socket.ns(), sid = %socket.id, "namespace deleted while connecting; transport closed");
-                    app.meters
-                        .close_transport(socket.req_parts(), socket.id.as_str());
+                    cut_transport(&app, &socket).await;
                     return Err(refuse(AppError::Internal("stale namespace".into())));
                 }
                 tracing::debug!(ns = %socket.ns(), sid = %socket.id, user = principal.user_id, "socket authenticated");
