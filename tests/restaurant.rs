@@ -383,10 +383,11 @@ async fn status_moves_forward_or_to_cancelled_only(pool: PgPool) {
         &update_status(&c, r, &order, "confirmed").await,
         "INVALID_TRANSITION",
     );
-    assert_failure(
-        &update_status(&c, r, &order, "preparing").await,
-        "INVALID_TRANSITION",
-    );
+    // A retried move to the status the order already has: success, nothing broadcast.
+    let again = assert_success(&update_status(&c, r, &order, "preparing").await);
+    assert_eq!(again["previousStatus"], "preparing");
+    assert_eq!(again["status"], "preparing");
+    c.expect_none("order:status_changed", QUIET).await;
     assert_success(&update_status(&c, r, &order, "cancelled").await);
     assert_failure(
         &update_status(&c, r, &order, "completed").await,
@@ -407,13 +408,19 @@ async fn status_moves_forward_or_to_cancelled_only(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn concurrent_status_updates_have_exactly_one_winner(pool: PgPool) {
+async fn concurrent_identical_moves_move_once_and_broadcast_once(pool: PgPool) {
     let server = TestServer::start(pool).await;
     let r = create_restaurant(&server).await;
     let mut tablets = vec![];
     for _ in 0..8 {
         tablets.push(tablet(&server, "/", r).await);
     }
+    let watcher = tablet(&server, "/", r).await;
+    assert_success(
+        &watcher
+            .emit_ack("join:restaurant", json!(r.to_string()))
+            .await,
+    );
     for round in 0..5 {
         let order = create_order(&server, r, None, &["kitchen"]).await;
         let acks = futures_util::future::join_all(
@@ -422,13 +429,21 @@ async fn concurrent_status_updates_have_exactly_one_winner(pool: PgPool) {
                 .map(|t| update_status(t, r, &order, "preparing")),
         )
         .await;
-        let winners = acks.iter().filter(|a| a["success"] == true).count();
-        assert_eq!(winners, 1, "round {round}: {acks:?}");
+        // Every tablet's tap succeeds (the order is where it asked), but only one of
+        // them moved it, and only that one is broadcast.
         assert!(
-            acks.iter()
-                .filter(|a| a["success"] == false)
-                .all(|a| a["error"]["code"] == "INVALID_TRANSITION")
+            acks.iter().all(|a| a["success"] == true),
+            "round {round}: {acks:?}"
         );
+        let movers = acks
+            .iter()
+            .filter(|a| a["data"]["previousStatus"] == "new")
+            .count();
+        assert_eq!(movers, 1, "round {round}: {acks:?}");
+        watcher.recv("order:status_changed").await;
+        watcher
+            .expect_none("order:status_changed", Duration::from_millis(200))
+            .await;
     }
 }
 
@@ -1220,4 +1235,151 @@ async fn a_database_fault_while_admitting_closes_the_transport_instead_of_refusi
     let c = tablet(&server, &ns, r).await;
     let order = create_order(&server, r, None, &["kitchen"]).await;
     assert_eq!(c.recv("order:created").await, order);
+}
+
+/// Seed 001's reconnect recipe: `join:restaurant`, then `orders:sync` with no payload at
+/// all (and no ack): the socket's own board is synced.
+#[sqlx::test]
+async fn orders_sync_without_a_payload_syncs_the_board_the_socket_is_on(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let other = create_restaurant(&server).await;
+    let order = create_order(&server, r, Some("4"), &["kitchen"]).await;
+    let elsewhere = create_order(&server, other, Some("5"), &["bar"]).await;
+    let tok = staff(10, &[r, other]);
+    let ids = |data: &Value| -> Vec<Value> {
+        data["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].clone())
+            .collect()
+    };
+
+    // On `/` before any join there is no board: the error says what to do.
+    let c = server.client_with("/", &tok).await;
+    let ack = c.emit_ack_args("orders:sync", vec![]).await;
+    assert_failure(&ack, "INVALID_PAYLOAD");
+    let message = ack["error"]["message"].as_str().unwrap();
+    assert!(message.contains("join:restaurant"), "{message}");
+    c.expect_none("orders:sync:complete", QUIET).await;
+
+    // The recipe as the seed writes it: no payload, no ack, the answer is the event.
+    assert_success(&c.emit_ack("join:restaurant", json!(r.to_string())).await);
+    c.emit_args("orders:sync", vec![]).await;
+    let synced = c.recv("orders:sync:complete").await;
+    assert_eq!(synced["restaurantId"], json!(r));
+    assert_eq!(ids(&synced), [order["id"].clone()]);
+
+    // Joining another board (batch mode included) moves the sync with it.
+    assert_success(
+        &c.emit_ack(
+            "join:restaurant",
+            json!({ "restaurantId": other, "batch": true }),
+        )
+        .await,
+    );
+    let data = assert_success(&c.emit_ack("orders:sync", json!({})).await);
+    assert_eq!(data["restaurantId"], json!(other));
+    assert_eq!(ids(&data), [elsewhere["id"].clone()]);
+
+    // On `/restaurants/<id>`: that restaurant, without a join; a named one still wins.
+    let d = server.client_with(&format!("/restaurants/{r}"), &tok).await;
+    let data = assert_success(&d.emit_ack_args("orders:sync", vec![]).await);
+    assert_eq!(data["restaurantId"], json!(r));
+    assert_eq!(ids(&data), [order["id"].clone()]);
+    let data = assert_success(
+        &d.emit_ack("orders:sync", json!({ "restaurantId": other }))
+            .await,
+    );
+    assert_eq!(data["restaurantId"], json!(other));
+    // Access is checked for the implied restaurant as for a named one.
+    let outsider = server
+        .client_with(&format!("/restaurants/{r}"), &staff(11, &[r]))
+        .await;
+    assert_success(&outsider.emit_ack_args("orders:sync", vec![]).await);
+    assert_failure(
+        &outsider
+            .emit_ack("orders:sync", json!({ "restaurantId": other }))
+            .await,
+        "PERMISSION_DENIED",
+    );
+}
+
+/// Seed 001's `connection:status` after every admitted connect on a restaurant
+/// namespace; the chat namespaces have no such event.
+#[sqlx::test]
+async fn restaurant_namespaces_say_connected(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    for ns in [
+        "/".to_owned(),
+        "/restaurant".to_owned(),
+        format!("/restaurants/{r}"),
+    ] {
+        let c = tablet(&server, &ns, r).await;
+        assert_eq!(
+            c.recv("connection:status").await,
+            json!({ "state": "connected" }),
+            "on {ns}"
+        );
+    }
+    let chat = server.client("/chat", 1).await;
+    chat.expect_none("connection:status", QUIET).await;
+}
+
+/// A PATCH to the status the order already has changes nothing and tells nobody.
+#[sqlx::test]
+async fn a_patch_to_the_current_status_is_a_quiet_success(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let order = create_order(&server, r, None, &["kitchen"]).await;
+    let board = tablet(&server, "/", r).await;
+    assert_success(
+        &board
+            .emit_ack("join:restaurant", json!(r.to_string()))
+            .await,
+    );
+    let res = server
+        .http()
+        .patch(server.url(&format!("/api/orders/{}", order["id"].as_str().unwrap())))
+        .bearer_auth(staff(2, &[r]))
+        .json(&json!({ "status": "new" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "new");
+    assert_eq!(body["updated_at"], order["updated_at"]);
+    board.expect_none("order:updated", QUIET).await;
+    board.expect_none("order:status_changed", QUIET).await;
+}
+
+/// A tablet's events are handled in the order it sent them: seed 001 emits
+/// `join:restaurant` and `orders:sync` back to back without acks, and the sync must see
+/// the join (which checks access in the database first). Likewise a move and the sync
+/// right behind it.
+#[sqlx::test]
+async fn a_tablets_events_are_handled_in_the_order_it_sent_them(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let order = create_order(&server, r, Some("9"), &["kitchen"]).await;
+    for round in 0..5 {
+        let c = tablet(&server, "/", r).await;
+        c.emit("join:restaurant", json!(r.to_string())).await;
+        c.emit_args("orders:sync", vec![]).await;
+        let synced = c.recv("orders:sync:complete").await;
+        assert_eq!(synced["restaurantId"], json!(r), "round {round}");
+        c.expect_none("error", Duration::from_millis(50)).await;
+    }
+    let c = tablet(&server, "/", r).await;
+    c.emit(
+        "order:update_status",
+        json!({ "orderId": order["id"], "status": "preparing", "restaurantId": r }),
+    )
+    .await;
+    c.emit("orders:sync", json!({ "restaurantId": r })).await;
+    let synced = c.recv("orders:sync:complete").await;
+    assert_eq!(synced["orders"][0]["status"], "preparing");
 }

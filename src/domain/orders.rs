@@ -301,8 +301,10 @@ pub const MAX_SYNC_ORDERS: i64 = 500;
 #[derive(Debug, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncOrders {
-    /// Restaurant.
-    pub restaurant_id: Uuid,
+    /// Restaurant; without it, the one the socket is on (seed 001's reconnect recipe
+    /// sends `orders:sync` with no payload right after `join:restaurant`).
+    #[serde(default)]
+    pub restaurant_id: Option<Uuid>,
     /// Filter; default: every active status.
     #[serde(default)]
     pub statuses: Option<Vec<OrderStatus>>,

@@ -108,6 +108,8 @@ pub mod restaurant {
     pub const KITCHEN_ALERT: &str = "kitchen:alert";
     /// Server: batched order events.
     pub const ORDERS_BATCH_UPDATE: &str = "orders:batch_update";
+    /// Server: `{ state: "connected" }` once a socket is admitted (seed 001).
+    pub const CONNECTION_STATUS: &str = "connection:status";
 }
 
 /// Sent to one socket when an event without an ack failed.

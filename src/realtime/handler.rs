@@ -36,6 +36,10 @@ pub fn on<A, T, F, Fut>(
         move |socket: SocketRef<A>, TryData(data): TryData<Value>, reply: Reply<A>| {
             let session = session.clone();
             let handler = handler.clone();
+            // Here, synchronously and in the socket's packet order: the rate limit (a
+            // refused event does not wait for its turn) and the event's turn.
+            let allowed = session.limiter.check(event);
+            let mut turn = allowed.is_ok().then(|| session.turn()).flatten();
             async move {
                 let _in_flight = session.app.in_flight.enter();
                 let started = Instant::now();
@@ -43,7 +47,10 @@ pub fn on<A, T, F, Fut>(
                 let dialect = session.dialect;
                 let socket_for_budget = socket.clone();
                 let result = async {
-                    session.limiter.check(event)?;
+                    allowed?;
+                    if let Some(turn) = &mut turn {
+                        turn.wait().await;
+                    }
                     // A payload that is not JSON at all (binary) decodes like a missing one.
                     let payload = decode::<T>(data.unwrap_or(Value::Null))?;
                     handler(session.clone(), socket, payload).await

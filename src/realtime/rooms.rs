@@ -24,6 +24,11 @@ pub fn restaurant(restaurant_id: Uuid) -> String {
     format!("restaurant:{restaurant_id}")
 }
 
+/// The restaurant of a `restaurant:<id>` room.
+pub fn parse_restaurant(room: &str) -> Option<Uuid> {
+    room.strip_prefix("restaurant:")?.parse().ok()
+}
+
 /// Room of one station of a restaurant.
 pub fn station(restaurant_id: Uuid, station: Station) -> String {
     format!("station:{restaurant_id}:{}", station.as_str())

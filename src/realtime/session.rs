@@ -1,6 +1,6 @@
 //! What a socket carries for its whole life: who it is, its rate limits, its dialect.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
@@ -26,6 +26,58 @@ pub struct Session<A: Adapter> {
     /// The connection the socket's packets leave by (absent on a connection the
     /// listener did not meter: never in production, possible under other servers).
     outbound: Option<Arc<MeterSlot>>,
+    /// On the restaurant namespaces, the socket's events are handled one at a time, in
+    /// the order they arrived (see [`Turns`]).
+    turns: Option<Turns>,
+}
+
+/// One event at a time per socket, in arrival order.
+///
+/// socketioxide runs each event's handler on a task of its own, so two events of one
+/// socket may be handled in either order. Seed 001's tablets emit `join:restaurant`
+/// and `orders:sync` back to back, without acks, and expect the sync to see the join
+/// (a Node server joins the room synchronously). Each event takes its turn when it
+/// arrives (socketioxide calls the handler synchronously, in the socket's packet
+/// order) and waits for the turn before it to end: a chain of one-shot channels, so a
+/// turn also ends when its task ends in any other way.
+#[derive(Debug, Default)]
+pub struct Turns {
+    last: Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+/// An event's place in its socket's chain: wait for the one before, hold this one
+/// until the event is handled.
+#[derive(Debug)]
+pub struct Turn {
+    before: Option<tokio::sync::oneshot::Receiver<()>>,
+    _mine: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Turns {
+    /// The next turn (call synchronously when the event arrives).
+    pub fn take(&self) -> Turn {
+        let (mine, next) = tokio::sync::oneshot::channel();
+        let before = self
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(next);
+        Turn {
+            before,
+            _mine: mine,
+        }
+    }
+}
+
+impl Turn {
+    /// Waits until every earlier event of the socket is handled; the turn is this
+    /// event's until it is dropped.
+    pub async fn wait(&mut self) {
+        if let Some(before) = self.before.take() {
+            // Sent or dropped: either way the earlier event is over.
+            let _ = before.await;
+        }
+    }
 }
 
 impl<A: Adapter> Session<A> {
@@ -38,6 +90,7 @@ impl<A: Adapter> Session<A> {
         outbound: Option<Arc<MeterSlot>>,
     ) -> Self {
         let limiter = RateLimiter::new(app.config.rate_limit_per_sec, app.config.rate_limit_burst);
+        let turns = (dialect == Dialect::Restaurant).then(Turns::default);
         Session {
             app,
             principal,
@@ -45,7 +98,13 @@ impl<A: Adapter> Session<A> {
             dialect,
             ns,
             outbound,
+            turns,
         }
+    }
+
+    /// This event's turn, on namespaces whose events are handled in order.
+    pub fn turn(&self) -> Option<Turn> {
+        self.turns.as_ref().map(Turns::take)
     }
 
     /// Charges a reply or direct emit of `data` queued for this socket to its

@@ -110,6 +110,8 @@ pub struct Moved {
     pub order: Order,
     /// Set when this move made every active order of the table `ready`.
     pub table_ready: Option<TableReady>,
+    /// False when the order already had the status asked for (nothing was written).
+    pub changed: bool,
 }
 
 /// All active orders of a table are ready.
@@ -262,10 +264,22 @@ impl Store {
             .bind(restaurant_id)
             .fetch_optional(&mut *tx)
             .await?;
-            return Err(match current {
-                None => AppError::not_found("order not found"),
-                Some(from) => transition_error(from, to),
-            });
+            return match current {
+                None => Err(AppError::not_found("order not found")),
+                // A retried tablet action: nothing to do, and nothing to tell anyone.
+                Some(from) if from == to => {
+                    let order = fetch_order(&mut tx, order_id)
+                        .await?
+                        .ok_or(sqlx::Error::RowNotFound)?;
+                    Ok(Moved {
+                        previous: from,
+                        order,
+                        table_ready: None,
+                        changed: false,
+                    })
+                }
+                Some(from) => Err(transition_error(from, to)),
+            };
         };
         let order = fetch_order(&mut tx, order_id)
             .await?
@@ -280,6 +294,7 @@ impl Store {
             previous,
             order,
             table_ready,
+            changed: true,
         })
     }
 
@@ -337,8 +352,6 @@ impl Store {
                 .await?;
             previous_status = Some(current.status);
             changes.push("status");
-        } else if let Some(to) = patch.status {
-            return Err(transition_error(current.status, to));
         }
         if let Some(items) = &patch.items {
             sqlx::query("delete from order_items where order_id = $1")

@@ -153,7 +153,8 @@ async function startServerOnce(env) {
   }
   const dbName = 'sb_js_' + randomBytes(6).toString('hex');
   await psql(`create database ${dbName}`);
-  const port = await freePort();
+  // A given BIND_ADDR (a server restarted in place) keeps its port.
+  const port = env.BIND_ADDR ? Number(env.BIND_ADDR.split(':').pop()) : await freePort();
   const base = { ...process.env };
   for (const k of CONFIG_VARS) delete base[k];
   const serverEnv = {

@@ -145,7 +145,9 @@ pub fn register_all<A: Adapter + DefinedAdapter>(
         dialect: Dialect::Restaurant,
         register: restaurant::register_handlers::<A>,
         admit: None,
-        on_connected: None,
+        on_connected: Some(|app, socket, user| {
+            Box::pin(restaurant::on_connected(app, socket, user))
+        }),
     };
     let per_restaurant = Family::<A> {
         admit: Some(|app, socket, principal, hold| {

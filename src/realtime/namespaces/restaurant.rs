@@ -21,10 +21,11 @@ use crate::domain::orders::{
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
-use crate::realtime::dynamic::Hold;
+use crate::realtime::dynamic::{Hold, restaurant_of_path};
 use crate::realtime::events::restaurant as ev;
 use crate::realtime::handler::on;
 use crate::realtime::orders::{self as fanout, Batch};
+use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
 use crate::store::orders::{Moved, TableReady};
@@ -106,18 +107,24 @@ async fn sync_orders<A: Adapter>(
     socket: SocketRef<A>,
     p: SyncOrders,
 ) -> AppResult<Value> {
-    check_access(&s.app, &s.principal, p.restaurant_id).await?;
+    let restaurant_id = match p.restaurant_id {
+        Some(id) => id,
+        None => joined_restaurant(&socket).ok_or_else(|| {
+            AppError::bad_request("restaurantId: required (or join:restaurant first)")
+        })?,
+    };
+    check_access(&s.app, &s.principal, restaurant_id).await?;
     let statuses = p.statuses.unwrap_or_else(|| OrderStatus::ACTIVE.to_vec());
     // One more than the cap tells whether the list was cut.
     let mut orders = s
         .app
         .store
-        .list_orders(p.restaurant_id, &statuses, MAX_SYNC_ORDERS + 1)
+        .list_orders(restaurant_id, &statuses, MAX_SYNC_ORDERS + 1)
         .await?;
     let truncated = orders.len() > MAX_SYNC_ORDERS as usize;
     orders.truncate(MAX_SYNC_ORDERS as usize);
     let payload = json!({
-        "restaurantId": p.restaurant_id,
+        "restaurantId": restaurant_id,
         "orders": orders,
         "syncedAt": rfc3339_ms(&chrono::Utc::now()),
         "truncated": truncated,
@@ -127,6 +134,23 @@ async fn sync_orders<A: Adapter>(
         tracing::debug!(error = %e, "orders:sync:complete not delivered");
     }
     Ok(payload)
+}
+
+/// The restaurant whose board the socket is on: the one it last joined (`join:restaurant`
+/// leaves the others' rooms), else the one of its `/restaurants/<id>` path.
+fn joined_restaurant<A: Adapter>(socket: &SocketRef<A>) -> Option<Uuid> {
+    socket
+        .rooms()
+        .iter()
+        .find_map(|room| rooms::parse_restaurant(rooms::split_batched(room).1))
+        .or_else(|| restaurant_of_path(socket.ns()))
+}
+
+/// After CONNECT on every restaurant namespace: seed 001's `connection:status`.
+pub async fn on_connected<A: Adapter>(_: AppState<A>, socket: SocketRef<A>, _: i64) {
+    if let Err(e) = socket.emit(ev::CONNECTION_STATUS, &json!({ "state": "connected" })) {
+        tracing::debug!(error = %e, "connection:status not delivered");
+    }
 }
 
 /// Staff+ may change orders (REST twins: `PATCH /api/orders/:id`); a `user` token
@@ -157,6 +181,9 @@ async fn update_order_status<A: Adapter>(
 /// `order:status_changed` (and `table:ready` when due) for a move; returns the payload.
 pub async fn announce_move<A: Adapter>(app: &AppState<A>, moved: &Moved) -> Value {
     let payload = status_changed(moved.previous, &moved.order);
+    if !moved.changed {
+        return payload;
+    }
     let order = &moved.order;
     fanout::emit_order_event(
         app,
