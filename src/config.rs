@@ -84,6 +84,10 @@ pub struct Config {
     pub rate_limit_per_sec: f64,
     /// Token-bucket size (`RATE_LIMIT_BURST`).
     pub rate_limit_burst: f64,
+    /// REST requests per second per bearer token, refill (`REST_RATE_LIMIT_PER_SEC`).
+    pub rest_rate_limit_per_sec: f64,
+    /// REST token-bucket size (`REST_RATE_LIMIT_BURST`).
+    pub rest_rate_limit_burst: f64,
     /// Restaurant batch window (`ORDER_BATCH_MS`).
     pub order_batch: Duration,
     /// How long shutdown waits for in-flight acks (`SHUTDOWN_GRACE_SECS`).
@@ -241,6 +245,23 @@ impl Config {
                 "rate must be > 0 and RATE_LIMIT_BURST >= 1",
             ));
         }
+        let rest_rate_limit_per_sec: f64 = parse(
+            "REST_RATE_LIMIT_PER_SEC",
+            var("REST_RATE_LIMIT_PER_SEC"),
+            50.0,
+        )?;
+        let rest_rate_limit_burst: f64 =
+            parse("REST_RATE_LIMIT_BURST", var("REST_RATE_LIMIT_BURST"), 200.0)?;
+        if !(rest_rate_limit_per_sec > 0.0
+            && rest_rate_limit_burst >= 1.0
+            && rest_rate_limit_per_sec.is_finite()
+            && rest_rate_limit_burst.is_finite())
+        {
+            return Err(problem(
+                "REST_RATE_LIMIT_PER_SEC",
+                "rate must be > 0 and REST_RATE_LIMIT_BURST >= 1, both finite",
+            ));
+        }
         let max_payload_bytes: usize =
             parse("MAX_PAYLOAD_BYTES", var("MAX_PAYLOAD_BYTES"), 1_000_000)?;
         if max_payload_bytes < 1024 {
@@ -268,6 +289,8 @@ impl Config {
             },
             rate_limit_per_sec,
             rate_limit_burst,
+            rest_rate_limit_per_sec,
+            rest_rate_limit_burst,
             order_batch: Duration::from_millis(parse(
                 "ORDER_BATCH_MS",
                 var("ORDER_BATCH_MS"),
@@ -382,6 +405,8 @@ mod tests {
         assert_eq!(c.max_payload_bytes, 1_000_000);
         assert_eq!(c.rate_limit_per_sec, 10.0);
         assert_eq!(c.rate_limit_burst, 20.0);
+        assert_eq!(c.rest_rate_limit_per_sec, 50.0);
+        assert_eq!(c.rest_rate_limit_burst, 200.0);
         assert_eq!(c.jwt.leeway_secs, 30);
         assert_eq!(c.jwt.algorithm, jsonwebtoken::Algorithm::HS256);
         assert!(c.database_url.is_none());

@@ -324,6 +324,16 @@ where
         .with_state(app.clone())
         .layer(DefaultBodyLimit::max(max_payload))
         .layer(axum::middleware::from_fn_with_state(
+            (
+                app.clone(),
+                Arc::new(http::rate_limit::RestLimiter::new(
+                    app.config.rest_rate_limit_per_sec,
+                    app.config.rest_rate_limit_burst,
+                )),
+            ),
+            http::rate_limit::limit::<A>,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             track_rest::<A>,
         ))

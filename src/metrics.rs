@@ -98,6 +98,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections answered 503 because `MAX_CONNECTIONS` were open.
     pub connections_refused: Counter,
+    /// REST requests answered 429 by the per-token limit.
+    pub rest_rate_limited: Counter,
     /// Connections closed by the header-read or idle timeout.
     pub connection_timeouts: Family<TimeoutLabel, Counter>,
     /// Socket.io namespaces mounted on this node (set at scrape time).
@@ -135,6 +137,7 @@ impl Default for Metrics {
         let slow_consumers = Family::<ReasonLabel, Counter>::default();
         let connections_open = Gauge::default();
         let connections_refused = Counter::default();
+        let rest_rate_limited = Counter::default();
         let connection_timeouts = Family::<TimeoutLabel, Counter>::default();
         registry.register(
             "sockets_connected",
@@ -200,6 +203,11 @@ impl Default for Metrics {
             connections_refused.clone(),
         );
         registry.register(
+            "rest_rate_limited",
+            "REST requests answered 429 by the per-token rate limit",
+            rest_rate_limited.clone(),
+        );
+        registry.register(
             "connection_timeouts",
             "Connections closed by the header-read or idle timeout",
             connection_timeouts.clone(),
@@ -244,6 +252,7 @@ impl Default for Metrics {
             session_lifetimes,
             connections_open,
             connections_refused,
+            rest_rate_limited,
             connection_timeouts,
             namespaces,
             dynamic_routes,

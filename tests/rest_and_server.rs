@@ -741,3 +741,86 @@ async fn readyz_answers_from_the_probe_without_waiting_for_the_database(pool: Pg
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[sqlx::test]
+async fn rest_is_rate_limited_per_token_with_retry_after_and_nothing_done(pool: PgPool) {
+    let server = TestServer::start_with(
+        pool.clone(),
+        &[
+            ("REST_RATE_LIMIT_PER_SEC", "1"),
+            ("REST_RATE_LIMIT_BURST", "3"),
+        ],
+    )
+    .await;
+    let backend = token(900, &["service"]);
+    let other_backend = token(901, &["service"]);
+    let bob = server.client("/notifications", 7).await;
+    let post = |tok: String, title: &'static str| {
+        let http = server.http();
+        let url = server.url("/api/notifications");
+        async move {
+            http.post(url)
+                .bearer_auth(tok)
+                .json(&json!({ "user_id": 7, "type": "system", "title": title, "content": "c" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(post(backend.clone(), "in burst").await.status(), 201);
+        assert_eq!(bob.recv("notification:created").await["title"], "in burst");
+    }
+    let limited = post(backend.clone(), "over").await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(
+        limited
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    // Nothing was done: not stored, not announced.
+    let stored: i64 = sqlx::query_scalar("select count(*) from notifications where title = 'over'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0);
+    bob.expect_none("notification:created", Duration::from_millis(300))
+        .await;
+    // Another token has its own bucket.
+    assert_eq!(post(other_backend, "other").await.status(), 201);
+    assert_eq!(bob.recv("notification:created").await["title"], "other");
+    // A token that does not verify is answered 401 however often it comes: no bucket.
+    for _ in 0..10 {
+        let forged = server
+            .http()
+            .post(server.url("/api/notifications"))
+            .bearer_auth("not.a.token")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 401);
+    }
+    // Health and metrics are not REST calls of a token.
+    for _ in 0..5 {
+        let health = server
+            .http()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+    }
+    assert_eq!(
+        metric(&server, "switchboard_rest_rate_limited_total").await,
+        1.0
+    );
+    // The bucket refills at the given rate.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(post(backend, "refilled").await.status(), 201);
+    assert_eq!(bob.recv("notification:created").await["title"], "refilled");
+}

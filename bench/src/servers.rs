@@ -101,6 +101,8 @@ impl Server {
             .env("DATABASE_MAX_CONNECTIONS", env.pool_size.to_string())
             .env("RATE_LIMIT_PER_SEC", "1000000")
             .env("RATE_LIMIT_BURST", "1000000")
+            .env("REST_RATE_LIMIT_PER_SEC", "1000000")
+            .env("REST_RATE_LIMIT_BURST", "1000000")
             .env("MAX_PAYLOAD_BYTES", "1000000")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "warn")

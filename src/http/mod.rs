@@ -4,6 +4,7 @@ mod conversations;
 mod extract;
 pub mod health;
 mod notifications;
+pub mod rate_limit;
 mod restaurants;
 mod users;
 
