@@ -858,7 +858,8 @@ async fn postgres_link_waits_out_a_database_refusing_connections(pool: PgPool) {
     wait_ready(&a, Duration::from_secs(10)).await;
     wait_ready(&b, Duration::from_secs(10)).await;
     deliver_within(&alice, &bob, &conv, Duration::from_secs(10)).await;
-    assert_eq!(metric(&b, PG_RESTORES).await, 1.0);
+    // Restored, once or (when a reconnect attempt races the refusal) more often.
+    assert!(metric(&b, PG_RESTORES).await >= 1.0);
 }
 
 #[sqlx::test]

