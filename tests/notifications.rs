@@ -367,3 +367,223 @@ async fn rights_are_checked_before_the_body(pool: PgPool) {
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+/// The REST twins of the `/notifications` events (seed 004's mobile app): the same
+/// operations on the caller's own notifications, announced to every socket of the user.
+#[sqlx::test]
+async fn rest_twins_list_get_read_and_delete_like_the_events(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(notify(&server, 1, &format!("n{i}")).await["_id"].clone());
+    }
+    notify(&server, 2, "someone else's").await;
+    let phone = server.client("/notifications", 1).await;
+    count_becomes(&phone, 5).await;
+    let me = token(1, &["user"]);
+    let http = server.http();
+    let call = |method: reqwest::Method, path: String| {
+        let req = http
+            .request(method, server.url(&path))
+            .bearer_auth(me.clone());
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        }
+    };
+    use reqwest::Method;
+
+    let (status, page) = call(Method::GET, "/api/notifications?limit=2".into()).await;
+    assert_eq!(status, 200);
+    let titles: Vec<&str> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["n4", "n3"]);
+    // The same page as the event answers.
+    assert_eq!(
+        page,
+        assert_ok(
+            &phone
+                .emit_ack("notification:list", json!({ "limit": 2 }))
+                .await
+        )
+    );
+    let (_, older) = call(
+        Method::GET,
+        format!(
+            "/api/notifications?before={}&limit=2",
+            ids[3].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(older[0]["title"], "n2");
+    let (status, got) = call(
+        Method::GET,
+        format!("/api/notifications/{}", ids[0].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["title"], "n0");
+
+    let (status, read) = call(
+        Method::POST,
+        format!("/api/notifications/{}/read", ids[0].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(read["is_read"], true);
+    // Every socket of the user hears it, as from the event.
+    assert_eq!(
+        phone.recv("notification:read").await,
+        json!({ "notificationId": ids[0], "is_read": true })
+    );
+    count_becomes(&phone, 4).await;
+    let (status, count) = call(Method::GET, "/api/notifications/unread/count".into()).await;
+    assert_eq!((status, count), (200, json!({ "count": 4 })));
+    let (_, unread) = call(Method::GET, "/api/notifications?unread=true".into()).await;
+    assert_eq!(unread.as_array().unwrap().len(), 4);
+
+    let (status, body) = call(
+        Method::DELETE,
+        format!("/api/notifications/{}", ids[1].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!((status, body), (204, Value::Null));
+    assert_eq!(
+        phone.recv("notification:deleted").await,
+        json!({ "notificationId": ids[1] })
+    );
+    count_becomes(&phone, 3).await;
+    let (status, body) = call(
+        Method::GET,
+        format!("/api/notifications/{}", ids[1].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
+
+    let (status, all) = call(Method::POST, "/api/notifications/read-all".into()).await;
+    assert_eq!((status, all), (200, json!({ "count": 3 })));
+    assert_eq!(phone.recv("notification:read_all").await, json!({}));
+    count_becomes(&phone, 0).await;
+    let unread: i64 =
+        sqlx::query_scalar("select count(*) from notifications where user_id = 1 and not is_read")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(unread, 0);
+    // Another user's notification stays untouched.
+    let theirs: bool = sqlx::query_scalar("select is_read from notifications where user_id = 2")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(!theirs);
+}
+
+#[sqlx::test]
+async fn rest_twins_refuse_what_the_events_refuse(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let theirs = notify(&server, 2, "theirs").await["_id"].clone();
+    let theirs = theirs.as_str().unwrap();
+    let me = token(1, &["user"]);
+    let get = |path: String, tok: Option<String>| {
+        let mut req = server.http().get(server.url(&path));
+        if let Some(t) = tok {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for (path, status, code, message) in [
+        (
+            "/api/notifications?limit=0".to_owned(),
+            400,
+            "BAD_REQUEST",
+            "limit",
+        ),
+        (
+            "/api/notifications?limit=201".to_owned(),
+            400,
+            "BAD_REQUEST",
+            "limit",
+        ),
+        (
+            "/api/notifications?limit=lots".to_owned(),
+            400,
+            "BAD_REQUEST",
+            "limit",
+        ),
+        (
+            "/api/notifications?before=nope".to_owned(),
+            400,
+            "BAD_REQUEST",
+            "before",
+        ),
+        (
+            format!("/api/notifications?before={}", Uuid::new_v4()),
+            404,
+            "NOT_FOUND",
+            "before",
+        ),
+        (
+            "/api/notifications/nope".to_owned(),
+            400,
+            "BAD_REQUEST",
+            "id: not a UUID",
+        ),
+        (
+            format!("/api/notifications/{theirs}"),
+            404,
+            "NOT_FOUND",
+            "not found",
+        ),
+    ] {
+        let (got, body) = get(path.clone(), Some(me.clone())).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(message),
+            "{path}: {body}"
+        );
+    }
+    let (got, _) = get("/api/notifications".to_owned(), None).await;
+    assert_eq!(got, 401);
+    // Reading or deleting someone else's is "not found", and changes nothing.
+    for (method, path) in [
+        (
+            reqwest::Method::POST,
+            format!("/api/notifications/{theirs}/read"),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/notifications/{theirs}"),
+        ),
+    ] {
+        let res = server
+            .http()
+            .request(method, server.url(&path))
+            .bearer_auth(me.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    let (status, still) = get(
+        format!("/api/notifications/{theirs}"),
+        Some(token(2, &["user"])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(still["is_read"], false);
+}

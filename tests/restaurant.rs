@@ -353,6 +353,24 @@ async fn sync_stops_at_500_orders_and_says_so(pool: PgPool) {
     assert_eq!(data["truncated"], true);
     assert_eq!(orders[0]["order_number"], "1", "oldest first");
     assert_eq!(orders[499]["order_number"], "500");
+    // The REST twin is capped the same way and says so in a header.
+    let res = server
+        .http()
+        .get(server.url(&format!("/api/restaurants/{r}/orders")))
+        .bearer_auth(service())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()
+            .get("x-truncated")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(
+        res.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        500
+    );
     sqlx::query("update orders set status = 'completed' where order_number = '1'")
         .execute(&pool)
         .await
@@ -363,6 +381,14 @@ async fn sync_stops_at_500_orders_and_says_so(pool: PgPool) {
     );
     assert_eq!(data["orders"].as_array().unwrap().len(), 500);
     assert_eq!(data["truncated"], false);
+    let res = server
+        .http()
+        .get(server.url(&format!("/api/restaurants/{r}/orders")))
+        .bearer_auth(service())
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("x-truncated").is_none());
 }
 
 #[sqlx::test]
@@ -1382,4 +1408,89 @@ async fn a_tablets_events_are_handled_in_the_order_it_sent_them(pool: PgPool) {
     c.emit("orders:sync", json!({ "restaurantId": r })).await;
     let synced = c.recv("orders:sync:complete").await;
     assert_eq!(synced["orders"][0]["status"], "preparing");
+}
+
+/// `GET /api/restaurants/:id/orders`: the board of `orders:sync` over REST, with status
+/// and station filters, under the REST rights rules.
+#[sqlx::test]
+async fn the_rest_board_lists_what_orders_sync_does_with_filters(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server).await;
+    let other = create_restaurant(&server).await;
+    let soup = create_order(&server, r, Some("1"), &["kitchen"]).await;
+    let tea = create_order(&server, r, Some("2"), &["bar"]).await;
+    let both = create_order(&server, r, Some("3"), &["kitchen", "bar"]).await;
+    let c = tablet(&server, "/", r).await;
+    assert_success(&update_status(&c, r, &soup, "completed").await);
+    let get = |path: String, tok: String| {
+        let req = server.http().get(server.url(&path)).bearer_auth(tok);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let path = format!("/api/restaurants/{r}/orders");
+    let (status, board) = get(path.clone(), staff(10, &[r])).await;
+    assert_eq!(status, 200);
+    let synced = assert_success(
+        &c.emit_ack("orders:sync", json!({ "restaurantId": r }))
+            .await,
+    );
+    assert_eq!(board, synced["orders"], "the same board as orders:sync");
+    assert_eq!(board.as_array().unwrap().len(), 2);
+    let ids = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].clone())
+            .collect()
+    };
+    let (_, done) = get(format!("{path}?status=completed"), staff(10, &[r])).await;
+    assert_eq!(ids(&done), [soup["id"].clone()]);
+    let (_, mixed) = get(format!("{path}?status=new,completed"), staff(10, &[r])).await;
+    assert_eq!(
+        ids(&mixed),
+        [soup["id"].clone(), tea["id"].clone(), both["id"].clone()]
+    );
+    let (_, repeated) = get(
+        format!("{path}?status=new&status=completed"),
+        staff(10, &[r]),
+    )
+    .await;
+    assert_eq!(repeated, mixed);
+    let (_, bar) = get(format!("{path}?station=bar"), staff(10, &[r])).await;
+    assert_eq!(ids(&bar), [tea["id"].clone(), both["id"].clone()]);
+    let (_, kitchen_done) = get(
+        format!("{path}?station=kitchen&status=completed"),
+        staff(10, &[r]),
+    )
+    .await;
+    assert_eq!(ids(&kitchen_done), [soup["id"].clone()]);
+    // A `user` of the restaurant may watch the board, as on the socket.
+    let viewer =
+        sign(json!({ "sub": 11, "roles": ["user"], "restaurants": [r], "exp": now_secs() + 600 }));
+    assert_eq!(get(path.clone(), viewer).await.0, 200);
+
+    for (query, field) in [("status=eaten", "statuses"), ("station=grill", "station")] {
+        let (status, body) = get(format!("{path}?{query}"), staff(10, &[r])).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{body}"
+        );
+    }
+    // Rights before existence, as for every restaurant route.
+    let (status, _) = get(path.clone(), staff(10, &[other])).await;
+    assert_eq!(status, 403);
+    let (status, _) = get(
+        format!("/api/restaurants/{}/orders", Uuid::new_v4()),
+        service(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = get("/api/restaurants/nope/orders".to_owned(), service()).await;
+    assert_eq!(status, 400);
+    let res = server.http().get(server.url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), 401);
 }

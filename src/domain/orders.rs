@@ -310,6 +310,19 @@ pub struct SyncOrders {
     pub statuses: Option<Vec<OrderStatus>>,
 }
 
+/// `GET /api/restaurants/:id/orders?status=&station=`: `orders:sync` over REST (seed
+/// 001's tablets polled it), with a station filter.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct BoardQuery {
+    /// Filter; default: every active status.
+    #[serde(default)]
+    pub statuses: Option<Vec<OrderStatus>>,
+    /// Only orders with an item for this station.
+    #[serde(default)]
+    pub station: Option<Station>,
+}
+
 /// `order:update_status`.
 #[derive(Debug, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]

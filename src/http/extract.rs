@@ -91,3 +91,69 @@ where
             .map(ApiJson)
     }
 }
+
+/// Query parameters, to be read as a socket payload would be ([`ApiQuery::object`]), so
+/// a REST twin validates its query with the socket event's own rules and messages.
+#[derive(Debug)]
+pub struct ApiQuery(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiQuery {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(pairs)| ApiQuery(pairs))
+            .map_err(|rejection| AppError::bad_request(format!("query: {}", rejection.body_text())))
+    }
+}
+
+impl ApiQuery {
+    /// The parameters as a JSON object under the payload's field names: `names` maps a
+    /// query name to its field (unknown names are ignored, as unknown payload fields
+    /// are). `true`/`false` and integers become JSON booleans and numbers. A field in
+    /// `lists` is an array: the name repeated, or values separated by commas.
+    pub fn object(&self, names: &[(&str, &str)], lists: &[&str]) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        for (name, raw) in &self.0 {
+            let Some((_, field)) = names.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            if lists.contains(field) {
+                let entry = object
+                    .entry((*field).to_owned())
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let serde_json::Value::Array(items) = entry {
+                    items.extend(
+                        raw.split(',')
+                            .filter(|v| !v.is_empty())
+                            .map(|v| serde_json::Value::String(v.to_owned())),
+                    );
+                }
+            } else {
+                object.insert((*field).to_owned(), scalar(raw));
+            }
+        }
+        serde_json::Value::Object(object)
+    }
+
+    /// [`Self::object`], decoded and validated like the socket payload `T`.
+    pub fn decode<T: DeserializeOwned + Validate>(
+        &self,
+        names: &[(&str, &str)],
+        lists: &[&str],
+    ) -> Result<T, AppError> {
+        decode(self.object(names, lists))
+    }
+}
+
+fn scalar(raw: &str) -> serde_json::Value {
+    match raw {
+        "true" => serde_json::Value::Bool(true),
+        "false" => serde_json::Value::Bool(false),
+        _ => raw
+            .parse::<i64>()
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|_| serde_json::Value::String(raw.to_owned())),
+    }
+}

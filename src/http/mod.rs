@@ -17,7 +17,7 @@ use socketioxide::adapter::Adapter;
 use crate::error::AppError;
 use crate::state::AppState;
 
-pub use extract::{ApiJson, Authenticated, JsonBody, ServiceCaller};
+pub use extract::{ApiJson, ApiQuery, Authenticated, JsonBody, ServiceCaller};
 
 /// Every HTTP route of the server (socket.io is layered on top by `lib.rs`).
 pub fn router<A: Adapter>() -> Router<AppState<A>> {

@@ -3,30 +3,36 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::routing::{patch, post};
+use axum::response::IntoResponse;
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use uuid::Uuid;
 
-use super::extract::{Authenticated, JsonBody, ServiceCaller};
+use super::extract::{ApiQuery, Authenticated, JsonBody, ServiceCaller};
 use crate::auth::{Principal, Role};
 use crate::domain::input::decode;
 use crate::domain::orders::{
-    CreateOrder, CreateRestaurant, DeleteOrder, KitchenAlert, Order, PatchOrder, Restaurant,
+    BoardQuery, CreateOrder, CreateRestaurant, DeleteOrder, KitchenAlert, Order, PatchOrder,
+    Restaurant,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::restaurant as ev;
-use crate::realtime::namespaces::restaurant::{announce_table_ready, status_changed};
+use crate::realtime::namespaces::restaurant::{announce_table_ready, board, status_changed};
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
 
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .route("/restaurants", post(create_restaurant))
-        .route("/restaurants/{id}/orders", post(create_order))
+        .route(
+            "/restaurants/{id}/orders",
+            get(list_orders).post(create_order),
+        )
         .route("/restaurants/{id}/alerts", post(create_alert))
         .route("/orders/{id}", patch(patch_order).delete(delete_order))
 }
@@ -84,6 +90,34 @@ async fn create_restaurant<A: Adapter>(
     let body: CreateRestaurant = body.decode()?;
     let created = app.store.insert_restaurant(body.id, &body.name).await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// The twin of `orders:sync`: the board as a bare `Order[]`, oldest first, capped like
+/// the sync; `X-Truncated: true` when more matched (narrow with `status`).
+async fn list_orders<A: Adapter>(
+    State(app): State<AppState<A>>,
+    Authenticated(me): Authenticated,
+    Path(id): Path<String>,
+    query: ApiQuery,
+) -> AppResult<axum::response::Response> {
+    let restaurant_id = parse_id(&id)?;
+    authorize(&app, &me, restaurant_id, Role::User).await?;
+    let q: BoardQuery = query.decode(
+        &[
+            ("status", "statuses"),
+            ("statuses", "statuses"),
+            ("station", "station"),
+        ],
+        &["statuses"],
+    )?;
+    let (orders, truncated) = board(&app, restaurant_id, q.statuses, q.station).await?;
+    let mut response = Json(orders).into_response();
+    if truncated {
+        response
+            .headers_mut()
+            .insert("x-truncated", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 async fn create_order<A: Adapter>(

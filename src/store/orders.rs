@@ -217,16 +217,20 @@ impl Store {
         &self,
         restaurant_id: Uuid,
         statuses: &[OrderStatus],
+        station: Option<Station>,
         limit: i64,
     ) -> Result<Vec<Order>, sqlx::Error> {
         let rows: Vec<OrderRow> = sqlx::query_as(concat!(
             order_select!(),
             "where o.restaurant_id = $1 and o.deleted_at is null and o.status = any($2)
+               and ($4::text is null
+                    or exists (select 1 from order_items s where s.order_id = o.id and s.station = $4))
              order by o.created_at, o.id limit $3"
         ))
         .bind(restaurant_id)
         .bind(statuses)
         .bind(limit)
+        .bind(station.map(Station::as_str))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Order::from).collect())

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
+use uuid::Uuid;
 
 use crate::domain::notifications::{
-    DEFAULT_PAGE, ListNotifications, NotificationCount, NotificationRef, Ping, ReadAll,
+    DEFAULT_PAGE, ListNotifications, Notification, NotificationCount, NotificationRef, Ping,
+    ReadAll,
 };
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::{notifications as ev, ns};
@@ -66,14 +68,7 @@ async fn list_notifications<A: Adapter>(
     _: SocketRef<A>,
     p: ListNotifications,
 ) -> AppResult<Value> {
-    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
-    let page = s
-        .app
-        .store
-        .list_notifications(s.user_id(), p.unread_only, p.before, limit)
-        .await?
-        .ok_or_else(|| AppError::not_found("before: notification not found"))?;
-    Ok(json!(page))
+    Ok(json!(list(&s.app, s.user_id(), p).await?))
 }
 
 async fn get_notification<A: Adapter>(
@@ -81,13 +76,7 @@ async fn get_notification<A: Adapter>(
     _: SocketRef<A>,
     p: NotificationRef,
 ) -> AppResult<Value> {
-    let found = s
-        .app
-        .store
-        .find_notification(s.user_id(), p.notification_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("notification not found"))?;
-    Ok(json!(found))
+    Ok(json!(get(&s.app, s.user_id(), p.notification_id).await?))
 }
 
 async fn read_notification<A: Adapter>(
@@ -95,20 +84,7 @@ async fn read_notification<A: Adapter>(
     _: SocketRef<A>,
     p: NotificationRef,
 ) -> AppResult<Value> {
-    let me = s.user_id();
-    let read = s
-        .app
-        .store
-        .mark_notification_read(me, p.notification_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("notification not found"))?;
-    let payload = json!({ "notificationId": p.notification_id, "is_read": true });
-    s.app
-        .broadcaster
-        .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ, &payload)
-        .await;
-    push_counts(&s.app, &[me]).await;
-    Ok(json!(read))
+    Ok(json!(read(&s.app, s.user_id(), p.notification_id).await?))
 }
 
 async fn read_all_notifications<A: Adapter>(
@@ -116,13 +92,7 @@ async fn read_all_notifications<A: Adapter>(
     _: SocketRef<A>,
     _: ReadAll,
 ) -> AppResult<Value> {
-    let me = s.user_id();
-    let count = s.app.store.mark_all_notifications_read(me).await?;
-    s.app
-        .broadcaster
-        .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ_ALL, &json!({}))
-        .await;
-    push_counts(&s.app, &[me]).await;
+    let count = read_all(&s.app, s.user_id()).await?;
     Ok(json!({ "count": count }))
 }
 
@@ -131,22 +101,70 @@ async fn delete_notification<A: Adapter>(
     _: SocketRef<A>,
     p: NotificationRef,
 ) -> AppResult<Value> {
-    let me = s.user_id();
-    if !s
-        .app
-        .store
-        .delete_notification(me, p.notification_id)
+    delete(&s.app, s.user_id(), p.notification_id).await?;
+    Ok(Value::Null)
+}
+
+// The operations, shared by the socket events above and their REST twins
+// (`src/http/notifications.rs`): one set of rules, errors and announcements.
+
+/// `notification:list`: `me`'s notifications (and broadcasts), newest first.
+pub async fn list<A: Adapter>(
+    app: &AppState<A>,
+    me: i64,
+    p: ListNotifications,
+) -> AppResult<Vec<Notification>> {
+    let limit = p.limit.unwrap_or(DEFAULT_PAGE);
+    app.store
+        .list_notifications(me, p.unread_only, p.before, limit)
         .await?
-    {
+        .ok_or_else(|| AppError::not_found("before: notification not found"))
+}
+
+/// `notification:get`.
+pub async fn get<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult<Notification> {
+    app.store
+        .find_notification(me, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("notification not found"))
+}
+
+/// `notification:read`: marks it read, tells every socket of `me`, pushes the count.
+pub async fn read<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult<Notification> {
+    let read = app
+        .store
+        .mark_notification_read(me, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("notification not found"))?;
+    let payload = json!({ "notificationId": id, "is_read": true });
+    app.broadcaster
+        .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ, &payload)
+        .await;
+    push_counts(app, &[me]).await;
+    Ok(read)
+}
+
+/// `notification:read_all`: how many were marked.
+pub async fn read_all<A: Adapter>(app: &AppState<A>, me: i64) -> AppResult<i64> {
+    let count = app.store.mark_all_notifications_read(me).await?;
+    app.broadcaster
+        .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ_ALL, &json!({}))
+        .await;
+    push_counts(app, &[me]).await;
+    Ok(count)
+}
+
+/// `notification:delete`.
+pub async fn delete<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult<()> {
+    if !app.store.delete_notification(me, id).await? {
         return Err(AppError::not_found("notification not found"));
     }
-    let payload = json!({ "notificationId": p.notification_id });
-    s.app
-        .broadcaster
+    let payload = json!({ "notificationId": id });
+    app.broadcaster
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::DELETED, &payload)
         .await;
-    push_counts(&s.app, &[me]).await;
-    Ok(Value::Null)
+    push_counts(app, &[me]).await;
+    Ok(())
 }
 
 async fn ping<A: Adapter>(_: Arc<Session<A>>, socket: SocketRef<A>, _: Ping) -> AppResult<Value> {

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::domain::input::RawPayload;
 use crate::domain::orders::{
-    CompleteTable, JoinRestaurant, JoinStation, MAX_SYNC_ORDERS, OrderStatus, SyncOrders,
-    UpdateStatus,
+    CompleteTable, JoinRestaurant, JoinStation, MAX_SYNC_ORDERS, Order, OrderStatus, Station,
+    SyncOrders, UpdateStatus,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
@@ -114,15 +114,7 @@ async fn sync_orders<A: Adapter>(
         })?,
     };
     check_access(&s.app, &s.principal, restaurant_id).await?;
-    let statuses = p.statuses.unwrap_or_else(|| OrderStatus::ACTIVE.to_vec());
-    // One more than the cap tells whether the list was cut.
-    let mut orders = s
-        .app
-        .store
-        .list_orders(restaurant_id, &statuses, MAX_SYNC_ORDERS + 1)
-        .await?;
-    let truncated = orders.len() > MAX_SYNC_ORDERS as usize;
-    orders.truncate(MAX_SYNC_ORDERS as usize);
+    let (orders, truncated) = board(&s.app, restaurant_id, p.statuses, None).await?;
     let payload = json!({
         "restaurantId": restaurant_id,
         "orders": orders,
@@ -134,6 +126,26 @@ async fn sync_orders<A: Adapter>(
         tracing::debug!(error = %e, "orders:sync:complete not delivered");
     }
     Ok(payload)
+}
+
+/// A restaurant's board, as `orders:sync` and its REST twin read it (access checked by
+/// the caller): orders of `statuses` (default: every active one), with an item at
+/// `station` if given, oldest first, at most [`MAX_SYNC_ORDERS`]; true when more matched.
+pub async fn board<A: Adapter>(
+    app: &AppState<A>,
+    restaurant_id: Uuid,
+    statuses: Option<Vec<OrderStatus>>,
+    station: Option<Station>,
+) -> AppResult<(Vec<Order>, bool)> {
+    let statuses = statuses.unwrap_or_else(|| OrderStatus::ACTIVE.to_vec());
+    // One more than the cap tells whether the list was cut.
+    let mut orders = app
+        .store
+        .list_orders(restaurant_id, &statuses, station, MAX_SYNC_ORDERS + 1)
+        .await?;
+    let truncated = orders.len() > MAX_SYNC_ORDERS as usize;
+    orders.truncate(MAX_SYNC_ORDERS as usize);
+    Ok((orders, truncated))
 }
 
 /// The restaurant whose board the socket is on: the one it last joined (`join:restaurant`
