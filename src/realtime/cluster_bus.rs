@@ -160,14 +160,17 @@ impl TopicState {
             direction,
         };
         let label = TopicLabel { topic: name };
+        // `get_or_create` returns a read guard on the family: two of them alive in one
+        // expression deadlock when the second has to create its counter (a write). The
+        // owned form drops its guard before returning.
         TopicState {
             topic,
             reader: Mutex::new(None),
             stalled: AtomicBool::new(false),
-            sent: metrics.messages.get_or_create(&direction("out")).clone(),
-            received: metrics.messages.get_or_create(&direction("in")).clone(),
-            dropped: metrics.dropped.get_or_create(&label).clone(),
-            failures: metrics.publish_failures.get_or_create(&label).clone(),
+            sent: metrics.messages.get_or_create_owned(&direction("out")),
+            received: metrics.messages.get_or_create_owned(&direction("in")),
+            dropped: metrics.dropped.get_or_create_owned(&label),
+            failures: metrics.publish_failures.get_or_create_owned(&label),
         }
     }
 
