@@ -46,10 +46,9 @@ use crate::config::AdapterKind;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::realtime::cluster::{AdapterProbe, BoxFuture, LinkHealth, Mounter, NsInit};
-use crate::realtime::order_bus::OrderBus;
+use crate::realtime::cluster_bus::{BusTransport, ClusterBus};
 use crate::realtime::pg_link::PgLink;
 use crate::realtime::redis_link::RedisLink;
-use crate::realtime::session_bus::SessionBus;
 use crate::state::AppState;
 use crate::state::InFlight;
 use crate::store::Store;
@@ -113,6 +112,8 @@ pub trait Running: Send + Sync {
     fn probe_readiness(&self) -> BoxFuture<()>;
     /// Starts the background readiness probe that `/readyz` reads.
     fn spawn_readiness_probe(&self) -> tokio::task::JoinHandle<()>;
+    /// The cluster bus (none on a single node).
+    fn cluster_bus(&self) -> Option<&ClusterBus>;
 }
 
 impl<A: Adapter> Running for AppState<A> {
@@ -141,6 +142,9 @@ impl<A: Adapter> Running for AppState<A> {
     }
     fn spawn_readiness_probe(&self) -> tokio::task::JoinHandle<()> {
         http::health::spawn_readiness_probe(self.clone())
+    }
+    fn cluster_bus(&self) -> Option<&ClusterBus> {
+        AppState::cluster_bus(self)
     }
 }
 
@@ -181,15 +185,15 @@ pub async fn build_app(
                 .packet_completion_timeout(Duration::from_secs(10)),
         );
     let metrics = Metrics::default();
-    if config.adapter == AdapterKind::Local {
-        return assemble(builder, config, pool, verifier, metrics, None, None).await;
-    }
-    // Every cluster node holds one LISTEN connection: the postgres adapter's transport,
-    // and batch mode's bus (on the shared database) whatever the adapter.
-    let listen = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
-        .await
-        .map_err(|e| StartError::Adapter(e.to_string()))?;
+    // The cluster bus rides the adapter's own link: a Redis node opens no LISTEN
+    // connection, a PostgreSQL node one (shared by every namespace and the bus).
+    let bus = |transport| async {
+        ClusterBus::start(transport, &config.adapter_prefix, &metrics.cluster_bus)
+            .await
+            .map_err(|e| StartError::Adapter(e.to_string()))
+    };
     match config.adapter {
+        AdapterKind::Local => assemble(builder, config, pool, verifier, metrics, None, None).await,
         AdapterKind::Redis => {
             let url = config.redis_url.clone().unwrap_or_default();
             // Pub/sub on a shared connection needs RESP3 (Redis 7+).
@@ -205,6 +209,7 @@ pub async fn build_app(
             let link = RedisLink::connect(client, LinkHealth::new(&metrics, "redis"))
                 .await
                 .map_err(|e| StartError::Adapter(e.to_string()))?;
+            let cluster_bus = bus(BusTransport::Redis(link.clone())).await?;
             let settings = RedisAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
             let ctr = RedisAdapterCtr::new_with_driver(link.clone(), settings);
             let builder = builder.with_adapter::<CustomRedisAdapter<Emitter, RedisLink>>(ctr);
@@ -219,30 +224,38 @@ pub async fn build_app(
                 verifier,
                 metrics,
                 Some(ping),
-                Some(listen),
+                Some(cluster_bus),
             )
             .await
         }
-        // `Postgres` (`Local` returned above).
-        _ => {
+        AdapterKind::Postgres => {
+            let listen = PgLink::start(pool.clone(), LinkHealth::new(&metrics, "postgres_listen"))
+                .await
+                .map_err(|e| StartError::Adapter(e.to_string()))?;
+            let cluster_bus = bus(BusTransport::Postgres(listen.clone(), pool.clone())).await?;
             let settings = PostgresAdapterConfig::new().with_prefix(config.adapter_prefix.clone());
             let ctr = PostgresAdapterCtr::new_with_driver(listen.clone(), settings);
             let builder = builder.with_adapter::<CustomPostgresAdapter<Emitter, PgLink>>(ctr);
-            assemble(builder, config, pool, verifier, metrics, None, Some(listen)).await
+            assemble(
+                builder,
+                config,
+                pool,
+                verifier,
+                metrics,
+                Some(listen_probe(listen)),
+                Some(cluster_bus),
+            )
+            .await
         }
     }
 }
 
-/// Readiness of a node's cluster links: its LISTEN connection, and the adapter's own
-/// connection when it has one (Redis).
-fn link_probe(listen: PgLink, adapter: Option<AdapterProbe>) -> AdapterProbe {
+/// Readiness of a PostgreSQL node's cluster link: its LISTEN connection (the pool's
+/// own connections are covered by the database ping).
+fn listen_probe(listen: PgLink) -> AdapterProbe {
     Box::new(move || {
         let up = listen.is_up();
-        let adapter = adapter.as_ref().map(|probe| probe());
         Box::pin(async move {
-            if let Some(check) = adapter {
-                check.await?;
-            }
             if up {
                 Ok(())
             } else {
@@ -259,7 +272,7 @@ async fn assemble<A>(
     verifier: Verifier,
     metrics: Metrics,
     probe: Option<AdapterProbe>,
-    listen: Option<PgLink>,
+    cluster_bus: Option<ClusterBus>,
 ) -> Result<(Router, Arc<dyn Running>), StartError>
 where
     A: Adapter + DefinedAdapter,
@@ -267,7 +280,14 @@ where
 {
     let max_payload = config.max_payload_bytes;
     let (io_layer, io) = builder.build_layer();
-    let app = AppState::new(config, Store::new(pool), verifier, io.clone(), metrics);
+    let app = AppState::new(
+        config,
+        Store::new(pool),
+        verifier,
+        io.clone(),
+        metrics,
+        cluster_bus,
+    );
     let (inits, per_restaurant) = realtime::namespaces::register_all(&app);
     for init in inits {
         init.ready().await.map_err(StartError::Adapter)?;
@@ -307,16 +327,10 @@ where
     });
     app.set_mounter(mounter);
     app.lifetimes.start();
-    if let Some(link) = listen {
-        let bus = OrderBus::start(&app, &link, &app.config.adapter_prefix)
-            .await
-            .map_err(|e| StartError::Adapter(e.to_string()))?;
-        app.set_order_bus(bus);
-        let sessions = SessionBus::start(&app, &link, &app.config.adapter_prefix)
-            .await
-            .map_err(|e| StartError::Adapter(e.to_string()))?;
-        app.set_session_bus(sessions);
-        app.set_adapter_probe(link_probe(link, probe));
+    realtime::order_bus::start(&app);
+    realtime::session_bus::start(&app);
+    if let Some(probe) = probe {
+        app.set_adapter_probe(probe);
     }
 
     outbound::Meters::spawn_sweeper(&app.meters);

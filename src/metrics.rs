@@ -62,6 +62,53 @@ pub struct TimeoutLabel {
     pub kind: &'static str,
 }
 
+/// `topic` label of the cluster bus.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    /// `orders`, `sessions` or `publish`.
+    pub topic: &'static str,
+}
+
+/// `topic`, `direction` labels of cluster bus messages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusLabels {
+    /// `orders`, `sessions` or `publish`.
+    pub topic: &'static str,
+    /// `out` (published by this node) or `in` (from another node).
+    pub direction: &'static str,
+}
+
+/// The cluster bus's metrics (see `realtime::cluster_bus`).
+#[derive(Clone, Debug, Default)]
+pub struct ClusterBusMetrics {
+    /// Messages published (`out`) and received from other nodes (`in`), by topic.
+    pub messages: Family<BusLabels, Counter>,
+    /// Messages from other nodes dropped because the topic's reader was stalled.
+    pub dropped: Family<TopicLabel, Counter>,
+    /// Messages this node could not publish (logged with their cause).
+    pub publish_failures: Family<TopicLabel, Counter>,
+}
+
+impl ClusterBusMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "cluster_bus_messages",
+            "Cluster bus messages by topic and direction (out: published, in: from other nodes)",
+            self.messages.clone(),
+        );
+        registry.register(
+            "cluster_bus_dropped",
+            "Cluster bus messages dropped because the topic's reader was stalled",
+            self.dropped.clone(),
+        );
+        registry.register(
+            "cluster_bus_publish_failures",
+            "Cluster bus messages this node could not publish",
+            self.publish_failures.clone(),
+        );
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs … ~3.3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
@@ -111,6 +158,8 @@ pub struct Metrics {
     pub link_channels: Family<LinkLabel, Gauge>,
     /// Tasks alive in the tokio runtime (set at scrape time): a soak watches it stay flat.
     pub tokio_tasks_alive: Gauge,
+    /// Node-to-node messages of the cluster bus.
+    pub cluster_bus: ClusterBusMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -236,6 +285,8 @@ impl Default for Metrics {
             "Tasks alive in the tokio runtime",
             tokio_tasks_alive.clone(),
         );
+        let cluster_bus = ClusterBusMetrics::default();
+        cluster_bus.register(&mut registry);
         Metrics {
             registry,
             sockets,
@@ -258,6 +309,7 @@ impl Default for Metrics {
             dynamic_routes,
             link_channels,
             tokio_tasks_alive,
+            cluster_bus,
         }
     }
 }

@@ -16,10 +16,9 @@ use crate::metrics::Metrics;
 use crate::outbound::Meters;
 use crate::realtime::broadcast::Broadcaster;
 use crate::realtime::cluster::{AdapterProbe, Mounter};
+use crate::realtime::cluster_bus::ClusterBus;
 use crate::realtime::dynamic::DynamicNamespaces;
 use crate::realtime::lifetime::Lifetimes;
-use crate::realtime::order_bus::OrderBus;
-use crate::realtime::session_bus::SessionBus;
 use crate::store::Store;
 
 /// Cheap-to-clone handle to everything a handler needs, generic over the socket.io
@@ -60,24 +59,23 @@ pub struct Inner<A: Adapter> {
     mounter: std::sync::OnceLock<Mounter>,
     /// Health of the adapter's own connection, when it has one.
     adapter_probe: std::sync::OnceLock<AdapterProbe>,
-    /// Order events to other nodes' batch sockets (cluster only; set once at build).
-    order_bus: std::sync::OnceLock<OrderBus>,
+    /// Node-to-node messages besides socket.io packets (cluster only).
+    cluster_bus: Option<ClusterBus>,
     /// This node's token-authenticated connections and when their tokens expire.
     pub lifetimes: Lifetimes,
-    /// End-session requests to other nodes (cluster only; set once at build).
-    session_bus: std::sync::OnceLock<SessionBus>,
     /// The background readiness probe's last result, read by `/readyz`.
     pub readiness: Readiness,
 }
 
 impl<A: Adapter> AppState<A> {
-    /// Bundles the parts.
+    /// Bundles the parts (`cluster_bus` is `None` on a single node).
     pub fn new(
         config: Config,
         store: Store,
         verifier: Verifier,
         io: SocketIo<A>,
         metrics: Metrics,
+        cluster_bus: Option<ClusterBus>,
     ) -> Self {
         let dynamic = DynamicNamespaces::new(io.clone());
         let broadcaster = Broadcaster::new(io, metrics.broadcast_failures.clone());
@@ -98,23 +96,15 @@ impl<A: Adapter> AppState<A> {
             meters,
             mounter: std::sync::OnceLock::new(),
             adapter_probe: std::sync::OnceLock::new(),
-            order_bus: std::sync::OnceLock::new(),
+            cluster_bus,
             lifetimes,
-            session_bus: std::sync::OnceLock::new(),
             readiness: Readiness::default(),
         }))
     }
 
-    /// Installs the cluster's session bus (once, at build).
-    pub fn set_session_bus(&self, bus: SessionBus) {
-        if self.0.session_bus.set(bus).is_err() {
-            tracing::warn!("session bus set twice");
-        }
-    }
-
-    /// The cluster's session bus, when running as a cluster.
-    pub fn session_bus(&self) -> Option<&SessionBus> {
-        self.0.session_bus.get()
+    /// The cluster bus, when running as a cluster.
+    pub fn cluster_bus(&self) -> Option<&ClusterBus> {
+        self.0.cluster_bus.as_ref()
     }
 
     /// Installs the adapter health probe (once, at build).
@@ -130,18 +120,6 @@ impl<A: Adapter> AppState<A> {
             Some(probe) => probe().await,
             None => Ok(()),
         }
-    }
-
-    /// Installs the cluster's order bus (once, at build).
-    pub fn set_order_bus(&self, bus: OrderBus) {
-        if self.0.order_bus.set(bus).is_err() {
-            tracing::warn!("order bus set twice");
-        }
-    }
-
-    /// The cluster's order bus, when running as a cluster.
-    pub fn order_bus(&self) -> Option<&OrderBus> {
-        self.0.order_bus.get()
     }
 
     /// Installs the namespace mounter (once, at build).

@@ -6,6 +6,7 @@
 pub mod ack;
 pub mod broadcast;
 pub mod cluster;
+pub mod cluster_bus;
 pub mod dynamic;
 pub mod events;
 pub mod handler;

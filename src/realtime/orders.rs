@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::dynamic;
 use super::events::{ns, restaurant as ev};
+use super::order_bus;
 use super::rooms;
 use crate::config::AdapterKind;
 use crate::domain::orders::Station;
@@ -189,8 +190,8 @@ pub async fn emit_order_event<A: Adapter, T: Serialize + ?Sized>(
     // The `{ event, data }` element is built only when some socket or node needs it.
     let item = || json!({ "event": event, "data": data });
     queue_on_batch_sockets(app, restaurant_id, stations, item);
-    if let Some(bus) = app.order_bus() {
-        bus.publish(restaurant_id, stations, &item(), false).await;
+    if let Some(bus) = app.cluster_bus() {
+        order_bus::publish(bus, restaurant_id, stations, &item(), false).await;
     }
 }
 
@@ -242,9 +243,9 @@ pub async fn emit_alert<A: Adapter, T: Serialize + ?Sized>(
             .emit_local(path, all.clone(), ev::KITCHEN_ALERT, data)
             .await;
     }
-    if let Some(bus) = app.order_bus() {
+    if let Some(bus) = app.cluster_bus() {
         let item = json!({ "event": ev::KITCHEN_ALERT, "data": data });
-        bus.publish(restaurant_id, &[], &item, true).await;
+        order_bus::publish(bus, restaurant_id, &[], &item, true).await;
     }
 }
 

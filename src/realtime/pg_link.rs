@@ -1,4 +1,4 @@
-//! One LISTEN connection per node, shared by every namespace's adapter and the order bus.
+//! One LISTEN connection per node, shared by every namespace's adapter and the cluster bus.
 //!
 //! socketioxide-postgres' own sqlx driver opens a `PgListener` per namespace, each holding
 //! a pool connection for good: with `/restaurants/<id>` mounted per restaurant that drains
