@@ -189,8 +189,16 @@ async fn delete_order<A: Adapter>(
     State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> AppResult<StatusCode> {
+    // Size first (413 in our error shape, not axum's plain text), as on every route.
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::bad_request(format!("body: {}", rejection.body_text()))
+        }
+    })?;
     let order_id = parse_id(&id)?;
     authorized_order(&app, &me, order_id, Role::Manager).await?;
     // The body is optional: `{ reason? }` or nothing.

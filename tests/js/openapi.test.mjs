@@ -365,7 +365,7 @@ function mediaType(s) {
  * not the router's own miss, the documented content type, body schema and headers.
  */
 async function call(server, o, req) {
-  const url = fill(o.path, req.params);
+  const url = fill(o.path, req.params) + (req.query ?? '');
   const what = `${o.method} ${url} (${req.why})`;
   const res = await api(server, o.method, url, { auth: req.auth, body: req.body });
   const shown = `${what}: ${res.status} ${typeof res.body === 'string' ? JSON.stringify(res.body.slice(0, 300)) : JSON.stringify(res.body)}`;
@@ -522,6 +522,69 @@ const PROBES = {
       { why: 'not an integer', expect: 400, auth: c.admin, params: { userId: 'bob' } },
     ];
   },
+  async listNotifications(c) {
+    const [u] = users(1);
+    const n = await c.ok('POST', '/api/notifications', c.serviceToken, { user_id: u, type: 'system', title: 'A', content: 'a' });
+    return [
+      { why: 'my page', expect: 200, auth: bearer(token(u)) },
+      { why: 'unread, limit 1', expect: 200, auth: bearer(token(u)), query: '?unread=true&limit=1' },
+      { why: 'before one I have', expect: 200, auth: bearer(token(u)), query: `?before=${n._id}` },
+      { why: 'limit 0', expect: 400, auth: bearer(token(u)), query: '?limit=0' },
+      { why: 'before an unknown id', expect: 404, auth: bearer(token(u)), query: `?before=${randomUUID()}` },
+    ];
+  },
+  async getNotification(c) {
+    const [u, other] = users(2);
+    const n = await c.ok('POST', '/api/notifications', c.serviceToken, { user_id: u, type: 'system', title: 'G', content: 'g' });
+    return [
+      { why: 'mine', expect: 200, auth: bearer(token(u)), params: { id: n._id } },
+      { why: 'someone else\'s', expect: 404, auth: bearer(token(other)), params: { id: n._id } },
+      { why: 'not a UUID', expect: 400, auth: bearer(token(u)), params: { id: 'nope' } },
+    ];
+  },
+  async readNotification(c) {
+    const [u, other] = users(2);
+    const n = await c.ok('POST', '/api/notifications', c.serviceToken, { user_id: u, type: 'system', title: 'R', content: 'r' });
+    return [
+      { why: 'someone else\'s', expect: 404, auth: bearer(token(other)), params: { id: n._id } },
+      { why: 'mine', expect: 200, auth: bearer(token(u)), params: { id: n._id } },
+      { why: 'mine again', expect: 200, auth: bearer(token(u)), params: { id: n._id } },
+      { why: 'not a UUID', expect: 400, auth: bearer(token(u)), params: { id: 'nope' } },
+    ];
+  },
+  async deleteNotification(c) {
+    const [u, other] = users(2);
+    const n = await c.ok('POST', '/api/notifications', c.serviceToken, { user_id: u, type: 'system', title: 'D', content: 'd' });
+    return [
+      { why: 'someone else\'s', expect: 404, auth: bearer(token(other)), params: { id: n._id } },
+      { why: 'mine', expect: 204, auth: bearer(token(u)), params: { id: n._id } },
+      { why: 'gone', expect: 404, auth: bearer(token(u)), params: { id: n._id } },
+      { why: 'not a UUID', expect: 400, auth: bearer(token(u)), params: { id: 'nope' } },
+    ];
+  },
+  async readAllNotifications(c) {
+    const [u] = users(1);
+    await c.ok('POST', '/api/notifications', c.serviceToken, { user_id: u, type: 'system', title: 'X', content: 'x' });
+    return [
+      { why: 'one unread', expect: 200, auth: bearer(token(u)) },
+      { why: 'none left', expect: 200, auth: bearer(token(u)) },
+    ];
+  },
+  async unreadNotificationCount() {
+    const [u] = users(1);
+    return [{ why: 'mine', expect: 200, auth: bearer(token(u)) }];
+  },
+  async listOrders(c) {
+    await c.order();
+    return [
+      { why: 'staff of the restaurant', expect: 200, auth: c.staff, params: { id: c.restaurant } },
+      { why: 'a user of the restaurant, filtered', expect: 200, auth: c.user, params: { id: c.restaurant }, query: '?status=new,ready&station=kitchen' },
+      { why: 'staff of another restaurant', expect: 403, auth: c.staffElsewhere, params: { id: c.restaurant } },
+      { why: 'an unknown restaurant', expect: 404, auth: c.service, params: { id: randomUUID() } },
+      { why: 'an unknown status', expect: 400, auth: c.staff, params: { id: c.restaurant }, query: '?status=eaten' },
+      { why: 'not a UUID', expect: 400, auth: c.service, params: { id: 'r1' } },
+    ];
+  },
   healthz: async () => [{ why: 'no token', expect: 200 }],
   readyz: async () => [{ why: 'no token, database up', expect: 200 }],
   metrics: async () => [{ why: 'no token', expect: 200 }],
@@ -533,7 +596,8 @@ describe('a real server answers every operation with a documented status', () =>
   before(async () => {
     server = await startServer({ MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD) });
     const [svc, adm, staff, manager, user, other] = users(6);
-    c.service = bearer(token(svc, ['service']));
+    c.serviceToken = token(svc, ['service']);
+    c.service = bearer(c.serviceToken);
     c.admin = bearer(token(adm, ['admin']));
     c.ok = async (method, route, tok, body) => {
       const res = await api(server, method, route, { auth: bearer(tok), body });
