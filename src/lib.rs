@@ -18,6 +18,7 @@ pub mod realtime;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use socketioxide::SocketIo;
@@ -56,6 +57,9 @@ use crate::store::Store;
 
 /// Packets queued for one socket at most (see the builder below).
 pub const SOCKET_QUEUE_PACKETS: usize = 1024;
+
+/// How long shutdown waits for plain WebSocket connections to send their close frames.
+const PLAIN_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Binary attachments one socket.io packet may carry (none of our events use any).
 const MAX_BINARY_ATTACHMENTS: usize = 10;
@@ -124,7 +128,16 @@ impl<A: Adapter> Running for AppState<A> {
     }
     fn close(&self) -> BoxFuture<()> {
         let io = self.broadcaster.io().clone();
-        Box::pin(async move { io.close().await })
+        let plain = self.ws.clone();
+        Box::pin(async move {
+            plain.close_all(ws::CloseReason::Shutdown);
+            io.close().await;
+            // Their close frames (1001) are out before `serve` returns.
+            let left = plain.wait_closed(PLAIN_CLOSE_WAIT).await;
+            if left > 0 {
+                tracing::warn!(left, "plain WebSocket connections still open at shutdown");
+            }
+        })
     }
     fn pool(&self) -> &PgPool {
         self.store.pool()
@@ -419,7 +432,7 @@ async fn refuse_foreign_websockets(
             && !allowed.iter().any(|a| a == origin.trim_end_matches('/'))
         {
             tracing::debug!(origin, "websocket upgrade from a foreign origin refused");
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+            return error::AppError::forbidden("origin not allowed").into_response();
         }
     }
     next.run(req).await

@@ -48,11 +48,80 @@ pub struct LinkLabel {
     pub link: &'static str,
 }
 
-/// `reason` label of closed slow consumers.
+/// `reason` label of closed connections.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// `budget` (MAX_SOCKET_BUFFER_BYTES) or `stall` (WRITE_STALL_TIMEOUT_SECS).
+    /// Slow consumers: `budget` (MAX_SOCKET_BUFFER_BYTES) or `stall`
+    /// (WRITE_STALL_TIMEOUT_SECS); plain WebSocket closes: see [`WsMetrics::closes`].
     pub reason: &'static str,
+}
+
+/// `route` label of plain WebSocket connections.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The route pattern (`/ws`).
+    pub route: &'static str,
+}
+
+/// `type` label of plain WebSocket messages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    /// A type the server knows (client types it handles, its own reply types),
+    /// `published` for `POST /api/publish` deliveries, `unknown` or `invalid` otherwise.
+    pub r#type: &'static str,
+}
+
+/// The plain WebSocket routes' metrics (contract §7.1).
+#[derive(Clone, Default)]
+pub struct WsMetrics {
+    /// Open connections per route (`switchboard_ws_connections`).
+    pub connections: Family<RouteLabel, Gauge>,
+    /// Messages received, by type.
+    pub messages_in: Family<TypeLabel, Counter>,
+    /// Messages queued to clients, by type.
+    pub messages_out: Family<TypeLabel, Counter>,
+    /// Connections closed, by reason: `client`, `error`, `idle`, `slow_consumer`,
+    /// `too_big`, `shutdown`, `token_expired`, `disconnected` (operator).
+    pub closes: Family<ReasonLabel, Counter>,
+    /// (channel, connection) subscriptions held by the channel registry.
+    pub hub_entries: Gauge,
+    /// Channels with at least one subscriber in the registry.
+    pub hub_channels: Gauge,
+}
+
+impl WsMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "ws_connections",
+            "Open plain WebSocket connections per route",
+            self.connections.clone(),
+        );
+        registry.register(
+            "ws_messages_in",
+            "Plain WebSocket messages received, by type",
+            self.messages_in.clone(),
+        );
+        registry.register(
+            "ws_messages_out",
+            "Plain WebSocket messages queued to clients, by type",
+            self.messages_out.clone(),
+        );
+        registry.register(
+            "ws_closes",
+            "Plain WebSocket connections closed, by reason",
+            self.closes.clone(),
+        );
+        registry.register(
+            "ws_hub_entries",
+            "Channel subscriptions held by the plain WebSocket registry",
+            self.hub_entries.clone(),
+        );
+        registry.register(
+            "ws_hub_channels",
+            "Channels with subscribers in the plain WebSocket registry",
+            self.hub_channels.clone(),
+        );
+    }
 }
 
 /// `kind` label of connection timeouts.
@@ -109,6 +178,8 @@ pub struct Metrics {
     pub link_channels: Family<LinkLabel, Gauge>,
     /// Tasks alive in the tokio runtime (set at scrape time): a soak watches it stay flat.
     pub tokio_tasks_alive: Gauge,
+    /// Plain WebSocket routes.
+    pub ws: WsMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -228,6 +299,8 @@ impl Default for Metrics {
             "Tasks alive in the tokio runtime",
             tokio_tasks_alive.clone(),
         );
+        let ws = WsMetrics::default();
+        ws.register(&mut registry);
         Metrics {
             registry,
             sockets,
@@ -249,6 +322,7 @@ impl Default for Metrics {
             dynamic_routes,
             link_channels,
             tokio_tasks_alive,
+            ws,
         }
     }
 }

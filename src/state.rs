@@ -21,6 +21,7 @@ use crate::realtime::lifetime::Lifetimes;
 use crate::realtime::order_bus::OrderBus;
 use crate::realtime::session_bus::SessionBus;
 use crate::store::Store;
+use crate::ws;
 
 /// Cheap-to-clone handle to everything a handler needs, generic over the socket.io
 /// adapter (`LocalAdapter` for one node, a remote adapter for a cluster).
@@ -68,6 +69,8 @@ pub struct Inner<A: Adapter> {
     session_bus: std::sync::OnceLock<SessionBus>,
     /// The background readiness probe's last result, read by `/readyz`.
     pub readiness: Readiness,
+    /// Plain WebSocket connections and their channels.
+    pub ws: ws::Hub,
 }
 
 impl<A: Adapter> AppState<A> {
@@ -87,6 +90,7 @@ impl<A: Adapter> AppState<A> {
             metrics.slow_consumers.clone(),
         );
         let lifetimes = Lifetimes::new(config.jwt.leeway_secs, metrics.session_lifetimes.clone());
+        let ws = ws::Hub::new(config.ws.max_channels, metrics.ws.clone());
         AppState(Arc::new(Inner {
             config,
             store,
@@ -102,6 +106,7 @@ impl<A: Adapter> AppState<A> {
             lifetimes,
             session_bus: std::sync::OnceLock::new(),
             readiness: Readiness::default(),
+            ws,
         }))
     }
 

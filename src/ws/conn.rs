@@ -1,0 +1,370 @@
+//! One `/ws` connection from upgrade to close: a reader that handles the client's
+//! messages and a writer that drains the connection's one bounded queue, pings, and
+//! sends the close frame. Both run as futures of the connection's single task.
+//!
+//! Every message the client sends goes through one pipeline ([`Conn::on_text`]): count,
+//! decode, rate limit, handle, and exactly one direct reply, which echoes the request's
+//! `id`. Replies and channel deliveries share the queue, so a client sees them in the
+//! order the server produced them, and a client that does not read is closed (1013)
+//! instead of growing memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use socketioxide::adapter::Adapter;
+use tokio::sync::{mpsc, watch};
+
+use super::access;
+use super::envelope::{
+    self, AuthError, AuthSuccess, ChannelReply, Empty, ErrorPayload, Inbound, WsError, client,
+    server, string_field,
+};
+use super::hub::{CloseReason, Peer};
+use crate::auth::Principal;
+use crate::domain::channels::Channel;
+use crate::metrics::{ReasonLabel, RouteLabel, TypeLabel};
+use crate::realtime::lifetime::LifetimeKey;
+use crate::realtime::rate_limit::RateLimiter;
+use crate::state::AppState;
+
+/// The route label of this dialect's connections.
+const ROUTE: RouteLabel = RouteLabel { route: "/ws" };
+
+/// How long the close frame may take to leave (a client that does not read never
+/// takes it; its connection is dropped after this).
+const CLOSE_WRITE: Duration = Duration::from_secs(2);
+
+/// How long the server waits for the client's answer to its close frame before it
+/// drops the connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The one bucket every incoming message draws from (contract §7.1).
+const RATE_KEY: &str = "ws";
+
+/// seed 003's text for every refused token.
+const INVALID_TOKEN: &str = "Invalid or expired token";
+
+/// Serves one upgraded connection until it closes. `token` is the handshake's
+/// (`?token=`, or the header with `?format=envelope`), checked here so that a bad one
+/// opens the connection unauthenticated with `auth_error` (contract §7.7).
+pub async fn run<A: Adapter>(app: AppState<A>, socket: WebSocket, token: Option<String>) {
+    let limits = &app.config.ws;
+    let (queue, outbox) = mpsc::channel(limits.send_queue);
+    let (peer, closing) = app.ws.register(queue);
+    let metrics = app.metrics.ws.clone();
+    metrics.connections.get_or_create(&ROUTE).inc();
+    let (sink, stream) = socket.split();
+    let mut conn = Conn {
+        limiter: RateLimiter::new(app.config.rate_limit_per_sec, app.config.rate_limit_burst),
+        app: app.clone(),
+        peer: peer.clone(),
+        principal: None,
+        lifetime: None,
+    };
+    if let Some(token) = token {
+        conn.authenticate(&token, None);
+    }
+    let writer = write(sink, outbox, closing.clone(), &peer, limits.ping_interval);
+    tokio::join!(conn.read(stream, closing), writer);
+    let reason = peer.closing().unwrap_or(CloseReason::Client);
+    app.ws.remove(&peer);
+    if let Some(key) = conn.lifetime.take() {
+        app.lifetimes.remove(key);
+    }
+    metrics
+        .closes
+        .get_or_create(&ReasonLabel {
+            reason: reason.label(),
+        })
+        .inc();
+    metrics.connections.get_or_create(&ROUTE).dec();
+    tracing::debug!(
+        user = conn.principal.as_ref().map(|p| p.user_id),
+        reason = reason.label(),
+        "/ws connection closed"
+    );
+}
+
+/// Drains the queue into the socket and pings, until the connection must close; then
+/// sends the close frame (bounded by [`CLOSE_WRITE`]).
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::Receiver<Message>,
+    mut closing: watch::Receiver<Option<CloseReason>>,
+    peer: &Peer,
+    ping_every: Duration,
+) {
+    let start = tokio::time::Instant::now() + ping_every;
+    let mut ping = tokio::time::interval_at(start, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = closing.wait_for(Option::is_some) => break,
+            message = outbox.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        // A write the client does not take blocks here; closing (a full queue, the idle
+        // timeout, shutdown) must still get through.
+        let sent = tokio::select! {
+            sent = sink.send(next) => sent,
+            _ = closing.wait_for(Option::is_some) => break,
+        };
+        if sent.is_err() {
+            peer.close(CloseReason::Error);
+            break;
+        }
+    }
+    outbox.close();
+    let reason = peer.closing().unwrap_or(CloseReason::Error);
+    let _ = tokio::time::timeout(CLOSE_WRITE, async {
+        // Replies already queued (to messages handled before a shutdown, say) go out
+        // before the close frame; a slow consumer's queue is what it would not read.
+        if !matches!(reason, CloseReason::SlowConsumer | CloseReason::Error) {
+            while let Ok(message) = outbox.try_recv() {
+                if sink.feed(message).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = match reason.frame() {
+            Some((code, why)) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: why.into(),
+                };
+                sink.send(Message::Close(Some(frame))).await
+            }
+            // The client's close is answered by the protocol layer; this flushes it.
+            None => sink.close().await,
+        };
+    })
+    .await;
+}
+
+/// The reading side and everything a message can change.
+struct Conn<A: Adapter> {
+    app: AppState<A>,
+    peer: Arc<Peer>,
+    principal: Option<Principal>,
+    lifetime: Option<LifetimeKey>,
+    limiter: RateLimiter,
+}
+
+impl<A: Adapter> Conn<A> {
+    /// Reads until the client leaves, goes quiet, breaks the protocol, or the
+    /// connection is closed from elsewhere.
+    async fn read(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+        mut closing: watch::Receiver<Option<CloseReason>>,
+    ) {
+        let idle = self.app.config.ws.idle_timeout;
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = closing.wait_for(Option::is_some) => break,
+                frame = tokio::time::timeout(idle, stream.next()) => frame,
+            };
+            match frame {
+                Err(_) => self.peer.close(CloseReason::Idle),
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => self.peer.close(CloseReason::Client),
+                Ok(Some(Err(e))) => self.peer.close(if is_too_big(e) {
+                    CloseReason::TooBig
+                } else {
+                    CloseReason::Error
+                }),
+                Ok(Some(Ok(Message::Text(text)))) => self.on_text(text.as_str()).await,
+                Ok(Some(Ok(Message::Binary(_)))) => self.on_binary(),
+                // Pings are answered by the protocol layer; both only prove liveness.
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            }
+        }
+        // After the server's close frame the client answers with its own; reading it
+        // lets the TCP connection end cleanly rather than be reset under the frame.
+        if self.peer.closing().and_then(CloseReason::frame).is_some() {
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    fn count_in(&self, kind: &'static str) {
+        self.app
+            .metrics
+            .ws
+            .messages_in
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc();
+    }
+
+    /// The pipeline every text message goes through.
+    async fn on_text(&mut self, text: &str) {
+        let app = self.app.clone();
+        let _running = app.in_flight.enter();
+        let decoded = envelope::decode(text);
+        self.count_in(match &decoded {
+            Ok(message) => envelope::type_label(&message.kind),
+            Err(_) => "invalid",
+        });
+        if self.limiter.check(RATE_KEY).is_err() {
+            let id = match &decoded {
+                Ok(message) => message.id.as_deref(),
+                Err((_, id)) => id.as_deref(),
+            };
+            self.reply_error(&crate::error::AppError::RateLimited.into(), id);
+            return;
+        }
+        match decoded {
+            Ok(message) => self.dispatch(message).await,
+            Err((error, id)) => self.reply_error(&error, id.as_deref()),
+        }
+    }
+
+    fn on_binary(&mut self) {
+        self.count_in("invalid");
+        let error = if self.limiter.check(RATE_KEY).is_err() {
+            crate::error::AppError::RateLimited.into()
+        } else {
+            WsError::invalid_message("binary frames are not supported: send JSON text")
+        };
+        self.reply_error(&error, None);
+    }
+
+    async fn dispatch(&mut self, message: Inbound) {
+        let Inbound { kind, payload, id } = message;
+        let id = id.as_deref();
+        match kind.as_str() {
+            client::AUTH => match string_field(&payload, "token") {
+                Ok(token) => self.authenticate(token, id),
+                Err(error) => self.reply_error(&error, id),
+            },
+            client::SUBSCRIBE => match self.subscribe(&payload).await {
+                Ok(channel) => self.reply(server::SUBSCRIBED, ChannelReply { channel }, id),
+                Err(error) => self.reply_error(&error, id),
+            },
+            client::UNSUBSCRIBE => match channel_field(&payload) {
+                Ok((name, _)) => {
+                    self.app.ws.unsubscribe(&self.peer, name);
+                    self.reply(server::UNSUBSCRIBED, ChannelReply { channel: name }, id);
+                }
+                Err(error) => self.reply_error(&error, id),
+            },
+            client::PING => self.reply(server::PONG, Empty {}, id),
+            other => self.reply_error(&WsError::unknown_type(other), id),
+        }
+    }
+
+    /// `auth`, or the handshake's token: a good token (re)sets the identity and its
+    /// `user:` channel; a bad one changes nothing.
+    fn authenticate(&mut self, token: &str, id: Option<&str>) {
+        let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
+        let principal = match self.app.verifier.verify(token) {
+            Ok(principal) => principal,
+            Err(_) => {
+                let error = AuthError {
+                    error: INVALID_TOKEN,
+                };
+                self.reply(server::AUTH_ERROR, error, id);
+                return;
+            }
+        };
+        let user_id = principal.user_id;
+        if let Some(before) = self.principal.take()
+            && before.user_id != user_id
+        {
+            // Another user: what the previous identity was let into is not this one's.
+            let own = format!("user:{}", before.user_id);
+            for channel in self.app.ws.leave_private(&self.peer) {
+                if *channel != *own {
+                    self.reply(
+                        server::UNSUBSCRIBED,
+                        ChannelReply { channel: &channel },
+                        None,
+                    );
+                }
+            }
+        }
+        if let Some(key) = self.lifetime.take() {
+            self.app.lifetimes.remove(key);
+        }
+        self.lifetime = Some(self.app.lifetimes.register(
+            user_id,
+            principal.expires_at,
+            self.peer.clone(),
+        ));
+        self.peer.set_user(user_id);
+        self.principal = Some(principal);
+        let joined = self
+            .app
+            .ws
+            .subscribe(&self.peer, &format!("user:{user_id}"));
+        self.reply(server::AUTH_SUCCESS, AuthSuccess { user_id }, id);
+        if joined.is_err() {
+            let max = self.app.ws.max_channels();
+            self.reply_error(&WsError::too_many_channels(max), id);
+        }
+    }
+
+    async fn subscribe<'p>(&mut self, payload: &'p Map<String, Value>) -> Result<&'p str, WsError> {
+        let (name, channel) = channel_field(payload)?;
+        access::check(&self.app, self.principal.as_ref(), channel, name).await?;
+        self.app
+            .ws
+            .subscribe(&self.peer, name)
+            .map_err(|_| WsError::too_many_channels(self.app.ws.max_channels()))?;
+        Ok(name)
+    }
+
+    /// Queues a direct reply (a full queue closes the connection instead).
+    fn reply<P: Serialize>(&self, kind: &'static str, payload: P, id: Option<&str>) {
+        let Some(message) = envelope::render(kind, payload, id, chrono::Utc::now()) else {
+            return;
+        };
+        if self.peer.push(message) {
+            self.app
+                .metrics
+                .ws
+                .messages_out
+                .get_or_create(&TypeLabel { r#type: kind })
+                .inc();
+        }
+    }
+
+    fn reply_error(&self, error: &WsError, id: Option<&str>) {
+        let payload = ErrorPayload {
+            code: error.code,
+            message: &error.message,
+        };
+        self.reply(server::ERROR, payload, id);
+    }
+}
+
+/// The `channel` of a subscribe or unsubscribe payload, checked against the name rules.
+fn channel_field(payload: &Map<String, Value>) -> Result<(&str, Channel<'_>), WsError> {
+    let name = string_field(payload, "channel")?;
+    let channel = Channel::parse(name)
+        .map_err(|e| WsError::invalid_payload(format!("channel: {}", e.message())))?;
+    Ok((name, channel))
+}
+
+/// Whether a read failed because the message was over `WS_MAX_MESSAGE_BYTES`.
+fn is_too_big(error: axum::Error) -> bool {
+    matches!(
+        error.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
