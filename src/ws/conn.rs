@@ -27,7 +27,7 @@ use super::envelope::{
 use super::hub::{CloseReason, Peer};
 use crate::auth::Principal;
 use crate::domain::channels::Channel;
-use crate::metrics::{ReasonLabel, RouteLabel, TypeLabel};
+use crate::metrics::{RouteLabel, TypeLabel};
 use crate::realtime::lifetime::LifetimeKey;
 use crate::realtime::rate_limit::RateLimiter;
 use crate::state::AppState;
@@ -35,9 +35,10 @@ use crate::state::AppState;
 /// The route label of this dialect's connections.
 const ROUTE: RouteLabel = RouteLabel { route: "/ws" };
 
-/// How long the close frame may take to leave (a client that does not read never
-/// takes it; its connection is dropped after this).
-const CLOSE_WRITE: Duration = Duration::from_secs(2);
+/// How long the close frame may take to leave: a client that stopped reading for a
+/// moment (a phone waking up) still learns why it was closed (1013) after what fitted
+/// in the buffers; one that never reads is dropped after this.
+const CLOSE_WRITE: Duration = Duration::from_secs(5);
 
 /// How long the server waits for the client's answer to its close frame before it
 /// drops the connection.
@@ -71,17 +72,12 @@ pub async fn run<A: Adapter>(app: AppState<A>, socket: WebSocket, token: Option<
     }
     let writer = write(sink, outbox, closing.clone(), &peer, limits.ping_interval);
     tokio::join!(conn.read(stream, closing), writer);
+    // Both halves end only once a reason is set; counted there.
     let reason = peer.closing().unwrap_or(CloseReason::Client);
     app.ws.remove(&peer);
     if let Some(key) = conn.lifetime.take() {
         app.lifetimes.remove(key);
     }
-    metrics
-        .closes
-        .get_or_create(&ReasonLabel {
-            reason: reason.label(),
-        })
-        .inc();
     metrics.connections.get_or_create(&ROUTE).dec();
     tracing::debug!(
         user = conn.principal.as_ref().map(|p| p.user_id),
@@ -191,7 +187,8 @@ impl<A: Adapter> Conn<A> {
         // After the server's close frame the client answers with its own; reading it
         // lets the TCP connection end cleanly rather than be reset under the frame.
         if self.peer.closing().and_then(CloseReason::frame).is_some() {
-            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            // The close frame itself may take up to CLOSE_WRITE to leave.
+            let _ = tokio::time::timeout(CLOSE_WRITE + CLOSE_WAIT, async {
                 while let Some(Ok(message)) = stream.next().await {
                     if matches!(message, Message::Close(_)) {
                         break;

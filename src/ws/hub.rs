@@ -22,7 +22,10 @@ use std::time::Duration;
 use axum::extract::ws::Message;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::metrics::{TypeLabel, WsMetrics};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use crate::metrics::{ReasonLabel, TypeLabel, WsMetrics};
 use crate::realtime::lifetime::{Connection, Expired};
 
 /// Shards of the channel map: enough that concurrent subscribes rarely meet.
@@ -100,6 +103,9 @@ pub struct Peer {
     closing: watch::Sender<Option<CloseReason>>,
     user: AtomicI64,
     subscriptions: Mutex<Subscriptions>,
+    /// `switchboard_ws_closes_total`, counted when the reason is decided (the close
+    /// frame may take a while to reach a client that does not read).
+    closes: Family<ReasonLabel, Counter>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -130,9 +136,10 @@ impl Peer {
         }
     }
 
-    /// Asks the connection to close for `reason` (the first reason wins).
+    /// Asks the connection to close for `reason` (the first reason wins, and is the
+    /// one counted).
     pub fn close(&self, reason: CloseReason) {
-        self.closing.send_if_modified(|current| {
+        let first = self.closing.send_if_modified(|current| {
             if current.is_none() {
                 *current = Some(reason);
                 true
@@ -140,6 +147,13 @@ impl Peer {
                 false
             }
         });
+        if first {
+            self.closes
+                .get_or_create(&ReasonLabel {
+                    reason: reason.label(),
+                })
+                .inc();
+        }
     }
 
     /// Why the connection is closing, once it is.
@@ -233,6 +247,7 @@ impl Hub {
             closing,
             user: AtomicI64::new(NO_USER),
             subscriptions: Mutex::default(),
+            closes: self.0.metrics.closes.clone(),
         });
         self.peers().insert(peer.id, peer.clone());
         (peer, closed)

@@ -1,0 +1,1095 @@
+//! `/ws`, the envelope dialect of seed 003 (contract §7.1, §7.2, §7.5's publish and
+//! grants rows), as a plain WebSocket client sees it: a real server, real sockets,
+//! a tokio-tungstenite client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// RFC 3339 UTC with milliseconds: `2026-11-21T22:39:20.123Z`.
+fn rfc3339_ms(s: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(s).is_ok()
+        && s.len() == 24
+        && s.ends_with('Z')
+        && s.as_bytes()[19] == b'.'
+}
+
+/// A `/ws` client that reads envelopes.
+struct Ws {
+    stream: Stream,
+}
+
+fn ws_url(server: &TestServer, query: &str) -> String {
+    format!("{}/ws{query}", server.base.replacen("http", "ws", 1))
+}
+
+impl Ws {
+    async fn connect(server: &TestServer, query: &str) -> Ws {
+        let (stream, _) = tokio_tungstenite::connect_async(ws_url(server, query))
+            .await
+            .unwrap();
+        Ws { stream }
+    }
+
+    /// Connected and authenticated with `?token=` (its `auth_success` read).
+    async fn authed(server: &TestServer, token: &str) -> Ws {
+        let mut ws = Ws::connect(server, &format!("?token={token}")).await;
+        let ok = ws.expect("auth_success").await;
+        assert!(ok["payload"]["user_id"].is_i64(), "{ok}");
+        ws
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.stream
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    async fn send_raw(&mut self, message: Message) {
+        self.stream.send(message).await.unwrap();
+    }
+
+    /// The next envelope, within 5 s.
+    async fn recv(&mut self) -> Value {
+        self.recv_within(Duration::from_secs(5))
+            .await
+            .expect("a message within 5 s")
+    }
+
+    async fn recv_within(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).unwrap();
+                    assert!(
+                        value["timestamp"].as_str().is_some_and(rfc3339_ms),
+                        "server messages carry an RFC 3339 timestamp with ms: {value}"
+                    );
+                    assert!(value["payload"].is_object(), "{value}");
+                    return Some(value);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next envelope, which must be of `kind`.
+    async fn expect(&mut self, kind: &str) -> Value {
+        let message = self.recv().await;
+        assert_eq!(message["type"], kind, "{message}");
+        message
+    }
+
+    /// The next envelope must be `error` with `code` (and `id` echoed when given).
+    async fn expect_error(&mut self, code: &str, id: Option<&str>) -> Value {
+        let message = self.expect("error").await;
+        assert_eq!(message["payload"]["code"], code, "{message}");
+        assert!(
+            message["payload"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{message}"
+        );
+        assert_eq!(message.get("id").and_then(Value::as_str), id, "{message}");
+        message
+    }
+
+    /// Nothing arrives within `ms`.
+    async fn quiet(&mut self, ms: u64) {
+        if let Some(message) = self.recv_within(Duration::from_millis(ms)).await {
+            panic!("unexpected message {message}");
+        }
+    }
+
+    async fn subscribe(&mut self, channel: &str) -> Value {
+        self.send(json!({ "type": "subscribe", "payload": { "channel": channel } }))
+            .await;
+        self.recv().await
+    }
+
+    /// Subscribes and asserts `subscribed`.
+    async fn join(&mut self, channel: &str) {
+        let reply = self.subscribe(channel).await;
+        assert_eq!(reply["type"], "subscribed", "{reply}");
+        assert_eq!(reply["payload"]["channel"], channel);
+    }
+
+    /// A ping answered by a pong: the connection is open and in step.
+    async fn alive(&mut self) {
+        self.send(json!({ "type": "ping", "id": "alive" })).await;
+        let pong = self.expect("pong").await;
+        assert_eq!(pong["id"], "alive");
+    }
+
+    /// Reads (skipping messages) until the server's close frame; its code.
+    async fn close_code(&mut self, within: Duration) -> u16 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => panic!("no close within {within:?}"),
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    // Sends the protocol's answer, as a browser would.
+                    let _ = self.stream.flush().await;
+                    return u16::from(frame.code);
+                }
+                Ok(Some(Ok(Message::Close(None)))) => panic!("close without a code"),
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("connection ended without a close frame: {other:?}"),
+            }
+        }
+    }
+}
+
+fn service() -> String {
+    token(900, &["service"])
+}
+
+async fn publish(server: &TestServer, channel: &str, kind: &str, payload: Value) {
+    let res = server
+        .http()
+        .post(server.url("/api/publish"))
+        .bearer_auth(service())
+        .json(&json!({ "channel": channel, "type": kind, "payload": payload }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, json!({ "channel": channel, "type": kind }));
+}
+
+async fn grant(server: &TestServer, method: reqwest::Method, channel: &str, user: i64) -> u16 {
+    server
+        .http()
+        .request(method, server.url("/api/channels/grants"))
+        .bearer_auth(service())
+        .json(&json!({ "channel": channel, "user_id": user }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn create_restaurant(server: &TestServer) -> Uuid {
+    let res = server
+        .http()
+        .post(server.url("/api/restaurants"))
+        .bearer_auth(service())
+        .json(&json!({ "name": "Bistro" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// An order of `restaurant` for `customer`, created over REST; its id.
+async fn create_order(server: &TestServer, restaurant: Uuid, customer: Option<i64>) -> String {
+    let res = server
+        .http()
+        .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
+        .bearer_auth(service())
+        .json(&json!({
+            "order_number": 7, "type": "online", "total": 12.5, "customer_id": customer,
+            "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+fn staff_of(user: i64, restaurant: Uuid) -> String {
+    sign(
+        json!({ "sub": user, "roles": ["staff"], "restaurants": [restaurant], "exp": now_secs() + 3600 }),
+    )
+}
+
+const HUB_ENTRIES: &str = "switchboard_ws_hub_entries ";
+const HUB_CHANNELS: &str = "switchboard_ws_hub_channels ";
+const WS_CONNECTIONS: &str = "switchboard_ws_connections{route=\"/ws\"} ";
+
+/// Rate limits out of the way of tests that send many messages on purpose.
+const UNLIMITED: &[(&str, &str)] = &[("RATE_LIMIT_PER_SEC", "1000"), ("RATE_LIMIT_BURST", "1000")];
+
+fn closes(reason: &str) -> String {
+    format!("switchboard_ws_closes_total{{reason=\"{reason}\"}} ")
+}
+
+// ---------------------------------------------------------------------------------
+// Authentication
+
+#[sqlx::test]
+async fn a_good_query_token_is_confirmed_and_joins_the_user_channel(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mut ws = Ws::connect(&server, &format!("?token={}", token(41, &["user"]))).await;
+    let ok = ws.expect("auth_success").await;
+    assert_eq!(ok["payload"], json!({ "user_id": 41 }));
+    assert!(ok.get("id").is_none(), "no request, no id: {ok}");
+    publish(
+        &server,
+        "user:41",
+        "cart_update",
+        json!({ "item_count": 3 }),
+    )
+    .await;
+    let pushed = ws.expect("cart_update").await;
+    assert_eq!(pushed["payload"], json!({ "item_count": 3 }));
+    // Its own channel again: already in it, still answered.
+    ws.join("user:41").await;
+}
+
+#[sqlx::test]
+async fn auth_by_message_echoes_the_id_and_a_second_user_replaces_the_first(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mut ws = Ws::connect(&server, "").await;
+    ws.send(json!({ "type": "auth", "payload": { "token": token(5, &["user"]) }, "id": "a1" }))
+        .await;
+    let ok = ws.expect("auth_success").await;
+    assert_eq!(
+        (ok["payload"]["user_id"].clone(), ok["id"].clone()),
+        (json!(5), json!("a1"))
+    );
+    ws.join("user:5").await;
+    // Another user's token: the identity and its user: channel are replaced.
+    ws.send(json!({ "type": "auth", "payload": { "token": token(6, &["user"]) } }))
+        .await;
+    assert_eq!(ws.expect("auth_success").await["payload"]["user_id"], 6);
+    publish(&server, "user:5", "x", json!({})).await;
+    publish(&server, "user:6", "y", json!({})).await;
+    assert_eq!(ws.expect("y").await["type"], "y");
+    assert_eq!(ws.subscribe("user:5").await["payload"]["code"], "forbidden");
+}
+
+#[sqlx::test]
+async fn forged_and_expired_tokens_get_auth_error_and_leave_the_connection_open(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({ "sub": 1, "roles": ["admin"], "exp": now_secs() + 3600 }),
+        &jsonwebtoken::EncodingKey::from_secret(b"not-the-servers-secret-not-the-servers"),
+    )
+    .unwrap();
+    let expired = sign(json!({ "sub": 1, "roles": ["user"], "exp": now_secs() - 3600 }));
+    // At connect: the connection opens unauthenticated (contract §7.7).
+    let mut ws = Ws::connect(&server, &format!("?token={forged}")).await;
+    let refused = ws.expect("auth_error").await;
+    assert_eq!(
+        refused["payload"],
+        json!({ "error": "Invalid or expired token" })
+    );
+    ws.expect_error_on_subscribe("user:1", "unauthorized").await;
+    for bad in [&expired, &forged, &"garbage".to_owned()] {
+        ws.send(json!({ "type": "auth", "payload": { "token": bad }, "id": "t" }))
+            .await;
+        let refused = ws.expect("auth_error").await;
+        assert_eq!(refused["id"], "t");
+    }
+    ws.alive().await;
+    ws.expect_error_on_subscribe("user:1", "unauthorized").await;
+    // A good one afterwards works.
+    ws.send(json!({ "type": "auth", "payload": { "token": token(1, &["user"]) } }))
+        .await;
+    ws.expect("auth_success").await;
+}
+
+impl Ws {
+    async fn expect_error_on_subscribe(&mut self, channel: &str, code: &str) {
+        let reply = self.subscribe(channel).await;
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["payload"]["code"], code, "{reply}");
+    }
+}
+
+#[sqlx::test]
+async fn before_auth_only_public_channels_are_open(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mut ws = Ws::connect(&server, "").await;
+    for channel in ["user:1", "order:x", "tenant:acme", "chat:1"] {
+        ws.expect_error_on_subscribe(channel, "unauthorized").await;
+    }
+    ws.join("public:announcements").await;
+    publish(&server, "public:announcements", "news", json!({ "n": 1 })).await;
+    assert_eq!(ws.expect("news").await["payload"]["n"], 1);
+}
+
+// ---------------------------------------------------------------------------------
+// Access rules
+
+#[sqlx::test]
+async fn user_and_tenant_channels_follow_the_token(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let acme =
+        sign(json!({ "sub": 7, "roles": ["user"], "tenant_id": "acme", "exp": now_secs() + 3600 }));
+    let mut ws = Ws::authed(&server, &acme).await;
+    ws.join("user:7").await;
+    ws.expect_error_on_subscribe("user:8", "forbidden").await;
+    ws.join("tenant:acme").await;
+    ws.expect_error_on_subscribe("tenant:globex", "forbidden")
+        .await;
+    ws.expect_error_on_subscribe("whatever:1", "forbidden")
+        .await;
+    // `tenantId` is the same claim; admin may join any tenant.
+    let camel = sign(json!({ "sub": 9, "tenantId": "globex", "exp": now_secs() + 3600 }));
+    let mut other = Ws::authed(&server, &camel).await;
+    other.join("tenant:globex").await;
+    let mut admin = Ws::authed(&server, &token(1, &["admin"])).await;
+    admin.join("tenant:globex").await;
+    admin.join("tenant:acme").await;
+    publish(
+        &server,
+        "tenant:acme",
+        "inventory_alert",
+        json!({ "sku": "A" }),
+    )
+    .await;
+    assert_eq!(ws.expect("inventory_alert").await["payload"]["sku"], "A");
+    assert_eq!(admin.expect("inventory_alert").await["payload"]["sku"], "A");
+    other.quiet(200).await;
+}
+
+#[sqlx::test]
+async fn order_channels_admit_the_customer_its_staff_service_and_admin(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let restaurant = create_restaurant(&server).await;
+    let elsewhere = create_restaurant(&server).await;
+    let order = create_order(&server, restaurant, Some(31)).await;
+    let channel = format!("order:{order}");
+    let mut customer = Ws::authed(&server, &token(31, &["user"])).await;
+    customer.join(&channel).await;
+    let mut staff = Ws::authed(&server, &staff_of(40, restaurant)).await;
+    staff.join(&channel).await;
+    let mut service = Ws::authed(&server, &service()).await;
+    service.join(&channel).await;
+    let mut admin = Ws::authed(&server, &token(1, &["admin"])).await;
+    admin.join(&channel).await;
+    let mut stranger = Ws::authed(&server, &token(32, &["user"])).await;
+    stranger
+        .expect_error_on_subscribe(&channel, "forbidden")
+        .await;
+    let mut other_staff = Ws::authed(&server, &staff_of(41, elsewhere)).await;
+    other_staff
+        .expect_error_on_subscribe(&channel, "forbidden")
+        .await;
+    // A `user` role of the restaurant is not staff.
+    let user_of = sign(
+        json!({ "sub": 42, "roles": ["user"], "restaurants": [restaurant], "exp": now_secs() + 3600 }),
+    );
+    let mut weak = Ws::authed(&server, &user_of).await;
+    weak.expect_error_on_subscribe(&channel, "forbidden").await;
+    // Orders that do not exist: not found for admin, forbidden (no probing) for others.
+    let missing = format!("order:{}", Uuid::new_v4());
+    admin.expect_error_on_subscribe(&missing, "not_found").await;
+    stranger
+        .expect_error_on_subscribe(&missing, "forbidden")
+        .await;
+    stranger
+        .expect_error_on_subscribe("order:not-a-uuid", "forbidden")
+        .await;
+    // Another spelling of the id is another channel, never published to: refused.
+    customer
+        .expect_error_on_subscribe(&format!("order:{}", order.to_uppercase()), "forbidden")
+        .await;
+
+    publish(
+        &server,
+        &channel,
+        "order_update",
+        json!({ "status": "shipped" }),
+    )
+    .await;
+    for ws in [&mut customer, &mut staff, &mut service, &mut admin] {
+        assert_eq!(
+            ws.expect("order_update").await["payload"]["status"],
+            "shipped"
+        );
+    }
+    stranger.quiet(200).await;
+}
+
+#[sqlx::test]
+async fn grants_admit_a_user_and_revoking_unsubscribes_its_connections(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let restaurant = create_restaurant(&server).await;
+    let order = create_order(&server, restaurant, None).await;
+    let channel = format!("order:{order}");
+    let mut courier = Ws::authed(&server, &token(50, &["user"])).await;
+    let mut courier_phone = Ws::authed(&server, &token(50, &["user"])).await;
+    let mut bystander = Ws::authed(&server, &token(51, &["user"])).await;
+    courier
+        .expect_error_on_subscribe(&channel, "forbidden")
+        .await;
+
+    assert_eq!(
+        grant(&server, reqwest::Method::POST, &channel, 50).await,
+        201
+    );
+    assert_eq!(
+        grant(&server, reqwest::Method::POST, &channel, 50).await,
+        200
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from channel_grants where channel = $1 and user_id = 50",
+    )
+    .bind(&channel)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 1);
+    courier.join(&channel).await;
+    courier_phone.join(&channel).await;
+    bystander
+        .expect_error_on_subscribe(&channel, "forbidden")
+        .await;
+    // Grants work for any non-public channel, not only orders.
+    assert_eq!(
+        grant(&server, reqwest::Method::POST, "tenant:acme", 51).await,
+        201
+    );
+    bystander.join("tenant:acme").await;
+
+    assert_eq!(
+        grant(&server, reqwest::Method::DELETE, &channel, 50).await,
+        204
+    );
+    // Both of the user's connections are told; the other user keeps its grant.
+    for ws in [&mut courier, &mut courier_phone] {
+        let told = ws.expect("unsubscribed").await;
+        assert_eq!(told["payload"]["channel"], channel);
+    }
+    bystander.alive().await;
+    publish(&server, &channel, "order_update", json!({})).await;
+    courier.quiet(200).await;
+    courier_phone.quiet(1).await;
+    courier
+        .expect_error_on_subscribe(&channel, "forbidden")
+        .await;
+    assert_eq!(
+        grant(&server, reqwest::Method::DELETE, &channel, 50).await,
+        404
+    );
+}
+
+#[sqlx::test]
+async fn publish_and_grants_are_for_service_and_admin_and_validate_their_body(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let call = |method: reqwest::Method, path: &str, who: String, body: Value| {
+        let request = server
+            .http()
+            .request(method, server.url(path))
+            .bearer_auth(who)
+            .json(&body);
+        async move {
+            let res = request.send().await.unwrap();
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or("").to_owned(),
+            )
+        }
+    };
+    let user = || token(3, &["user"]);
+    let ok = json!({ "channel": "public:x", "type": "t", "payload": {} });
+    assert_eq!(
+        call(reqwest::Method::POST, "/api/publish", user(), ok.clone()).await,
+        (403, "FORBIDDEN".into())
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            "/api/publish",
+            token(1, &["admin"]),
+            ok
+        )
+        .await
+        .0,
+        202
+    );
+    for bad in [
+        json!({ "channel": "nocolon", "type": "t", "payload": {} }),
+        json!({ "channel": format!("public:{}", "x".repeat(200)), "type": "t", "payload": {} }),
+        json!({ "channel": "public:x", "type": "", "payload": {} }),
+        json!({ "channel": "public:x", "payload": {} }),
+        json!({ "channel": "public:x", "type": "t", "payload": [1] }),
+        json!({ "channel": 5, "type": "t", "payload": {} }),
+    ] {
+        assert_eq!(
+            call(
+                reqwest::Method::POST,
+                "/api/publish",
+                service(),
+                bad.clone()
+            )
+            .await,
+            (400, "BAD_REQUEST".into()),
+            "{bad}"
+        );
+    }
+    let grant_body = json!({ "channel": "order:1", "user_id": 4 });
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            "/api/channels/grants",
+            user(),
+            grant_body.clone()
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            "/api/channels/grants",
+            user(),
+            grant_body
+        )
+        .await
+        .0,
+        403
+    );
+    for bad in [
+        json!({ "channel": "public:news", "user_id": 4 }),
+        json!({ "channel": "order1", "user_id": 4 }),
+        json!({ "channel": "order:1", "user_id": "4x" }),
+        json!({ "channel": "order:1" }),
+    ] {
+        assert_eq!(
+            call(
+                reqwest::Method::POST,
+                "/api/channels/grants",
+                service(),
+                bad.clone()
+            )
+            .await,
+            (400, "BAD_REQUEST".into()),
+            "{bad}"
+        );
+    }
+    let none: i64 = sqlx::query_scalar("select count(*) from channel_grants")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(none, 0, "refused grants write nothing");
+}
+
+// ---------------------------------------------------------------------------------
+// Delivery
+
+#[sqlx::test]
+async fn a_published_payload_reaches_each_subscriber_once(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mut a = Ws::authed(&server, &token(1, &["user"])).await;
+    let mut b = Ws::connect(&server, "").await;
+    let mut outsider = Ws::authed(&server, &token(2, &["user"])).await;
+    a.join("public:deals").await;
+    b.join("public:deals").await;
+    outsider.join("public:other").await;
+    for n in 0..3 {
+        publish(
+            &server,
+            "public:deals",
+            "cart_update",
+            json!({ "n": n, "cart": { "total": 1500.0 } }),
+        )
+        .await;
+    }
+    for ws in [&mut a, &mut b] {
+        for n in 0..3 {
+            let message = ws.expect("cart_update").await;
+            assert_eq!(
+                message["payload"],
+                json!({ "n": n, "cart": { "total": 1500.0 } })
+            );
+            assert!(message.get("id").is_none());
+        }
+        ws.quiet(200).await;
+    }
+    outsider.quiet(1).await;
+    // Unsubscribed: nothing more.
+    a.send(json!({ "type": "unsubscribe", "payload": { "channel": "public:deals" }, "id": "u" }))
+        .await;
+    let left = a.expect("unsubscribed").await;
+    assert_eq!(
+        (left["payload"]["channel"].clone(), left["id"].clone()),
+        (json!("public:deals"), json!("u"))
+    );
+    publish(&server, "public:deals", "cart_update", json!({ "n": 9 })).await;
+    assert_eq!(b.expect("cart_update").await["payload"]["n"], 9);
+    a.quiet(200).await;
+    let text = metrics_text(&server.url("")).await;
+    assert!(
+        text.contains("switchboard_ws_messages_out_total{type=\"published\"} 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_ws_messages_in_total{type=\"subscribe\"} 3"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Bad input: an error in the dialect, the connection stays open, nothing changes
+
+#[sqlx::test]
+async fn malformed_messages_get_errors_with_their_id_and_the_connection_stays(pool: PgPool) {
+    let server = TestServer::start_with(pool, UNLIMITED).await;
+    let mut ws = Ws::authed(&server, &token(1, &["user"])).await;
+    ws.send_raw(Message::text("{not json")).await;
+    ws.expect_error("invalid_message", None).await;
+    ws.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    ws.expect_error("invalid_message", None).await;
+    for frame in ["[1,2]", "\"ping\"", "42", "null"] {
+        ws.send_raw(Message::text(frame)).await;
+        ws.expect_error("invalid_message", None).await;
+    }
+    ws.send(json!({ "type": "ping", "payload": "x", "id": "p" }))
+        .await;
+    ws.expect_error("invalid_message", Some("p")).await;
+    ws.send(json!({ "payload": {}, "id": "q" })).await;
+    ws.expect_error("invalid_message", Some("q")).await;
+    ws.send(json!({ "type": 7, "id": "r" })).await;
+    ws.expect_error("invalid_message", Some("r")).await;
+    ws.send(json!({ "type": "teleport", "payload": {}, "id": "s" }))
+        .await;
+    ws.expect_error("unknown_type", Some("s")).await;
+    // chat_message is not served on /ws yet: refused, not silently dropped.
+    ws.send(json!({ "type": "chat_message", "payload": { "conversation_id": "c", "content": "hi" }, "id": "c" }))
+        .await;
+    ws.expect_error("unknown_type", Some("c")).await;
+    for payload in [
+        json!({}),
+        json!({ "channel": 5 }),
+        json!({ "channel": null }),
+    ] {
+        ws.send(json!({ "type": "subscribe", "payload": payload, "id": "m" }))
+            .await;
+        ws.expect_error("invalid_payload", Some("m")).await;
+        ws.send(json!({ "type": "unsubscribe", "payload": payload, "id": "n" }))
+            .await;
+        ws.expect_error("invalid_payload", Some("n")).await;
+    }
+    ws.send(json!({ "type": "auth", "payload": { "token": 12 }, "id": "o" }))
+        .await;
+    ws.expect_error("invalid_payload", Some("o")).await;
+    ws.send(json!({ "type": "auth", "id": "o2" })).await;
+    ws.expect_error("invalid_payload", Some("o2")).await;
+    let long = format!("public:{}", "x".repeat(194));
+    for channel in ["nocolon", ":x", "public:", long.as_str()] {
+        ws.send(json!({ "type": "subscribe", "payload": { "channel": channel }, "id": "v" }))
+            .await;
+        let error = ws.expect_error("invalid_payload", Some("v")).await;
+        assert!(
+            error["payload"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("channel"),
+            "{error}"
+        );
+    }
+    // Exactly 200 characters is fine.
+    ws.join(&format!("public:{}", "x".repeat(193))).await;
+    // A ping without payload, and with an id.
+    ws.send(json!({ "type": "ping" })).await;
+    assert!(ws.expect("pong").await.get("id").is_none());
+    ws.alive().await;
+    // Nothing bad above subscribed the connection anywhere.
+    let text = metrics_text(&server.url("")).await;
+    assert!(text.contains(&format!("{HUB_ENTRIES}2")), "{text}");
+    assert!(
+        text.contains("switchboard_ws_messages_in_total{type=\"invalid\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_ws_messages_in_total{type=\"unknown\"} 2"),
+        "{text}"
+    );
+}
+
+#[sqlx::test]
+async fn a_connection_holds_at_most_100_channels_its_user_channel_included(pool: PgPool) {
+    let server = TestServer::start_with(pool, UNLIMITED).await;
+    let mut ws = Ws::authed(&server, &token(1, &["user"])).await;
+    for n in 0..99 {
+        ws.join(&format!("public:c{n}")).await;
+    }
+    ws.send(json!({ "type": "subscribe", "payload": { "channel": "public:c99" }, "id": "101" }))
+        .await;
+    ws.expect_error("too_many_channels", Some("101")).await;
+    // Already held: still fine; after leaving one, another fits.
+    ws.join("public:c5").await;
+    ws.send(json!({ "type": "unsubscribe", "payload": { "channel": "public:c5" } }))
+        .await;
+    ws.expect("unsubscribed").await;
+    ws.join("public:c99").await;
+    publish(&server, "public:c99", "t", json!({})).await;
+    ws.expect("t").await;
+}
+
+#[sqlx::test]
+async fn the_rate_limit_answers_rate_limited_and_drops_the_message(pool: PgPool) {
+    let server = TestServer::start_with(
+        pool,
+        &[("RATE_LIMIT_PER_SEC", "1"), ("RATE_LIMIT_BURST", "3")],
+    )
+    .await;
+    let mut ws = Ws::connect(&server, "").await;
+    for n in 0..3 {
+        ws.send(json!({ "type": "ping", "id": format!("{n}") }))
+            .await;
+        ws.expect("pong").await;
+    }
+    ws.send(json!({ "type": "subscribe", "payload": { "channel": "public:x" }, "id": "over" }))
+        .await;
+    ws.expect_error("rate_limited", Some("over")).await;
+    publish(&server, "public:x", "t", json!({})).await;
+    ws.quiet(300).await;
+}
+
+// ---------------------------------------------------------------------------------
+// Limits and closes
+
+#[sqlx::test]
+async fn a_frame_over_ws_max_message_bytes_closes_with_1009(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("WS_MAX_MESSAGE_BYTES", "1024")]).await;
+    let mut ws = Ws::connect(&server, "").await;
+    let fits = json!({ "type": "ping", "id": "x".repeat(900) });
+    ws.send(fits).await;
+    ws.expect("pong").await;
+    let big = json!({ "type": "subscribe", "payload": { "channel": format!("public:{}", "x".repeat(2000)) } });
+    ws.send(big).await;
+    assert_eq!(ws.close_code(Duration::from_secs(5)).await, 1009);
+    wait_metric(&server, &closes("too_big"), 1.0, Duration::from_secs(5)).await;
+    wait_metric(&server, HUB_CHANNELS, 0.0, Duration::from_secs(5)).await;
+}
+
+/// A client that connects with a small receive buffer, subscribes, and then never reads.
+async fn stuck_subscriber(server: &TestServer, channel: &str) -> Stream {
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let request = ws_url(server, "").into_client_request().unwrap();
+    let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+        .await
+        .unwrap();
+    let mut ws = Ws { stream };
+    ws.join(channel).await;
+    ws.stream
+}
+
+#[sqlx::test]
+async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_everything(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("WS_SEND_QUEUE", "16")]).await;
+    let stuck = stuck_subscriber(&server, "public:flood").await;
+    let mut reader = Ws::connect(&server, "").await;
+    reader.join("public:flood").await;
+    let filler = "x".repeat(16 * 1024);
+    // Publish until the stuck client's kernel buffers and its 16-message queue are full.
+    let mut n = 0;
+    loop {
+        publish(
+            &server,
+            "public:flood",
+            "t",
+            json!({ "n": n, "filler": filler }),
+        )
+        .await;
+        // The healthy reader keeps up as it goes.
+        assert_eq!(reader.expect("t").await["payload"]["n"], n);
+        n += 1;
+        if metric(&server, &closes("slow_consumer")).await >= 1.0 {
+            break;
+        }
+        assert!(n < 2000, "no slow consumer after {n} publishes");
+    }
+    // The stuck client, reading at last, finds the close frame after what fitted.
+    let mut stuck = Ws { stream: stuck };
+    assert_eq!(stuck.close_code(Duration::from_secs(10)).await, 1013);
+    for m in 0..20 {
+        publish(&server, "public:flood", "t", json!({ "m": m })).await;
+        assert_eq!(reader.expect("t").await["payload"]["m"], m);
+    }
+    reader.alive().await;
+    assert_eq!(metric(&server, &closes("slow_consumer")).await, 1.0);
+    wait_metric(&server, WS_CONNECTIONS, 1.0, Duration::from_secs(5)).await;
+    wait_metric(&server, HUB_ENTRIES, 1.0, Duration::from_secs(5)).await;
+}
+
+#[sqlx::test]
+async fn a_silent_client_is_closed_after_the_idle_timeout(pool: PgPool) {
+    let server = TestServer::start_with(
+        pool,
+        &[
+            ("WS_IDLE_TIMEOUT_SECS", "1"),
+            ("WS_PING_INTERVAL_SECS", "30"),
+        ],
+    )
+    .await;
+    let mut silent = Ws::connect(&server, "").await;
+    silent.join("public:x").await;
+    let started = Instant::now();
+    assert_eq!(silent.close_code(Duration::from_secs(5)).await, 1000);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    wait_metric(&server, &closes("idle"), 1.0, Duration::from_secs(5)).await;
+    wait_metric(&server, HUB_ENTRIES, 0.0, Duration::from_secs(5)).await;
+}
+
+#[sqlx::test]
+async fn the_server_pings_and_a_client_that_answers_stays(pool: PgPool) {
+    let server = TestServer::start_with(
+        pool,
+        &[
+            ("WS_IDLE_TIMEOUT_SECS", "2"),
+            ("WS_PING_INTERVAL_SECS", "1"),
+        ],
+    )
+    .await;
+    let mut ws = Ws::connect(&server, "").await;
+    // tungstenite answers each ping while we read; 3.5 s is past the idle timeout.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(3500);
+    let mut pings = 0;
+    while let Ok(frame) = tokio::time::timeout_at(deadline, ws.stream.next()).await {
+        match frame {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(pings >= 2, "{pings} pings");
+    ws.alive().await;
+}
+
+#[sqlx::test]
+async fn an_expiring_token_closes_the_connection_with_4001(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("JWT_LEEWAY_SECS", "0")]).await;
+    let short = sign(json!({ "sub": 3, "roles": ["user"], "exp": now_secs() + 2 }));
+    let mut ws = Ws::authed(&server, &short).await;
+    let mut anonymous = Ws::connect(&server, "").await;
+    assert_eq!(ws.close_code(Duration::from_secs(6)).await, 4001);
+    wait_metric(
+        &server,
+        &closes("token_expired"),
+        1.0,
+        Duration::from_secs(5),
+    )
+    .await;
+    wait_metric(
+        &server,
+        "switchboard_session_lifetimes ",
+        0.0,
+        Duration::from_secs(5),
+    )
+    .await;
+    anonymous.alive().await;
+}
+
+#[sqlx::test]
+async fn the_user_disconnect_route_closes_that_users_ws_connections_with_1008(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mut a = Ws::authed(&server, &token(70, &["user"])).await;
+    let mut b = Ws::authed(&server, &token(70, &["user"])).await;
+    let mut other = Ws::authed(&server, &token(71, &["user"])).await;
+    let res = server
+        .http()
+        .post(server.url("/api/users/70/disconnect"))
+        .bearer_auth(service())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(a.close_code(Duration::from_secs(5)).await, 1008);
+    assert_eq!(b.close_code(Duration::from_secs(5)).await, 1008);
+    other.alive().await;
+    wait_metric(
+        &server,
+        &closes("disconnected"),
+        2.0,
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn shutdown_closes_ws_connections_with_1001(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mut a = Ws::authed(&server, &token(1, &["user"])).await;
+    let mut b = Ws::connect(&server, "").await;
+    b.alive().await;
+    let stopping = tokio::spawn(server.stop());
+    assert_eq!(a.close_code(Duration::from_secs(10)).await, 1001);
+    assert_eq!(b.close_code(Duration::from_secs(10)).await, 1001);
+    let stopped = tokio::time::timeout(Duration::from_secs(15), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped.is_ok(), "{stopped:?}");
+}
+
+#[sqlx::test]
+async fn a_thousand_connections_churning_under_a_publish_loop_leave_an_empty_registry(
+    pool: PgPool,
+) {
+    let server = TestServer::start_with(pool, &[("WS_SEND_QUEUE", "64")]).await;
+    let base = server.base.clone();
+    let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let publisher = {
+        let publishing = publishing.clone();
+        let http = server.http();
+        let url = server.url("/api/publish");
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            while publishing.load(std::sync::atomic::Ordering::Relaxed) {
+                for channel in ["public:churn", "user:1"] {
+                    let res = http
+                        .post(&url)
+                        .bearer_auth(service())
+                        .json(&json!({ "channel": channel, "type": "tick", "payload": { "n": sent } }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), 202);
+                    sent += 1;
+                }
+            }
+            sent
+        })
+    };
+    let url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let mut batches = Vec::new();
+    for batch in 0..10 {
+        let url = url.clone();
+        batches.push(tokio::spawn(async move {
+            for n in 0..100 {
+                let query = if n % 2 == 0 {
+                    format!("?token={}", token(1, &["user"]))
+                } else {
+                    String::new()
+                };
+                let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}{query}"))
+                    .await
+                    .unwrap();
+                let sub = json!({ "type": "subscribe", "payload": { "channel": "public:churn" } });
+                ws.send(Message::text(sub.to_string())).await.unwrap();
+                let extra = json!({ "type": "subscribe", "payload": { "channel": format!("public:b{batch}n{n}") } });
+                ws.send(Message::text(extra.to_string())).await.unwrap();
+                // Half close politely, half just drop the TCP connection mid-stream.
+                if n % 3 == 0 {
+                    let _ = ws.close(None).await;
+                    while let Some(Ok(_)) = ws.next().await {}
+                } else {
+                    let _ = tokio::time::timeout(Duration::from_millis(5), ws.next()).await;
+                    drop(ws);
+                }
+            }
+        }));
+    }
+    for batch in batches {
+        batch.await.unwrap();
+    }
+    publishing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let sent = publisher.await.unwrap();
+    assert!(sent > 0);
+    wait_metric(&server, WS_CONNECTIONS, 0.0, Duration::from_secs(15)).await;
+    wait_metric(&server, HUB_ENTRIES, 0.0, Duration::from_secs(5)).await;
+    wait_metric(&server, HUB_CHANNELS, 0.0, Duration::from_secs(5)).await;
+    wait_metric(
+        &server,
+        "switchboard_session_lifetimes ",
+        0.0,
+        Duration::from_secs(5),
+    )
+    .await;
+    // Still serving.
+    let mut ws = Ws::connect(&server, "").await;
+    ws.alive().await;
+}
+
+// ---------------------------------------------------------------------------------
+// The handshake
+
+#[sqlx::test]
+async fn foreign_origins_are_refused_before_the_upgrade_with_the_json_error(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("ALLOWED_ORIGINS", "https://shop.example")]).await;
+    let from = |origin: &str| {
+        let mut request = ws_url(&server, "").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        request
+    };
+    match tokio_tungstenite::connect_async(from("https://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["error"]["code"], "FORBIDDEN");
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let (mut ok, _) = tokio_tungstenite::connect_async(from("https://shop.example"))
+        .await
+        .unwrap();
+    ok.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+    let mut ok = Ws { stream: ok };
+    ok.expect("pong").await;
+}
+
+#[sqlx::test]
+async fn the_bare_dialect_is_not_served_yet_and_says_so(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let with_header = |query: &str| {
+        let mut request = ws_url(&server, query).into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", token(8, &["user"])).parse().unwrap(),
+        );
+        request
+    };
+    for query in ["", "?format=bare", "?format=xml"] {
+        match tokio_tungstenite::connect_async(with_header(query)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 400, "{query}");
+                let body: Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+                assert_eq!(body["error"]["code"], "BAD_REQUEST");
+            }
+            other => panic!("expected 400 for {query:?}, got {other:?}"),
+        }
+    }
+    // `format=envelope` with the header: the envelope dialect, authenticated by it.
+    let (stream, _) = tokio_tungstenite::connect_async(with_header("?format=envelope"))
+        .await
+        .unwrap();
+    let mut ws = Ws { stream };
+    assert_eq!(ws.expect("auth_success").await["payload"]["user_id"], 8);
+    // A plain GET is not an upgrade.
+    let res = server.http().get(server.url("/ws")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+}
