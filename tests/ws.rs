@@ -378,6 +378,34 @@ async fn order_channels_admit_the_customer_its_staff_service_and_admin(pool: PgP
     let elsewhere = create_restaurant(&server).await;
     let order = create_order(&server, restaurant, Some(31)).await;
     let channel = format!("order:{order}");
+    let stored: Option<i64> =
+        sqlx::query_scalar("select customer_id from orders where id = $1::uuid")
+            .bind(&order)
+            .fetch_one(&server.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, Some(31));
+    // customer_id is an integer user id; anything else is the caller's 400.
+    let res = server
+        .http()
+        .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
+        .bearer_auth(service())
+        .json(&json!({
+            "order_number": 8, "type": "online", "total": 1, "customer_id": "bob",
+            "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("customer_id"),
+        "{body}"
+    );
     let mut customer = Ws::authed(&server, &token(31, &["user"])).await;
     customer.join(&channel).await;
     let mut staff = Ws::authed(&server, &staff_of(40, restaurant)).await;
