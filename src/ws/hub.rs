@@ -15,7 +15,7 @@
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -194,6 +194,9 @@ struct Inner {
     /// Wakes [`Hub::wait_closed`] when the last connection is removed.
     emptied: Notify,
     next_id: AtomicU64,
+    /// Set by [`Hub::close_all`]: a connection whose upgrade completes afterwards is
+    /// closed at once with the same reason.
+    closed_with: Mutex<Option<CloseReason>>,
     max_channels: usize,
     metrics: WsMetrics,
 }
@@ -219,6 +222,7 @@ impl Hub {
             peers: Mutex::default(),
             emptied: Notify::new(),
             next_id: AtomicU64::new(1),
+            closed_with: Mutex::new(None),
             max_channels,
             metrics,
         }))
@@ -250,6 +254,10 @@ impl Hub {
             closes: self.0.metrics.closes.clone(),
         });
         self.peers().insert(peer.id, peer.clone());
+        let closed_with = *self.0.closed_with.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reason) = closed_with {
+            peer.close(reason);
+        }
         (peer, closed)
     }
 
@@ -385,8 +393,10 @@ impl Hub {
             .collect()
     }
 
-    /// Asks every connection to close for `reason`.
+    /// Asks every connection to close for `reason` (shutdown).
+    /// Connections that register afterwards are closed at once for the same reason.
     pub fn close_all(&self, reason: CloseReason) {
+        *self.0.closed_with.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
         let peers: Vec<Arc<Peer>> = self.peers().values().cloned().collect();
         for peer in peers {
             peer.close(reason);
@@ -479,6 +489,21 @@ mod tests {
         assert_eq!(ok.closing(), None);
         assert_eq!(rx_ok.try_recv().ok(), Some(text("1")));
         assert_eq!(rx_ok.try_recv().ok(), Some(text("2")));
+    }
+
+    #[tokio::test]
+    async fn closing_all_reaches_present_and_late_connections() {
+        let hub = Hub::new(10, WsMetrics::default());
+        let (tx, _rx) = mpsc::channel(4);
+        let (early, _) = hub.register(tx.clone());
+        hub.close_all(CloseReason::Shutdown);
+        let (late, _) = hub.register(tx);
+        assert_eq!(early.closing(), Some(CloseReason::Shutdown));
+        assert_eq!(late.closing(), Some(CloseReason::Shutdown));
+        hub.remove(&early);
+        assert_eq!(hub.wait_closed(Duration::from_millis(10)).await, 1);
+        hub.remove(&late);
+        assert_eq!(hub.wait_closed(Duration::from_secs(1)).await, 0);
     }
 
     #[tokio::test]
