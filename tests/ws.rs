@@ -1055,6 +1055,9 @@ async fn a_thousand_connections_churning_under_a_publish_loop_leave_an_empty_reg
         Duration::from_secs(5),
     )
     .await;
+    // Polite or abrupt, every one of them is the client leaving; none a server fault.
+    assert_eq!(metric(&server, &closes("client")).await, 1000.0);
+    assert_eq!(metric(&server, &closes("error")).await, 0.0);
     // Still serving.
     let mut ws = Ws::connect(&server, "").await;
     ws.alive().await;

@@ -114,8 +114,8 @@ async fn write(
             sent = sink.send(next) => sent,
             _ = closing.wait_for(Option::is_some) => break,
         };
-        if sent.is_err() {
-            peer.close(CloseReason::Error);
+        if let Err(e) = sent {
+            peer.close(failure(e));
             break;
         }
     }
@@ -173,11 +173,7 @@ impl<A: Adapter> Conn<A> {
             match frame {
                 Err(_) => self.peer.close(CloseReason::Idle),
                 Ok(None) | Ok(Some(Ok(Message::Close(_)))) => self.peer.close(CloseReason::Client),
-                Ok(Some(Err(e))) => self.peer.close(if is_too_big(e) {
-                    CloseReason::TooBig
-                } else {
-                    CloseReason::Error
-                }),
+                Ok(Some(Err(e))) => self.peer.close(failure(e)),
                 Ok(Some(Ok(Message::Text(text)))) => self.on_text(text.as_str()).await,
                 Ok(Some(Ok(Message::Binary(_)))) => self.on_binary(),
                 // Pings are answered by the protocol layer; both only prove liveness.
@@ -358,10 +354,19 @@ fn channel_field(payload: &Map<String, Value>) -> Result<(&str, Channel<'_>), Ws
     Ok((name, channel))
 }
 
-/// Whether a read failed because the message was over `WS_MAX_MESSAGE_BYTES`.
-fn is_too_big(error: axum::Error) -> bool {
-    matches!(
-        error.into_inner().downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
+/// Why a read or write failed: a message over `WS_MAX_MESSAGE_BYTES`, a client that went away
+/// without a close frame (a dropped mobile connection: counted as `client`), or a
+/// protocol violation (invalid UTF-8, a bad frame).
+fn failure(error: axum::Error) -> CloseReason {
+    use tungstenite::error::{Error, ProtocolError};
+    match error.into_inner().downcast_ref::<Error>() {
+        Some(Error::Capacity(_)) => CloseReason::TooBig,
+        Some(
+            Error::Io(_)
+            | Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+        ) => CloseReason::Client,
+        _ => CloseReason::Error,
+    }
 }

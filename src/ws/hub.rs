@@ -15,7 +15,7 @@
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -37,9 +37,9 @@ const NO_USER: i64 = i64::MIN;
 /// Why a connection ends, with the close code the server sends for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The client closed (a close frame, or the TCP connection went away).
+    /// The client closed (a close frame), or its connection went away without one.
     Client,
-    /// Reading or writing failed (a protocol violation, a reset connection).
+    /// A protocol violation (invalid UTF-8, a bad frame), or a write that failed.
     Error,
     /// Nothing arrived for `WS_IDLE_TIMEOUT_SECS`.
     Idle,
