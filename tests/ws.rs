@@ -869,6 +869,38 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_everything
 }
 
 #[sqlx::test]
+async fn a_client_close_is_answered_and_leaves_nothing(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mut ws = Ws::authed(&server, &token(12, &["user"])).await;
+    ws.join("public:bye").await;
+    ws.stream
+        .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: 1000.into(),
+            reason: "bye".into(),
+        }))
+        .await
+        .unwrap();
+    // The server answers the close handshake, then ends the connection.
+    let answer = tokio::time::timeout(Duration::from_secs(5), ws.stream.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, Some(Ok(Message::Close(_)))),
+        "expected the close answer, got {answer:?}"
+    );
+    wait_metric(&server, &closes("client"), 1.0, Duration::from_secs(5)).await;
+    wait_metric(&server, HUB_ENTRIES, 0.0, Duration::from_secs(5)).await;
+    wait_metric(&server, WS_CONNECTIONS, 0.0, Duration::from_secs(5)).await;
+    wait_metric(
+        &server,
+        "switchboard_session_lifetimes ",
+        0.0,
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+#[sqlx::test]
 async fn a_silent_client_is_closed_after_the_idle_timeout(pool: PgPool) {
     let server = TestServer::start_with(
         pool,

@@ -44,6 +44,9 @@ const CLOSE_WRITE: Duration = Duration::from_secs(5);
 /// drops the connection.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
+/// Queued messages written with one flush at most.
+const WRITE_BATCH: usize = 32;
+
 /// The one bucket every incoming message draws from (contract §7.1).
 const RATE_KEY: &str = "ws";
 
@@ -108,10 +111,21 @@ async fn write(
             },
             _ = ping.tick() => Message::Ping(Default::default()),
         };
-        // A write the client does not take blocks here; closing (a full queue, the idle
-        // timeout, shutdown) must still get through.
+        // What else is queued goes in the same write (a fan-out burst costs one flush,
+        // not one per message). A write the client does not take blocks here; closing
+        // (a full queue, the idle timeout, shutdown) must still get through.
+        let batch = async {
+            sink.feed(next).await?;
+            for _ in 1..WRITE_BATCH {
+                match outbox.try_recv() {
+                    Ok(message) => sink.feed(message).await?,
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
         let sent = tokio::select! {
-            sent = sink.send(next) => sent,
+            sent = batch => sent,
             _ = closing.wait_for(Option::is_some) => break,
         };
         if let Err(e) = sent {
@@ -123,8 +137,9 @@ async fn write(
     let reason = peer.closing().unwrap_or(CloseReason::Error);
     let _ = tokio::time::timeout(CLOSE_WRITE, async {
         // Replies already queued (to messages handled before a shutdown, say) go out
-        // before the close frame; a slow consumer's queue is what it would not read.
-        if !matches!(reason, CloseReason::SlowConsumer | CloseReason::Error) {
+        // before the close frame; a slow consumer's queue is what it would not read,
+        // and a client that closed or broke the connection takes nothing more.
+        if reason.frame().is_some() && reason != CloseReason::SlowConsumer {
             while let Ok(message) = outbox.try_recv() {
                 if sink.feed(message).await.is_err() {
                     return;
