@@ -87,6 +87,9 @@ pub struct WsMetrics {
     pub hub_entries: Gauge,
     /// Channels with at least one subscriber in the registry.
     pub hub_channels: Gauge,
+    /// Messages not queued: the connection's queue was full (it is then closed as a
+    /// slow consumer) or it was already closing.
+    pub dropped: Counter,
 }
 
 impl WsMetrics {
@@ -120,6 +123,11 @@ impl WsMetrics {
             "ws_hub_channels",
             "Channels with subscribers in the plain WebSocket registry",
             self.hub_channels.clone(),
+        );
+        registry.register(
+            "ws_dropped",
+            "Plain WebSocket messages not queued (queue full or connection closing)",
+            self.dropped.clone(),
         );
     }
 }

@@ -12,6 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -705,10 +706,10 @@ async fn malformed_messages_get_errors_with_their_id_and_the_connection_stays(po
     ws.send(json!({ "type": "teleport", "payload": {}, "id": "s" }))
         .await;
     ws.expect_error("unknown_type", Some("s")).await;
-    // chat_message is not served on /ws yet: refused, not silently dropped.
+    // chat_message checks its payload like any other type.
     ws.send(json!({ "type": "chat_message", "payload": { "conversation_id": "c", "content": "hi" }, "id": "c" }))
         .await;
-    ws.expect_error("unknown_type", Some("c")).await;
+    ws.expect_error("invalid_payload", Some("c")).await;
     for payload in [
         json!({}),
         json!({ "channel": 5 }),
@@ -753,7 +754,7 @@ async fn malformed_messages_get_errors_with_their_id_and_the_connection_stays(po
         "{text}"
     );
     assert!(
-        text.contains("switchboard_ws_messages_in_total{type=\"unknown\"} 2"),
+        text.contains("switchboard_ws_messages_in_total{type=\"unknown\"} 1"),
         "{text}"
     );
 }
@@ -864,6 +865,8 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_everything
     }
     reader.alive().await;
     assert_eq!(metric(&server, &closes("slow_consumer")).await, 1.0);
+    // The message that did not fit is counted as dropped.
+    assert!(metric(&server, "switchboard_ws_dropped_total ").await >= 1.0);
     wait_metric(&server, WS_CONNECTIONS, 1.0, Duration::from_secs(5)).await;
     wait_metric(&server, HUB_ENTRIES, 1.0, Duration::from_secs(5)).await;
 }
@@ -1124,35 +1127,579 @@ async fn foreign_origins_are_refused_before_the_upgrade_with_the_json_error(pool
     ok.expect("pong").await;
 }
 
-#[sqlx::test]
-async fn the_bare_dialect_is_not_served_yet_and_says_so(pool: PgPool) {
-    let server = TestServer::start(pool).await;
-    let with_header = |query: &str| {
-        let mut request = ws_url(&server, query).into_client_request().unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", token(8, &["user"])).parse().unwrap(),
-        );
-        request
-    };
-    for query in ["", "?format=bare", "?format=xml"] {
-        match tokio_tungstenite::connect_async(with_header(query)).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                assert_eq!(response.status(), 400, "{query}");
-                let body: Value =
-                    serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-                assert_eq!(body["error"]["code"], "BAD_REQUEST");
+// ---------------------------------------------------------------------------------
+// The bare dialect (seed 002) and domain events in both dialects
+
+/// A `/ws` client of the bare dialect: bare JSON objects both ways.
+struct Bare {
+    stream: Stream,
+}
+
+fn with_bearer(
+    server: &TestServer,
+    query: &str,
+    token: &str,
+) -> tungstenite::handshake::client::Request {
+    let mut request = ws_url(server, query).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+impl Bare {
+    /// Connected with `Authorization: Bearer` (which selects the bare dialect).
+    async fn connect(server: &TestServer, token: &str) -> Bare {
+        let (stream, _) = tokio_tungstenite::connect_async(with_bearer(server, "", token))
+            .await
+            .unwrap();
+        let mut bare = Bare { stream };
+        // The user channel is joined before the upgrade completes its first read: a
+        // round trip through an error reply proves the connection is registered.
+        bare.send(json!({})).await;
+        assert_eq!(bare.recv().await["error"]["code"], "BAD_REQUEST");
+        bare
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.stream
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    async fn recv(&mut self) -> Value {
+        self.recv_within(Duration::from_secs(5))
+            .await
+            .expect("a message within 5 s")
+    }
+
+    async fn recv_within(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).unwrap();
+                    assert!(
+                        value.get("type").is_none() || value.get("payload").is_none(),
+                        "not bare: {value}"
+                    );
+                    return Some(value);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a message, got {other:?}"),
             }
-            other => panic!("expected 400 for {query:?}, got {other:?}"),
         }
     }
+
+    async fn quiet(&mut self, ms: u64) {
+        if let Some(message) = self.recv_within(Duration::from_millis(ms)).await {
+            panic!("unexpected message {message}");
+        }
+    }
+
+    /// The next message must be `{error:{code, message}}`.
+    async fn expect_error(&mut self, code: &str) {
+        let message = self.recv().await;
+        assert_eq!(message["error"]["code"], code, "{message}");
+        assert!(
+            message["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{message}"
+        );
+    }
+}
+
+fn named(user: i64, name: &str) -> String {
+    sign(json!({ "sub": user, "roles": ["user"], "name": name, "exp": now_secs() + 3600 }))
+}
+
+#[sqlx::test]
+async fn the_header_or_format_bare_selects_the_bare_dialect_which_needs_a_good_token(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let refused = |result: Result<_, tungstenite::Error>, status: u16, code: &str| match result {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), status);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["error"]["code"], code);
+        }
+        Ok(_) => panic!("expected {status}, got a connection"),
+        Err(other) => panic!("expected {status}, got {other:?}"),
+    };
+    let forged = format!("{}x", token(8, &["user"]));
+    let expired = sign(json!({ "sub": 8, "roles": ["user"], "exp": now_secs() - 3600 }));
+    for bad in [&forged, &expired] {
+        refused(
+            tokio_tungstenite::connect_async(with_bearer(&server, "", bad)).await,
+            401,
+            "AUTH_INVALID",
+        );
+    }
+    // `format=bare` without any token, or with a bad one in the query.
+    refused(
+        tokio_tungstenite::connect_async(ws_url(&server, "?format=bare")).await,
+        401,
+        "AUTH_INVALID",
+    );
+    refused(
+        tokio_tungstenite::connect_async(ws_url(&server, &format!("?format=bare&token={forged}")))
+            .await,
+        401,
+        "AUTH_INVALID",
+    );
+    refused(
+        tokio_tungstenite::connect_async(with_bearer(&server, "?format=xml", &token(8, &["user"])))
+            .await,
+        400,
+        "BAD_REQUEST",
+    );
+    // `format=bare` with `?token=`: bare, no `auth_success`.
+    let (stream, _) = tokio_tungstenite::connect_async(ws_url(
+        &server,
+        &format!("?format=bare&token={}", token(8, &["user"])),
+    ))
+    .await
+    .unwrap();
+    let mut bare = Bare { stream };
+    bare.send(json!({ "type": "ping" })).await;
+    bare.expect_error("BAD_REQUEST").await;
     // `format=envelope` with the header: the envelope dialect, authenticated by it.
-    let (stream, _) = tokio_tungstenite::connect_async(with_header("?format=envelope"))
-        .await
-        .unwrap();
+    let (stream, _) = tokio_tungstenite::connect_async(with_bearer(
+        &server,
+        "?format=envelope",
+        &token(8, &["user"]),
+    ))
+    .await
+    .unwrap();
     let mut ws = Ws { stream };
     assert_eq!(ws.expect("auth_success").await["payload"]["user_id"], 8);
     // A plain GET is not an upgrade.
     let res = server.http().get(server.url("/ws")).send().await.unwrap();
     assert_eq!(res.status(), 400);
+    wait_metric(&server, WS_CONNECTIONS, 2.0, Duration::from_secs(5)).await;
+}
+
+#[sqlx::test]
+async fn bad_bare_frames_get_errors_in_the_bare_dialect_and_the_connection_stays(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conversation = create_conversation(&server, 1, "group", &[2]).await;
+    let mut bare = Bare::connect(&server, &token(3, &["user"])).await;
+    for frame in [
+        Message::text("{"),
+        Message::text("[1]"),
+        Message::text("\"hi\""),
+        Message::binary(vec![1, 2, 3]),
+        Message::text(r#"{"content":"hi"}"#),
+        Message::text(json!({ "conversation_id": "nope", "content": "hi" }).to_string()),
+        Message::text(json!({ "conversation_id": conversation, "content": "  " }).to_string()),
+        Message::text(json!({ "conversation_id": conversation, "content": 5 }).to_string()),
+        Message::text(
+            json!({ "conversation_id": conversation, "content": "x", "type": "t".repeat(33) })
+                .to_string(),
+        ),
+    ] {
+        bare.stream.send(frame).await.unwrap();
+        bare.expect_error("BAD_REQUEST").await;
+    }
+    // Not a member, and a conversation that does not exist.
+    bare.send(json!({ "conversation_id": conversation, "content": "hi" }))
+        .await;
+    bare.expect_error("FORBIDDEN").await;
+    bare.send(json!({ "conversation_id": Uuid::new_v4(), "content": "hi" }))
+        .await;
+    bare.expect_error("NOT_FOUND").await;
+    assert!(
+        metric(
+            &server,
+            "switchboard_ws_messages_in_total{type=\"invalid\"} "
+        )
+        .await
+            >= 9.0
+    );
+}
+
+#[sqlx::test]
+async fn a_bare_send_is_stored_and_reaches_every_dialect_each_connection_once(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conversation = create_conversation(&server, 1, "group", &[2, 3]).await;
+    let mut sender = Bare::connect(&server, &named(1, "Ann")).await;
+    let mut bob_bare = Bare::connect(&server, &token(2, &["user"])).await;
+    let mut carol = Ws::authed(&server, &token(3, &["user"])).await;
+    // Carol on a public channel too: still one copy.
+    carol.join("public:lobby").await;
+    let bob_sio = server.client("/chat", 2).await;
+    assert_ok(
+        &bob_sio
+            .emit_ack(
+                "conversation:join",
+                json!({ "conversationId": conversation }),
+            )
+            .await,
+    );
+    // Not a member: hears nothing.
+    let mut dave = Bare::connect(&server, &token(4, &["user"])).await;
+
+    sender
+        .send(json!({ "conversation_id": conversation, "content": "  hello  ", "type": "image" }))
+        .await;
+    let own = sender.recv().await;
+    assert_eq!(own["conversation_id"], conversation.as_str());
+    assert_eq!(own["sender_id"], 1);
+    assert_eq!(own["content"], "hello");
+    assert_eq!(own["message_type"], "image");
+    assert_eq!(own["is_edited"], false);
+    assert_eq!(own["is_deleted"], false);
+    assert!(own["created_at"].as_str().is_some_and(rfc3339_ms), "{own}");
+    let id = own["id"].as_str().unwrap().to_owned();
+    assert_eq!(bob_bare.recv().await, own);
+
+    let envelope = carol.expect("chat_message").await;
+    assert!(envelope.get("id").is_none(), "{envelope}");
+    assert_eq!(
+        envelope["payload"],
+        json!({
+            "conversation_id": conversation,
+            "message": {
+                "id": id, "sender_id": 1, "sender_name": "Ann", "content": "hello",
+                "message_type": "image", "created_at": own["created_at"],
+            }
+        })
+    );
+    let created = bob_sio.recv("message:created").await;
+    assert_eq!(created["_id"], id.as_str());
+    assert_eq!(created["content"], "hello");
+    assert!(
+        created.get("message_type").is_none(),
+        "socket.io payloads unchanged: {created}"
+    );
+
+    // Stored: the history has it.
+    let page = assert_ok(
+        &bob_sio
+            .emit_ack("message:list", json!({ "conversationId": conversation }))
+            .await,
+    );
+    assert_eq!(page[0]["_id"], id.as_str());
+
+    sender.quiet(300).await;
+    bob_bare.quiet(0).await;
+    carol.quiet(0).await;
+    dave.quiet(0).await;
+    bob_sio
+        .expect_none("message:created", Duration::from_millis(100))
+        .await;
+}
+
+#[sqlx::test]
+async fn an_envelope_chat_message_echoes_its_id_and_chat_sends_reach_ws(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conversation = create_conversation(&server, 1, "group", &[2]).await;
+    let mut anon = Ws::connect(&server, "").await;
+    anon.send(json!({ "type": "chat_message", "id": "a0",
+        "payload": { "conversation_id": conversation, "content": "hi" } }))
+        .await;
+    anon.expect_error("unauthorized", Some("a0")).await;
+
+    let mut ann = Ws::authed(&server, &named(1, "Ann")).await;
+    let mut ann_phone = Ws::authed(&server, &named(1, "Ann")).await;
+    let mut bob = Bare::connect(&server, &token(2, &["user"])).await;
+    let bob_sio = server.client("/chat", 2).await;
+    assert_ok(
+        &bob_sio
+            .emit_ack(
+                "conversation:join",
+                json!({ "conversationId": conversation }),
+            )
+            .await,
+    );
+
+    ann.send(json!({ "type": "chat_message", "id": "m1",
+        "payload": { "conversation_id": conversation, "content": "hi" } }))
+        .await;
+    let own = ann.expect("chat_message").await;
+    assert_eq!(own["id"], "m1");
+    assert_eq!(own["payload"]["message"]["message_type"], "text");
+    assert_eq!(own["payload"]["message"]["sender_name"], "Ann");
+    let other = ann_phone.expect("chat_message").await;
+    assert!(other.get("id").is_none(), "{other}");
+    assert_eq!(other["payload"], own["payload"]);
+    let bare = bob.recv().await;
+    assert_eq!(bare["id"], own["payload"]["message"]["id"]);
+    assert_eq!(bare["message_type"], "text");
+    assert_eq!(bob_sio.recv("message:created").await["content"], "hi");
+    ann.quiet(200).await;
+
+    // Errors carry the request id.
+    for (payload, code) in [
+        (
+            json!({ "conversation_id": conversation }),
+            "invalid_payload",
+        ),
+        (
+            json!({ "conversation_id": 5, "content": "x" }),
+            "invalid_payload",
+        ),
+        (
+            json!({ "conversation_id": Uuid::new_v4(), "content": "x" }),
+            "not_found",
+        ),
+    ] {
+        ann.send(json!({ "type": "chat_message", "id": "e", "payload": payload }))
+            .await;
+        ann.expect_error(code, Some("e")).await;
+    }
+    let mut eve = Ws::authed(&server, &token(5, &["user"])).await;
+    eve.send(json!({ "type": "chat_message", "id": "e5",
+        "payload": { "conversation_id": conversation, "content": "x" } }))
+        .await;
+    eve.expect_error("forbidden", Some("e5")).await;
+
+    // A socket.io send reaches the members' /ws connections, the sender's included.
+    let ann_sio = server.client("/chat", 1).await;
+    let sent = assert_ok(
+        &ann_sio
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": conversation, "content": "from sio" }),
+            )
+            .await,
+    );
+    for ws in [&mut ann, &mut ann_phone] {
+        let got = ws.expect("chat_message").await;
+        assert_eq!(got["payload"]["message"]["id"], sent["_id"]);
+        assert_eq!(got["payload"]["message"]["content"], "from sio");
+        // The socket.io token has no `name` claim.
+        assert_eq!(got["payload"]["message"]["sender_name"], Value::Null);
+    }
+    assert_eq!(bob.recv().await["id"], sent["_id"]);
+    bob.quiet(200).await;
+    eve.quiet(0).await;
+}
+
+#[sqlx::test]
+async fn bare_clients_get_edits_and_deletes_in_full_and_envelopes_do_not(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let conversation = create_conversation(&server, 1, "group", &[2]).await;
+    let mut bob = Bare::connect(&server, &token(2, &["user"])).await;
+    let mut bob_envelope = Ws::authed(&server, &token(2, &["user"])).await;
+    let mut ann = Bare::connect(&server, &token(1, &["user"])).await;
+    ann.send(json!({ "conversation_id": conversation, "content": "v1", "type": "note" }))
+        .await;
+    let first = ann.recv().await;
+    assert_eq!(bob.recv().await, first);
+    bob_envelope.expect("chat_message").await;
+    let id = first["id"].clone();
+
+    let ann_sio = server.client("/chat", 1).await;
+    assert_ok(
+        &ann_sio
+            .emit_ack("message:edit", json!({ "messageId": id, "content": "v2" }))
+            .await,
+    );
+    for bare in [&mut bob, &mut ann] {
+        let edited = bare.recv().await;
+        assert_eq!(edited["id"], id);
+        assert_eq!(edited["content"], "v2");
+        assert_eq!(edited["message_type"], "note");
+        assert_eq!(edited["is_edited"], true);
+        assert_eq!(edited["is_deleted"], false);
+        assert_eq!(edited["created_at"], first["created_at"]);
+    }
+    assert_ok(
+        &ann_sio
+            .emit_ack("message:delete", json!({ "messageId": id }))
+            .await,
+    );
+    for bare in [&mut bob, &mut ann] {
+        let deleted = bare.recv().await;
+        assert_eq!(deleted["id"], id);
+        assert_eq!(deleted["content"], "v2");
+        assert_eq!(deleted["is_edited"], true);
+        assert_eq!(deleted["is_deleted"], true);
+    }
+    bob_envelope.quiet(300).await;
+    bob.quiet(0).await;
+}
+
+async fn notify(server: &TestServer, body: Value) -> Value {
+    let res = server
+        .http()
+        .post(server.url("/api/notifications"))
+        .bearer_auth(service())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+#[sqlx::test]
+async fn notifications_reach_both_plain_dialects_from_rest_and_from_notifications(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let mut envelope = Ws::authed(&server, &token(7, &["user"])).await;
+    let mut bare = Bare::connect(&server, &token(7, &["user"])).await;
+    let mut other = Bare::connect(&server, &token(8, &["user"])).await;
+    let mut anon = Ws::connect(&server, "").await;
+    anon.alive().await;
+
+    let created = notify(
+        &server,
+        json!({ "user_id": 7, "type": "system", "title": "Hi", "content": "Body",
+                "link": "https://shop.example/o/1", "priority": "high" }),
+    )
+    .await;
+    let id = created["_id"].as_str().unwrap();
+    assert!(
+        created.get("link").is_none(),
+        "REST body unchanged: {created}"
+    );
+    let n = envelope.expect("notification").await;
+    assert_eq!(
+        n["payload"],
+        json!({ "id": id, "title": "Hi", "body": "Body", "action_url": "https://shop.example/o/1",
+                "icon": "system", "priority": "high", "created_at": created["created_at"] })
+    );
+    assert_eq!(
+        bare.recv().await,
+        json!({ "id": id, "user_id": 7, "type": "system", "title": "Hi", "message": "Body",
+                "link": { "String": "https://shop.example/o/1", "Valid": true },
+                "is_read": false, "created_at": created["created_at"], "event": "created" })
+    );
+    // Without link and priority: null / normal, `Valid: false`.
+    notify(
+        &server,
+        json!({ "user_id": 7, "type": "message", "title": "T", "content": "C" }),
+    )
+    .await;
+    let n = envelope.expect("notification").await;
+    assert_eq!(n["payload"]["action_url"], Value::Null);
+    assert_eq!(n["payload"]["priority"], "normal");
+    assert_eq!(
+        bare.recv().await["link"],
+        json!({ "String": "", "Valid": false })
+    );
+    // Bad link and priority are the caller's 400.
+    for body in [
+        json!({ "user_id": 7, "type": "system", "title": "T", "content": "C", "priority": "urgent" }),
+        json!({ "user_id": 7, "type": "system", "title": "T", "content": "C", "link": "x".repeat(2001) }),
+    ] {
+        let res = server
+            .http()
+            .post(server.url("/api/notifications"))
+            .bearer_auth(service())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+    }
+
+    // Changes made on /notifications reach the bare dialect only.
+    let sio = server.client("/notifications", 7).await;
+    assert_ok(
+        &sio.emit_ack("notification:read", json!({ "notificationId": id }))
+            .await,
+    );
+    assert_eq!(
+        bare.recv().await,
+        json!({ "event": "read", "notification_id": id })
+    );
+    assert_ok(&sio.emit_ack("notification:read_all", json!({})).await);
+    assert_eq!(bare.recv().await, json!({ "event": "read_all" }));
+    assert_ok(
+        &sio.emit_ack("notification:delete", json!({ "notificationId": id }))
+            .await,
+    );
+    assert_eq!(
+        bare.recv().await,
+        json!({ "event": "deleted", "notification_id": id })
+    );
+    envelope.quiet(300).await;
+    other.quiet(0).await;
+
+    // A broadcast reaches every authenticated connection, not the anonymous one.
+    let res = server
+        .http()
+        .post(server.url("/api/notifications/broadcast"))
+        .bearer_auth(service())
+        .json(&json!({ "type": "system", "title": "All", "content": "Everyone" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        envelope.expect("notification").await["payload"]["title"],
+        "All"
+    );
+    let b = bare.recv().await;
+    assert_eq!(
+        (b["event"].as_str(), b["user_id"].is_null()),
+        (Some("created"), true)
+    );
+    assert_eq!(other.recv().await["title"], "All");
+    anon.quiet(300).await;
+}
+
+#[sqlx::test]
+async fn an_order_status_change_reaches_its_order_channel(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let restaurant = create_restaurant(&server).await;
+    let order = create_order(&server, restaurant, Some(5)).await;
+    let other = create_order(&server, restaurant, Some(5)).await;
+    let mut customer = Ws::authed(&server, &token(5, &["user"])).await;
+    customer.join(&format!("order:{order}")).await;
+    let mut staff = Ws::authed(&server, &staff_of(6, restaurant)).await;
+    staff.join(&format!("order:{order}")).await;
+    staff.join(&format!("order:{other}")).await;
+    let mut bare = Bare::connect(&server, &token(5, &["user"])).await;
+
+    let res = server
+        .http()
+        .patch(server.url(&format!("/api/orders/{order}")))
+        .bearer_auth(service())
+        .json(&json!({ "status": "preparing" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    for ws in [&mut customer, &mut staff] {
+        let update = ws.expect("order_update").await;
+        assert_eq!(
+            update["payload"],
+            json!({ "order_id": order, "status": "preparing", "previous_status": "new",
+                    "updated_at": body["updated_at"] })
+        );
+    }
+    // Other changes than the status: no order_update.
+    let res = server
+        .http()
+        .patch(server.url(&format!("/api/orders/{order}")))
+        .bearer_auth(service())
+        .json(&json!({ "table_number": "12" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // A move on the restaurant board over socket.io reaches the channel too.
+    let board = server
+        .client_with("/restaurant", &staff_of(6, restaurant))
+        .await;
+    let ack = board
+        .emit_ack(
+            "order:update_status",
+            json!({ "restaurantId": restaurant, "orderId": other, "status": "ready" }),
+        )
+        .await;
+    assert_eq!(ack["success"], true, "{ack}");
+    let update = staff.expect("order_update").await;
+    assert_eq!(update["payload"]["order_id"], other.as_str());
+    assert_eq!(update["payload"]["status"], "ready");
+    customer.quiet(300).await;
+    bare.quiet(0).await;
 }

@@ -55,6 +55,10 @@ struct Claims {
     /// accepted. A string, or a number taken as its decimal text.
     #[serde(default, alias = "tenantId")]
     tenant_id: Option<TenantId>,
+    /// Display name (seed 002/003 chat: a message's `sender_name`). Anything but a
+    /// string is ignored rather than refusing the token.
+    #[serde(default)]
+    name: Option<serde_json::Value>,
     /// Checked by the library; kept so a socket can be ended when it passes. A JSON
     /// number, possibly fractional (the library accepts both).
     exp: f64,
@@ -133,6 +137,12 @@ impl Verifier {
             roles,
             restaurants,
             tenant_id,
+            name: claims
+                .name
+                .as_ref()
+                .and_then(serde_json::Value::as_str)
+                .map(|n| n.trim().chars().take(200).collect::<String>())
+                .filter(|n| !n.is_empty()),
             // Saturating float-to-int: the library has already checked it is in the future.
             expires_at: claims.exp.floor() as i64,
         })

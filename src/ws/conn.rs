@@ -24,11 +24,16 @@ use super::envelope::{
     self, AuthError, AuthSuccess, ChannelReply, Empty, ErrorPayload, Inbound, WsError, client,
     server, string_field,
 };
-use super::hub::{CloseReason, Peer};
+use super::events;
+use super::hub::{CloseReason, Dialect, Peer, TooManyChannels};
 use crate::auth::Principal;
 use crate::domain::channels::Channel;
+use crate::domain::chat::PlainSendMessage;
+use crate::domain::input::decode;
+use crate::error::AppError;
 use crate::metrics::{RouteLabel, TypeLabel};
 use crate::realtime::lifetime::LifetimeKey;
+use crate::realtime::namespaces::chat;
 use crate::realtime::rate_limit::RateLimiter;
 use crate::state::AppState;
 
@@ -53,13 +58,25 @@ const RATE_KEY: &str = "ws";
 /// seed 003's text for every refused token.
 const INVALID_TOKEN: &str = "Invalid or expired token";
 
-/// Serves one upgraded connection until it closes. `token` is the handshake's
-/// (`?token=`, or the header with `?format=envelope`), checked here so that a bad one
-/// opens the connection unauthenticated with `auth_error` (contract §7.7).
-pub async fn run<A: Adapter>(app: AppState<A>, socket: WebSocket, token: Option<String>) {
+/// How a connection starts.
+pub enum Start {
+    /// The envelope dialect, with the handshake's token if any (`?token=`, or the
+    /// header with `?format=envelope`), checked here so that a bad one opens the
+    /// connection unauthenticated with `auth_error` (contract §7.7).
+    Envelope(Option<String>),
+    /// The bare dialect, whose token was verified before the upgrade.
+    Bare(Principal),
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn run<A: Adapter>(app: AppState<A>, socket: WebSocket, start: Start) {
     let limits = &app.config.ws;
     let (queue, outbox) = mpsc::channel(limits.send_queue);
-    let (peer, closing) = app.ws.register(queue);
+    let dialect = match start {
+        Start::Envelope(_) => Dialect::Envelope,
+        Start::Bare(_) => Dialect::Bare,
+    };
+    let (peer, closing) = app.ws.register(queue, dialect);
     let metrics = app.metrics.ws.clone();
     metrics.connections.get_or_create(&ROUTE).inc();
     let (sink, stream) = socket.split();
@@ -70,8 +87,16 @@ pub async fn run<A: Adapter>(app: AppState<A>, socket: WebSocket, token: Option<
         principal: None,
         lifetime: None,
     };
-    if let Some(token) = token {
-        conn.authenticate(&token, None);
+    match start {
+        Start::Envelope(Some(token)) => conn.authenticate(&token, None),
+        Start::Envelope(None) => {}
+        Start::Bare(principal) => {
+            if conn.adopt(principal).is_err() {
+                // A fresh connection holds no channel: only a limit of 0 refuses it.
+                let max = conn.app.ws.max_channels();
+                conn.reply_error(&WsError::too_many_channels(max), None);
+            }
+        }
     }
     let writer = write(sink, outbox, closing.clone(), &peer, limits.ping_interval);
     tokio::join!(conn.read(stream, closing), writer);
@@ -223,6 +248,9 @@ impl<A: Adapter> Conn<A> {
     async fn on_text(&mut self, text: &str) {
         let app = self.app.clone();
         let _running = app.in_flight.enter();
+        if self.peer.dialect() == Dialect::Bare {
+            return self.on_bare(text).await;
+        }
         let decoded = envelope::decode(text);
         self.count_in(match &decoded {
             Ok(message) => envelope::type_label(&message.kind),
@@ -242,8 +270,88 @@ impl<A: Adapter> Conn<A> {
         }
     }
 
+    /// A bare (seed 002) frame: `{conversation_id, content, type?}` is a chat message;
+    /// its sender hears it with the other members' connections, and only errors are
+    /// answered directly.
+    async fn on_bare(&mut self, text: &str) {
+        let decoded = serde_json::from_str::<Value>(text)
+            .map_err(|_| AppError::bad_request("not valid JSON"))
+            .and_then(|value| match value {
+                Value::Object(_) => decode::<PlainSendMessage>(value),
+                _ => Err(AppError::bad_request("a message is one JSON object")),
+            });
+        self.count_in(if decoded.is_ok() {
+            envelope::client::CHAT_MESSAGE
+        } else {
+            "invalid"
+        });
+        if self.limiter.check(RATE_KEY).is_err() {
+            return self.reply_bare_error(&AppError::RateLimited);
+        }
+        let sent = match decoded {
+            Ok(message) => self.send_chat(message, None).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = sent {
+            self.reply_bare_error(&error);
+        }
+    }
+
+    /// Stores and announces a chat message sent on this connection (contract §7.2,
+    /// §7.3: the same path as `/chat`'s `message:send`). An envelope sender gets its own
+    /// copy here, with the request's `id`; a bare one with the others.
+    async fn send_chat(
+        &mut self,
+        message: PlainSendMessage,
+        id: Option<&str>,
+    ) -> Result<(), AppError> {
+        let Some(principal) = self.principal.as_ref() else {
+            return Err(AppError::Unauthenticated);
+        };
+        let envelope = self.peer.dialect() == Dialect::Envelope;
+        let from = chat::Sender {
+            principal,
+            socket: None,
+            plain: envelope.then_some(self.peer.id()),
+        };
+        let (send, message_type) = message.into_send();
+        let stored = chat::send(&self.app, from, send, message_type).await?;
+        if envelope
+            && let Some(own) = events::envelope_chat(&stored, id)
+            && self.peer.push(own)
+        {
+            self.app.ws.count_out(events::kind::CHAT_MESSAGE, 1);
+        }
+        Ok(())
+    }
+
+    fn reply_bare_error(&self, error: &AppError) {
+        if matches!(error, AppError::Database(_) | AppError::Internal(_)) {
+            error.log();
+        }
+        let body = BareError {
+            error: BareErrorBody {
+                code: error.code().chat(),
+                message: &error.public_message(),
+            },
+        };
+        if let Some(message) = events::bare(&body)
+            && self.peer.push(message)
+        {
+            self.app.ws.count_out(server::ERROR, 1);
+        }
+    }
+
     fn on_binary(&mut self) {
         self.count_in("invalid");
+        if self.peer.dialect() == Dialect::Bare {
+            let error = if self.limiter.check(RATE_KEY).is_err() {
+                AppError::RateLimited
+            } else {
+                AppError::bad_request("binary frames are not supported: send JSON text")
+            };
+            return self.reply_bare_error(&error);
+        }
         let error = if self.limiter.check(RATE_KEY).is_err() {
             crate::error::AppError::RateLimited.into()
         } else {
@@ -272,6 +380,19 @@ impl<A: Adapter> Conn<A> {
                 Err(error) => self.reply_error(&error, id),
             },
             client::PING => self.reply(server::PONG, Empty {}, id),
+            client::CHAT_MESSAGE => {
+                let sent = match decode::<PlainSendMessage>(Value::Object(payload)) {
+                    Ok(message) => self.send_chat(message, id).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = sent {
+                    let error = match error {
+                        AppError::Unauthenticated => WsError::unauthorized(),
+                        other => other.into(),
+                    };
+                    self.reply_error(&error, id);
+                }
+            }
             other => self.reply_error(&WsError::unknown_type(other), id),
         }
     }
@@ -290,6 +411,18 @@ impl<A: Adapter> Conn<A> {
                 return;
             }
         };
+        let user_id = principal.user_id;
+        let joined = self.adopt(principal);
+        self.reply(server::AUTH_SUCCESS, AuthSuccess { user_id }, id);
+        if joined.is_err() {
+            let max = self.app.ws.max_channels();
+            self.reply_error(&WsError::too_many_channels(max), id);
+        }
+    }
+
+    /// Takes `principal` as the connection's identity and joins its `user:` channel
+    /// (leaving what another user's identity was let into).
+    fn adopt(&mut self, principal: Principal) -> Result<(), TooManyChannels> {
         let user_id = principal.user_id;
         if let Some(before) = self.principal.take()
             && before.user_id != user_id
@@ -316,15 +449,10 @@ impl<A: Adapter> Conn<A> {
         ));
         self.peer.set_user(user_id);
         self.principal = Some(principal);
-        let joined = self
-            .app
+        self.app
             .ws
-            .subscribe(&self.peer, &format!("user:{user_id}"));
-        self.reply(server::AUTH_SUCCESS, AuthSuccess { user_id }, id);
-        if joined.is_err() {
-            let max = self.app.ws.max_channels();
-            self.reply_error(&WsError::too_many_channels(max), id);
-        }
+            .subscribe(&self.peer, &format!("user:{user_id}"))
+            .map(|_| ())
     }
 
     async fn subscribe<'p>(&mut self, payload: &'p Map<String, Value>) -> Result<&'p str, WsError> {
@@ -359,6 +487,18 @@ impl<A: Adapter> Conn<A> {
         };
         self.reply(server::ERROR, payload, id);
     }
+}
+
+/// A bare dialect error: `{error:{code, message}}` with the codes of contract §3.
+#[derive(Serialize)]
+struct BareError<'a> {
+    error: BareErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct BareErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
 }
 
 /// The `channel` of a subscribe or unsubscribe payload, checked against the name rules.

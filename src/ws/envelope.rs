@@ -25,6 +25,8 @@ pub mod client {
     pub const UNSUBSCRIBE: &str = "unsubscribe";
     /// Heartbeat; answered with `pong`.
     pub const PING: &str = "ping";
+    /// Send `{conversation_id, content, type?}` to a conversation.
+    pub const CHAT_MESSAGE: &str = "chat_message";
 }
 
 /// Message types the server sends.
@@ -51,6 +53,7 @@ pub fn type_label(kind: &str) -> &'static str {
         client::SUBSCRIBE => client::SUBSCRIBE,
         client::UNSUBSCRIBE => client::UNSUBSCRIBE,
         client::PING => client::PING,
+        client::CHAT_MESSAGE => client::CHAT_MESSAGE,
         _ => "unknown",
     }
 }

@@ -85,6 +85,46 @@ impl CloseReason {
     }
 }
 
+/// The wire format a connection speaks (contract §7.2, §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Seed 003: `{type, payload, id?, timestamp}` both ways.
+    Envelope,
+    /// Seed 002: bare JSON objects (chat messages, notification events).
+    Bare,
+}
+
+/// One event rendered for each dialect that gets it (each rendering serialized once,
+/// its bytes shared by every queue); `None`: that dialect does not get the event.
+#[derive(Debug, Clone, Default)]
+pub struct Frames {
+    /// For envelope connections.
+    pub envelope: Option<Message>,
+    /// For bare connections.
+    pub bare: Option<Message>,
+}
+
+impl Frames {
+    /// Only envelope connections get it.
+    pub fn envelope(message: Message) -> Self {
+        Frames {
+            envelope: Some(message),
+            bare: None,
+        }
+    }
+
+    fn for_dialect(&self, dialect: Dialect) -> Option<&Message> {
+        match dialect {
+            Dialect::Envelope => self.envelope.as_ref(),
+            Dialect::Bare => self.bare.as_ref(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.envelope.is_none() && self.bare.is_none()
+    }
+}
+
 /// A subscribe that could not be done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyChannels;
@@ -99,6 +139,7 @@ struct Subscriptions {
 /// One connection as the registry sees it: its queue, its channels, how to close it.
 pub struct Peer {
     id: u64,
+    dialect: Dialect,
     queue: mpsc::Sender<Message>,
     closing: watch::Sender<Option<CloseReason>>,
     user: AtomicI64,
@@ -106,6 +147,9 @@ pub struct Peer {
     /// `switchboard_ws_closes_total`, counted when the reason is decided (the close
     /// frame may take a while to reach a client that does not read).
     closes: Family<ReasonLabel, Counter>,
+    /// `switchboard_ws_dropped_total`: messages that did not fit in the queue, or came
+    /// after the connection began closing.
+    dropped: Counter,
 }
 
 impl std::fmt::Debug for Peer {
@@ -129,11 +173,29 @@ impl Peer {
         match self.queue.try_send(message) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.inc();
                 self.close(CloseReason::SlowConsumer);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.dropped.inc();
+                false
+            }
         }
+    }
+
+    /// The registry's id of this connection.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The dialect it speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    fn is_authenticated(&self) -> bool {
+        self.user.load(Ordering::Relaxed) != NO_USER
     }
 
     /// Asks the connection to close for `reason` (the first reason wins, and is the
@@ -243,15 +305,18 @@ impl Hub {
     pub fn register(
         &self,
         queue: mpsc::Sender<Message>,
+        dialect: Dialect,
     ) -> (Arc<Peer>, watch::Receiver<Option<CloseReason>>) {
         let (closing, closed) = watch::channel(None);
         let peer = Arc::new(Peer {
             id: self.0.next_id.fetch_add(1, Ordering::Relaxed),
+            dialect,
             queue,
             closing,
             user: AtomicI64::new(NO_USER),
             subscriptions: Mutex::default(),
             closes: self.0.metrics.closes.clone(),
+            dropped: self.0.metrics.dropped.clone(),
         });
         self.peers().insert(peer.id, peer.clone());
         let closed_with = *self.0.closed_with.lock().unwrap_or_else(|p| p.into_inner());
@@ -351,6 +416,22 @@ impl Hub {
     /// Queues `message` to every connection in `channel`, counted under `kind`;
     /// returns how many took it.
     pub fn deliver(&self, channel: &str, message: &Message, kind: &'static str) -> usize {
+        self.deliver_frames(channel, &Frames::envelope(message.clone()), kind, None)
+    }
+
+    /// Queues to every connection in `channel` the rendering of its dialect (none when
+    /// `frames` has none for it), except the connection `except`; counted under
+    /// `kind`. Returns how many took it.
+    pub fn deliver_frames(
+        &self,
+        channel: &str,
+        frames: &Frames,
+        kind: &'static str,
+        except: Option<u64>,
+    ) -> usize {
+        if frames.is_empty() {
+            return 0;
+        }
         let delivered = {
             let shard = self
                 .shard(channel)
@@ -361,15 +442,44 @@ impl Hub {
             };
             members
                 .values()
-                .filter(|peer| peer.push(message.clone()))
+                .filter(|peer| Some(peer.id) != except)
+                .filter_map(|peer| Some((peer, frames.for_dialect(peer.dialect)?)))
+                .filter(|(peer, message)| peer.push((*message).clone()))
                 .count()
         };
-        self.0
-            .metrics
-            .messages_out
-            .get_or_create(&TypeLabel { r#type: kind })
-            .inc_by(delivered as u64);
+        self.count_out(kind, delivered);
         delivered
+    }
+
+    /// Queues to every authenticated connection (a broadcast notification).
+    pub fn deliver_authenticated(&self, frames: &Frames, kind: &'static str) -> usize {
+        if frames.is_empty() {
+            return 0;
+        }
+        let peers: Vec<Arc<Peer>> = self
+            .peers()
+            .values()
+            .filter(|peer| peer.is_authenticated())
+            .cloned()
+            .collect();
+        let delivered = peers
+            .iter()
+            .filter_map(|peer| Some((peer, frames.for_dialect(peer.dialect)?)))
+            .filter(|(peer, message)| peer.push((*message).clone()))
+            .count();
+        self.count_out(kind, delivered);
+        delivered
+    }
+
+    /// Counts `n` messages of `kind` queued.
+    pub fn count_out(&self, kind: &'static str, n: usize) {
+        if n > 0 {
+            self.0
+                .metrics
+                .messages_out
+                .get_or_create(&TypeLabel { r#type: kind })
+                .inc_by(n as u64);
+        }
     }
 
     /// The connections of `user` in `channel`, taken out of it (a revoked grant).
@@ -449,8 +559,8 @@ mod tests {
         let hub = Hub::new(2, metrics.clone());
         let (tx_a, mut rx_a) = mpsc::channel(4);
         let (tx_b, mut rx_b) = mpsc::channel(4);
-        let (a, _) = hub.register(tx_a);
-        let (b, _) = hub.register(tx_b);
+        let (a, _) = hub.register(tx_a, Dialect::Envelope);
+        let (b, _) = hub.register(tx_b, Dialect::Envelope);
         assert_eq!(hub.subscribe(&a, "public:x"), Ok(true));
         assert_eq!(hub.subscribe(&a, "public:x"), Ok(false));
         assert_eq!(hub.subscribe(&b, "public:x"), Ok(true));
@@ -479,8 +589,8 @@ mod tests {
         let hub = Hub::new(10, WsMetrics::default());
         let (tx_slow, _rx_slow) = mpsc::channel(1);
         let (tx_ok, mut rx_ok) = mpsc::channel(8);
-        let (slow, _) = hub.register(tx_slow);
-        let (ok, _) = hub.register(tx_ok);
+        let (slow, _) = hub.register(tx_slow, Dialect::Envelope);
+        let (ok, _) = hub.register(tx_ok, Dialect::Envelope);
         hub.subscribe(&slow, "public:x").unwrap();
         hub.subscribe(&ok, "public:x").unwrap();
         hub.deliver("public:x", &text("1"), "published");
@@ -495,9 +605,9 @@ mod tests {
     async fn closing_all_reaches_present_and_late_connections() {
         let hub = Hub::new(10, WsMetrics::default());
         let (tx, _rx) = mpsc::channel(4);
-        let (early, _) = hub.register(tx.clone());
+        let (early, _) = hub.register(tx.clone(), Dialect::Envelope);
         hub.close_all(CloseReason::Shutdown);
-        let (late, _) = hub.register(tx);
+        let (late, _) = hub.register(tx, Dialect::Envelope);
         assert_eq!(early.closing(), Some(CloseReason::Shutdown));
         assert_eq!(late.closing(), Some(CloseReason::Shutdown));
         hub.remove(&early);
@@ -511,8 +621,8 @@ mod tests {
         let hub = Hub::new(10, WsMetrics::default());
         let (tx_a, _ra) = mpsc::channel(4);
         let (tx_b, _rb) = mpsc::channel(4);
-        let (a, _) = hub.register(tx_a);
-        let (b, _) = hub.register(tx_b);
+        let (a, _) = hub.register(tx_a, Dialect::Envelope);
+        let (b, _) = hub.register(tx_b, Dialect::Envelope);
         a.set_user(1);
         b.set_user(2);
         hub.subscribe(&a, "order:9").unwrap();

@@ -1,22 +1,25 @@
-//! Plain WebSocket routes (contract §7): `/ws` in the envelope dialect of seed 003.
+//! Plain WebSocket routes (contract §7): `/ws` in the envelope dialect of seed 003 and
+//! the bare dialect of seed 002.
 //!
 //! - `hub`: the channel registry and the one queue per connection;
 //! - `conn`: one connection's life (read, handle, reply, heartbeat, close);
 //! - `envelope`: the wire format both ways, and its error codes;
-//! - `access`: who may subscribe to which channel.
+//! - `access`: who may subscribe to which channel;
+//! - `events`: domain events (chat messages, notifications, order status) rendered for
+//!   each dialect and delivered on `user:` and `order:` channels.
 //!
 //! [`publish`] is the single way a payload reaches channel subscribers: REST calls it
 //! today; a cluster bus will call it on every node with the [`Publication`] it carries.
-//! Chat messages, notifications and order updates do not reach `/ws` yet; they need
-//! the one fan-out path of issue 13's redesign. The bare dialect (seed 002) is not
-//! served yet either: a handshake that asks for it is answered 400.
+//! Domain events reach `/ws` through [`events`], called next to the socket.io emits of
+//! the same event, on the node that caused it.
 
 mod access;
 mod conn;
 mod envelope;
+pub mod events;
 mod hub;
 
-pub use hub::{CloseReason, Hub};
+pub use hub::{CloseReason, Dialect, Hub};
 
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -120,8 +123,9 @@ fn query_word<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// `GET /ws`: the envelope dialect. Refusals before the upgrade carry the §8 error
-/// body; a bad `?token=` is not one of them (the client may authenticate later).
+/// `GET /ws`: the envelope or the bare dialect. Refusals before the upgrade carry the
+/// §8 error body; a bad `?token=` in the envelope dialect is not one of them (the client
+/// may authenticate later).
 async fn upgrade<A: Adapter>(
     State(app): State<AppState<A>>,
     headers: HeaderMap,
@@ -130,22 +134,15 @@ async fn upgrade<A: Adapter>(
 ) -> Response {
     let query = query.as_deref();
     let header_token = bearer_from_headers(&headers);
-    match query_word(query, "format") {
-        Some("envelope") => {}
-        None if header_token.is_none() => {}
-        // Contract §7.3: the header (without `format=envelope`) or `format=bare`
-        // selects seed 002's dialect, which this server does not speak yet.
-        None | Some("bare") => {
-            return AppError::bad_request(
-                "the bare dialect (seed 002) is not served yet: use ?format=envelope, \
-                 or pass the token as ?token= or in an auth message",
-            )
-            .into_response();
-        }
+    let bare = match query_word(query, "format") {
+        Some("envelope") => false,
+        Some("bare") => true,
+        // Contract §7.3: the header (without `format=envelope`) selects seed 002's dialect.
+        None => header_token.is_some(),
         Some(_) => {
             return AppError::bad_request("format: use envelope or bare").into_response();
         }
-    }
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(_) => return AppError::bad_request("expected a WebSocket upgrade").into_response(),
@@ -153,10 +150,24 @@ async fn upgrade<A: Adapter>(
     let token = header_token
         .map(str::to_owned)
         .or_else(|| token_from_query(query));
+    let start = if bare {
+        // The bare dialect has no `auth` message: its token is required, and a bad one
+        // is refused before the upgrade (contract §7.7).
+        let principal = token
+            .as_deref()
+            .ok_or(AppError::Unauthenticated)
+            .and_then(|token| app.verifier.verify(token));
+        match principal {
+            Ok(principal) => conn::Start::Bare(principal),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        conn::Start::Envelope(token)
+    };
     let max = app.config.ws.max_message_bytes;
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| conn::run(app, socket, token))
+        .on_upgrade(move |socket| conn::run(app, socket, start))
 }

@@ -18,6 +18,7 @@ use crate::realtime::handler::on;
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
+use crate::ws;
 
 /// Registers every `/notifications` event (from the connect middleware).
 pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) {
@@ -107,6 +108,7 @@ async fn read_notification<A: Adapter>(
         .broadcaster
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ, &payload)
         .await;
+    ws::events::notification_read(&s.app.ws, me, p.notification_id);
     push_counts(&s.app, &[me]).await;
     Ok(json!(read))
 }
@@ -122,6 +124,7 @@ async fn read_all_notifications<A: Adapter>(
         .broadcaster
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ_ALL, &json!({}))
         .await;
+    ws::events::notifications_read_all(&s.app.ws, me);
     push_counts(&s.app, &[me]).await;
     Ok(json!({ "count": count }))
 }
@@ -145,6 +148,7 @@ async fn delete_notification<A: Adapter>(
         .broadcaster
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::DELETED, &payload)
         .await;
+    ws::events::notification_deleted(&s.app.ws, me, p.notification_id);
     push_counts(&s.app, &[me]).await;
     Ok(Value::Null)
 }
