@@ -1703,3 +1703,44 @@ async fn an_order_status_change_reaches_its_order_channel(pool: PgPool) {
     customer.quiet(300).await;
     bare.quiet(0).await;
 }
+
+#[sqlx::test]
+async fn bare_connections_have_the_rate_limit_and_token_expiry_of_the_envelope(pool: PgPool) {
+    let server = TestServer::start_with(
+        pool.clone(),
+        &[
+            ("RATE_LIMIT_PER_SEC", "1"),
+            ("RATE_LIMIT_BURST", "3"),
+            ("JWT_LEEWAY_SECS", "0"),
+        ],
+    )
+    .await;
+    let conversation = create_conversation(&server, 1, "group", &[2]).await;
+    let short = sign(json!({ "sub": 1, "roles": ["user"], "exp": now_secs() + 3 }));
+    // `connect` spends one message of the burst.
+    let mut bare = Bare::connect(&server, &short).await;
+    bare.send(json!({})).await;
+    bare.send(json!({})).await;
+    bare.send(json!({ "conversation_id": conversation, "content": "over" }))
+        .await;
+    bare.expect_error("BAD_REQUEST").await;
+    bare.expect_error("BAD_REQUEST").await;
+    bare.expect_error("RATE_LIMITED").await;
+    bare.quiet(300).await;
+    let stored: i64 = sqlx::query_scalar("select count(*) from messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "a rate-limited send is dropped");
+    let mut ws = Ws {
+        stream: bare.stream,
+    };
+    assert_eq!(ws.close_code(Duration::from_secs(8)).await, 4001);
+    wait_metric(
+        &server,
+        &closes("token_expired"),
+        1.0,
+        Duration::from_secs(5),
+    )
+    .await;
+}
