@@ -103,6 +103,8 @@ pub async fn connect_pool(config: &Config, url: &str) -> Result<PgPool, sqlx::Er
 pub trait Running: Send + Sync {
     /// Running event handlers.
     fn in_flight(&self) -> &InFlight;
+    /// Stops plain WebSocket connections from taking new client messages.
+    fn stop_reading(&self);
     /// Delivers every open batch-mode window of this node.
     fn flush_batches(&self);
     /// Disconnects every socket of this node.
@@ -122,6 +124,9 @@ pub trait Running: Send + Sync {
 impl<A: Adapter> Running for AppState<A> {
     fn in_flight(&self) -> &InFlight {
         &self.in_flight
+    }
+    fn stop_reading(&self) {
+        self.ws.stop_reading();
     }
     fn flush_batches(&self) {
         realtime::orders::flush_all_batches(self);
@@ -465,6 +470,9 @@ pub async fn serve(
     }
     tracing::info!("shutting down: no new connections, finishing in-flight events");
     let _ = stop_tx.send(true);
+    // A /ws client with a backlog of messages would otherwise keep the server busy
+    // (and waiting) for the whole grace period.
+    app.stop_reading();
     let left = app.in_flight().wait_idle(grace).await;
     if left > 0 {
         tracing::warn!(left, "shutdown grace elapsed with events still running");

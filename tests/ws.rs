@@ -1744,3 +1744,60 @@ async fn bare_connections_have_the_rate_limit_and_token_expiry_of_the_envelope(p
     )
     .await;
 }
+
+#[sqlx::test]
+async fn shutdown_answers_every_chat_message_it_stored_before_closing_with_1001(pool: PgPool) {
+    let server = TestServer::start_with(pool.clone(), UNLIMITED).await;
+    let conversation = create_conversation(&server, 1, "group", &[2]).await;
+    let mut ws = Ws::authed(&server, &token(1, &["user"])).await;
+    // Sends queued on the socket; shutdown once the server is working through them:
+    // whatever it took is stored and answered before the close frame, what it did not
+    // take is neither.
+    for n in 0..200 {
+        ws.send(json!({ "type": "chat_message", "id": format!("m{n}"),
+            "payload": { "conversation_id": conversation, "content": format!("n{n}") } }))
+            .await;
+    }
+    let first = ws.expect("chat_message").await;
+    assert_eq!(first["id"], "m0");
+    let stopping = tokio::spawn(server.stop());
+    let mut answered = vec![first["payload"]["message"]["content"].clone()];
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(15), ws.stream.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let message: Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_eq!(message["type"], "chat_message", "{message}");
+                answered.push(message["payload"]["message"]["content"].clone());
+            }
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                // Sends the protocol's answer, so the server need not wait for it.
+                let _ = ws.stream.flush().await;
+                break u16::from(frame.code);
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("expected messages then a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 1001);
+    assert!(
+        answered.len() < 200,
+        "shutdown does not wait for a backlog the server had not taken"
+    );
+    let stopped = tokio::time::timeout(Duration::from_secs(15), stopping)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped.is_ok(), "{stopped:?}");
+    let stored: Vec<String> = sqlx::query_scalar("select content from messages order by seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let answered: Vec<String> = answered
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        answered, stored,
+        "each stored send answered, in order, before 1001"
+    );
+}

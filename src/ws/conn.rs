@@ -204,11 +204,19 @@ impl<A: Adapter> Conn<A> {
         mut closing: watch::Receiver<Option<CloseReason>>,
     ) {
         let idle = self.app.config.ws.idle_timeout;
+        let mut draining = self.app.ws.draining();
         loop {
             let frame = tokio::select! {
                 biased;
                 _ = closing.wait_for(Option::is_some) => break,
-                frame = tokio::time::timeout(idle, stream.next()) => frame,
+                _ = draining.wait_for(|d| *d) => None,
+                frame = tokio::time::timeout(idle, stream.next()) => Some(frame),
+            };
+            let Some(frame) = frame else {
+                // Shutdown: nothing new is taken; the close (1001) follows once every
+                // connection's message in hand is answered.
+                let _ = closing.wait_for(Option::is_some).await;
+                break;
             };
             match frame {
                 Err(_) => self.peer.close(CloseReason::Idle),

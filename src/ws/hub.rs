@@ -259,6 +259,9 @@ struct Inner {
     /// Set by [`Hub::close_all`]: a connection whose upgrade completes afterwards is
     /// closed at once with the same reason.
     closed_with: Mutex<Option<CloseReason>>,
+    /// Set by [`Hub::stop_reading`] (shutdown): connections finish the message in hand
+    /// and take no more.
+    draining: watch::Sender<bool>,
     max_channels: usize,
     metrics: WsMetrics,
 }
@@ -285,6 +288,7 @@ impl Hub {
             emptied: Notify::new(),
             next_id: AtomicU64::new(1),
             closed_with: Mutex::new(None),
+            draining: watch::channel(false).0,
             max_channels,
             metrics,
         }))
@@ -501,6 +505,18 @@ impl Hub {
             .into_iter()
             .filter(|peer| self.unsubscribe(peer, channel))
             .collect()
+    }
+
+    /// Tells every connection, present and future, to stop taking client messages
+    /// (shutdown's first step: what is in hand is finished and answered, nothing new
+    /// starts while the server waits for it).
+    pub fn stop_reading(&self) {
+        self.0.draining.send_replace(true);
+    }
+
+    /// Becomes true when connections must stop taking client messages.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.0.draining.subscribe()
     }
 
     /// Asks every connection to close for `reason` (shutdown).
