@@ -118,6 +118,27 @@ pub struct Config {
     pub http_idle_timeout: Duration,
     /// Open TCP connections at most; more are answered 503 (`MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Plain WebSocket routes (`WS_*`).
+    pub ws: WsConfig,
+}
+
+/// Limits of the plain WebSocket routes (contract §7.1).
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// Largest incoming message; a bigger one closes the connection with 1009
+    /// (`WS_MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    /// Messages queued for one connection; a full queue closes it with 1013
+    /// (`WS_SEND_QUEUE`).
+    pub send_queue: usize,
+    /// How often the server pings (`WS_PING_INTERVAL_SECS`).
+    pub ping_interval: Duration,
+    /// A connection that sent nothing (no pong, no message) this long is closed
+    /// (`WS_IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: Duration,
+    /// Channels one connection may hold, its automatic `user:` channel included
+    /// (`WS_MAX_CHANNELS`).
+    pub max_channels: usize,
 }
 
 /// A configuration variable with a bad value.
@@ -339,6 +360,34 @@ impl Config {
                 0 => return Err(problem("MAX_CONNECTIONS", "must be at least 1")),
                 n => n,
             },
+            ws: WsConfig {
+                max_message_bytes: match parse(
+                    "WS_MAX_MESSAGE_BYTES",
+                    var("WS_MAX_MESSAGE_BYTES"),
+                    65_536,
+                )? {
+                    n if n < 256 => {
+                        return Err(problem("WS_MAX_MESSAGE_BYTES", "must be at least 256"));
+                    }
+                    n => n,
+                },
+                send_queue: match parse("WS_SEND_QUEUE", var("WS_SEND_QUEUE"), 256)? {
+                    0 => return Err(problem("WS_SEND_QUEUE", "must be at least 1")),
+                    n => n,
+                },
+                ping_interval: positive_secs(
+                    "WS_PING_INTERVAL_SECS",
+                    parse("WS_PING_INTERVAL_SECS", var("WS_PING_INTERVAL_SECS"), 54)?,
+                )?,
+                idle_timeout: positive_secs(
+                    "WS_IDLE_TIMEOUT_SECS",
+                    parse("WS_IDLE_TIMEOUT_SECS", var("WS_IDLE_TIMEOUT_SECS"), 60)?,
+                )?,
+                max_channels: match parse("WS_MAX_CHANNELS", var("WS_MAX_CHANNELS"), 100)? {
+                    0 => return Err(problem("WS_MAX_CHANNELS", "must be at least 1")),
+                    n => n,
+                },
+            },
         })
     }
 }
@@ -413,6 +462,11 @@ mod tests {
         assert!(c.migrate);
         assert!(c.allowed_origins.is_none());
         assert_eq!(c.max_conversation_members, 1000);
+        assert_eq!(c.ws.max_message_bytes, 65_536);
+        assert_eq!(c.ws.send_queue, 256);
+        assert_eq!(c.ws.ping_interval, Duration::from_secs(54));
+        assert_eq!(c.ws.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.ws.max_channels, 100);
     }
 
     #[test]
@@ -476,6 +530,11 @@ mod tests {
             "HTTP_HEADER_TIMEOUT_SECS",
             "HTTP_IDLE_TIMEOUT_SECS",
             "MAX_CONNECTIONS",
+            "WS_SEND_QUEUE",
+            "WS_PING_INTERVAL_SECS",
+            "WS_IDLE_TIMEOUT_SECS",
+            "WS_MAX_CHANNELS",
+            "WS_MAX_MESSAGE_BYTES",
         ] {
             let err =
                 Config::from_lookup(lookup(&[("JWT_SECRET", SECRET), (name, "0")])).unwrap_err();

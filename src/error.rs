@@ -94,6 +94,20 @@ impl ErrorCode {
         }
     }
 
+    /// The code in the plain WebSocket envelope dialect (seed 003, contract §7.2).
+    pub fn envelope(self) -> &'static str {
+        match self {
+            ErrorCode::AuthInvalid => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound | ErrorCode::InvalidRestaurant => "not_found",
+            ErrorCode::BadRequest | ErrorCode::PayloadTooLarge | ErrorCode::InvalidTransition => {
+                "invalid_payload"
+            }
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
     /// The HTTP status for REST replies.
     pub fn http_status(self) -> u16 {
         match self {

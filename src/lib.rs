@@ -18,6 +18,7 @@ pub mod realtime;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use socketioxide::SocketIo;
@@ -55,6 +56,9 @@ use crate::store::Store;
 
 /// Packets queued for one socket at most (see the builder below).
 pub const SOCKET_QUEUE_PACKETS: usize = 1024;
+
+/// How long shutdown waits for plain WebSocket connections to send their close frames.
+const PLAIN_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Binary attachments one socket.io packet may carry (none of our events use any).
 const MAX_BINARY_ATTACHMENTS: usize = 10;
@@ -98,6 +102,8 @@ pub async fn connect_pool(config: &Config, url: &str) -> Result<PgPool, sqlx::Er
 pub trait Running: Send + Sync {
     /// Running event handlers.
     fn in_flight(&self) -> &InFlight;
+    /// Stops plain WebSocket connections from taking new client messages.
+    fn stop_reading(&self);
     /// Delivers every open batch-mode window of this node.
     fn flush_batches(&self);
     /// Disconnects every socket of this node.
@@ -120,12 +126,24 @@ impl<A: Adapter> Running for AppState<A> {
     fn in_flight(&self) -> &InFlight {
         &self.in_flight
     }
+    fn stop_reading(&self) {
+        self.ws.stop_reading();
+    }
     fn flush_batches(&self) {
         realtime::orders::flush_all_batches(self);
     }
     fn close(&self) -> BoxFuture<()> {
         let io = self.broadcaster.io().clone();
-        Box::pin(async move { io.close().await })
+        let plain = self.ws.clone();
+        Box::pin(async move {
+            plain.close_all(ws::CloseReason::Shutdown);
+            io.close().await;
+            // Their close frames (1001) are out before `serve` returns.
+            let left = plain.wait_closed(PLAIN_CLOSE_WAIT).await;
+            if left > 0 {
+                tracing::warn!(left, "plain WebSocket connections still open at shutdown");
+            }
+        })
     }
     fn pool(&self) -> &PgPool {
         self.store.pool()
@@ -443,7 +461,7 @@ async fn refuse_foreign_websockets(
             && !allowed.iter().any(|a| a == origin.trim_end_matches('/'))
         {
             tracing::debug!(origin, "websocket upgrade from a foreign origin refused");
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+            return error::AppError::forbidden("origin not allowed").into_response();
         }
     }
     next.run(req).await
@@ -476,6 +494,9 @@ pub async fn serve(
     }
     tracing::info!("shutting down: no new connections, finishing in-flight events");
     let _ = stop_tx.send(true);
+    // A /ws client with a backlog of messages would otherwise keep the server busy
+    // (and waiting) for the whole grace period.
+    app.stop_reading();
     let left = app.in_flight().wait_idle(grace).await;
     if left > 0 {
         tracing::warn!(left, "shutdown grace elapsed with events still running");

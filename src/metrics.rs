@@ -48,11 +48,88 @@ pub struct LinkLabel {
     pub link: &'static str,
 }
 
-/// `reason` label of closed slow consumers.
+/// `reason` label of closed connections.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// `budget` (MAX_SOCKET_BUFFER_BYTES) or `stall` (WRITE_STALL_TIMEOUT_SECS).
+    /// Slow consumers: `budget` (MAX_SOCKET_BUFFER_BYTES) or `stall`
+    /// (WRITE_STALL_TIMEOUT_SECS); plain WebSocket closes: see [`WsMetrics::closes`].
     pub reason: &'static str,
+}
+
+/// `route` label of plain WebSocket connections.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The route pattern (`/ws`).
+    pub route: &'static str,
+}
+
+/// `type` label of plain WebSocket messages.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    /// A type the server knows (client types it handles, its own reply types),
+    /// `published` for `POST /api/publish` deliveries, `unknown` or `invalid` otherwise.
+    pub r#type: &'static str,
+}
+
+/// The plain WebSocket routes' metrics (contract §7.1).
+#[derive(Clone, Default)]
+pub struct WsMetrics {
+    /// Open connections per route (`switchboard_ws_connections`).
+    pub connections: Family<RouteLabel, Gauge>,
+    /// Messages received, by type.
+    pub messages_in: Family<TypeLabel, Counter>,
+    /// Messages queued to clients, by type.
+    pub messages_out: Family<TypeLabel, Counter>,
+    /// Connections closed, by reason: `client`, `error`, `idle`, `slow_consumer`,
+    /// `too_big`, `shutdown`, `token_expired`, `disconnected` (operator).
+    pub closes: Family<ReasonLabel, Counter>,
+    /// (channel, connection) subscriptions held by the channel registry.
+    pub hub_entries: Gauge,
+    /// Channels with at least one subscriber in the registry.
+    pub hub_channels: Gauge,
+    /// Messages not queued: the connection's queue was full (it is then closed as a
+    /// slow consumer) or it was already closing.
+    pub dropped: Counter,
+}
+
+impl WsMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "ws_connections",
+            "Open plain WebSocket connections per route",
+            self.connections.clone(),
+        );
+        registry.register(
+            "ws_messages_in",
+            "Plain WebSocket messages received, by type",
+            self.messages_in.clone(),
+        );
+        registry.register(
+            "ws_messages_out",
+            "Plain WebSocket messages queued to clients, by type",
+            self.messages_out.clone(),
+        );
+        registry.register(
+            "ws_closes",
+            "Plain WebSocket connections closed, by reason",
+            self.closes.clone(),
+        );
+        registry.register(
+            "ws_hub_entries",
+            "Channel subscriptions held by the plain WebSocket registry",
+            self.hub_entries.clone(),
+        );
+        registry.register(
+            "ws_hub_channels",
+            "Channels with subscribers in the plain WebSocket registry",
+            self.hub_channels.clone(),
+        );
+        registry.register(
+            "ws_dropped",
+            "Plain WebSocket messages not queued (queue full or connection closing)",
+            self.dropped.clone(),
+        );
+    }
 }
 
 /// `kind` label of connection timeouts.
@@ -160,6 +237,8 @@ pub struct Metrics {
     pub tokio_tasks_alive: Gauge,
     /// Node-to-node messages of the cluster bus.
     pub cluster_bus: ClusterBusMetrics,
+    /// Plain WebSocket routes.
+    pub ws: WsMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -287,6 +366,8 @@ impl Default for Metrics {
         );
         let cluster_bus = ClusterBusMetrics::default();
         cluster_bus.register(&mut registry);
+        let ws = WsMetrics::default();
+        ws.register(&mut registry);
         Metrics {
             registry,
             sockets,
@@ -310,6 +391,7 @@ impl Default for Metrics {
             link_channels,
             tokio_tasks_alive,
             cluster_bus,
+            ws,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::realtime::cluster_bus::ClusterBus;
 use crate::realtime::dynamic::DynamicNamespaces;
 use crate::realtime::lifetime::Lifetimes;
 use crate::store::Store;
+use crate::ws;
 
 /// Cheap-to-clone handle to everything a handler needs, generic over the socket.io
 /// adapter (`LocalAdapter` for one node, a remote adapter for a cluster).
@@ -65,6 +66,8 @@ pub struct Inner<A: Adapter> {
     pub lifetimes: Lifetimes,
     /// The background readiness probe's last result, read by `/readyz`.
     pub readiness: Readiness,
+    /// Plain WebSocket connections and their channels.
+    pub ws: ws::Hub,
 }
 
 impl<A: Adapter> AppState<A> {
@@ -85,6 +88,7 @@ impl<A: Adapter> AppState<A> {
             metrics.slow_consumers.clone(),
         );
         let lifetimes = Lifetimes::new(config.jwt.leeway_secs, metrics.session_lifetimes.clone());
+        let ws = ws::Hub::new(config.ws.max_channels, metrics.ws.clone());
         AppState(Arc::new(Inner {
             config,
             store,
@@ -99,6 +103,7 @@ impl<A: Adapter> AppState<A> {
             cluster_bus,
             lifetimes,
             readiness: Readiness::default(),
+            ws,
         }))
     }
 

@@ -34,6 +34,14 @@ enum Subject {
     Text(String),
 }
 
+/// `tenant_id` arrives as a string or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TenantId {
+    Number(i64),
+    Text(String),
+}
+
 #[derive(Deserialize)]
 struct Claims {
     sub: Subject,
@@ -43,6 +51,14 @@ struct Claims {
     role: Option<String>,
     #[serde(default)]
     restaurants: Option<Vec<String>>,
+    /// The principal's tenant (seed 003's `tenant:<id>` channels); `tenantId` also
+    /// accepted. A string, or a number taken as its decimal text.
+    #[serde(default, alias = "tenantId")]
+    tenant_id: Option<TenantId>,
+    /// Display name (seed 002/003 chat: a message's `sender_name`). Anything but a
+    /// string is ignored rather than refusing the token.
+    #[serde(default)]
+    name: Option<serde_json::Value>,
     /// Checked by the library; kept so a socket can be ended when it passes. A JSON
     /// number, possibly fractional (the library accepts both).
     exp: f64,
@@ -111,10 +127,22 @@ impl Verifier {
             .flatten()
             .filter_map(|r| Uuid::parse_str(r).ok())
             .collect();
+        let tenant_id = match claims.tenant_id {
+            Some(TenantId::Number(n)) => Some(n.to_string()),
+            Some(TenantId::Text(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+            None => None,
+        };
         Ok(Principal {
             user_id,
             roles,
             restaurants,
+            tenant_id,
+            name: claims
+                .name
+                .as_ref()
+                .and_then(serde_json::Value::as_str)
+                .map(|n| n.trim().chars().take(200).collect::<String>())
+                .filter(|n| !n.is_empty()),
             // Saturating float-to-int: the library has already checked it is in the future.
             expires_at: claims.exp.floor() as i64,
         })
@@ -171,6 +199,35 @@ mod tests {
                 .is_err()
         );
         assert!(v.verify(&sign(json!({ "sub": 6 }))).is_err());
+    }
+
+    #[test]
+    fn tenant_id_in_both_spellings_and_as_a_number() {
+        let v = verifier();
+        let tenant = |claims: serde_json::Value| v.verify(&sign(claims)).unwrap().tenant_id;
+        let exp = in_an_hour();
+        assert_eq!(
+            tenant(json!({ "sub": 1, "exp": exp, "tenant_id": "acme" })).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            tenant(json!({ "sub": 1, "exp": exp, "tenantId": "acme" })).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            tenant(json!({ "sub": 1, "exp": exp, "tenant_id": 42 })).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            tenant(json!({ "sub": 1, "exp": exp, "tenant_id": " " })),
+            None
+        );
+        assert_eq!(tenant(json!({ "sub": 1, "exp": exp })), None);
+        // A tenant of the wrong type is a malformed token, not a missing claim.
+        assert!(
+            v.verify(&sign(json!({ "sub": 1, "exp": exp, "tenant_id": [1] })))
+                .is_err()
+        );
     }
 
     #[test]

@@ -10,4 +10,4 @@ mod token;
 
 pub use jwt::Verifier;
 pub use principal::{Principal, Role};
-pub use token::{bearer_from_headers, token_from_handshake};
+pub use token::{bearer_from_headers, token_from_handshake, token_from_query};

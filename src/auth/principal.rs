@@ -40,6 +40,10 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// Restaurants this principal may act in.
     pub restaurants: Vec<Uuid>,
+    /// The `tenant_id` (or `tenantId`) claim: which `tenant:<id>` channel it may join.
+    pub tenant_id: Option<String>,
+    /// The `name` claim (a display name), trimmed, at most 200 characters.
+    pub name: Option<String>,
     /// The token's `exp`, in seconds since the Unix epoch: a socket's identity ends then
     /// (plus `JWT_LEEWAY_SECS`).
     pub expires_at: i64,

@@ -36,8 +36,12 @@ pub fn token_from_handshake<'a>(
     if let Some(token) = bearer_from_headers(&parts.headers) {
         return Some(token.to_owned());
     }
-    let query = parts.uri.query()?;
-    query.split('&').find_map(|pair| {
+    token_from_query(parts.uri.query())
+}
+
+/// The `?token=` of a request's query string (percent-decoded, `Bearer ` stripped).
+pub fn token_from_query(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
         if key != "token" {
             return None;

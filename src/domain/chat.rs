@@ -83,6 +83,13 @@ pub struct Message {
     /// Last edit, or `null`.
     #[serde(serialize_with = "super::time::serialize_opt")]
     pub updated_at: Option<DateTime<Utc>>,
+    /// Kind (`text` unless a plain WebSocket client said otherwise); rendered by the
+    /// plain dialects only, so socket.io payloads are unchanged.
+    #[serde(skip)]
+    pub message_type: String,
+    /// The sender's display name when sent (the token's `name` claim); plain dialects only.
+    #[serde(skip)]
+    pub sender_name: Option<String>,
 }
 
 /// `unread:count` payload.
@@ -184,6 +191,35 @@ pub struct SendMessage {
     #[serde(default, deserialize_with = "trimmed_opt")]
     #[validate(custom(function = "client_id_len"))]
     pub client_id: Option<String>,
+}
+
+/// A chat message from a plain WebSocket client: the envelope's `chat_message`
+/// payload (seed 003) or a bare frame (seed 002), `{conversation_id, content, type?}`.
+#[derive(Debug, Deserialize, Validate)]
+pub struct PlainSendMessage {
+    /// Target conversation.
+    pub conversation_id: Uuid,
+    /// Body, 1..=4000 characters after trimming.
+    #[serde(deserialize_with = "trimmed")]
+    #[validate(length(min = 1, max = 4000, message = "must be 1 to 4000 characters"))]
+    pub content: String,
+    /// Kind, 1..=32 characters (default `text`).
+    #[serde(rename = "type", default, deserialize_with = "trimmed_opt")]
+    #[validate(length(min = 1, max = 32, message = "must be 1 to 32 characters"))]
+    pub message_type: Option<String>,
+}
+
+impl PlainSendMessage {
+    /// The `message:send` it stands for, and its kind.
+    pub fn into_send(self) -> (SendMessage, String) {
+        let send = SendMessage {
+            conversation_id: self.conversation_id,
+            content: self.content,
+            attachments: Vec::new(),
+            client_id: None,
+        };
+        (send, self.message_type.unwrap_or_else(|| "text".to_owned()))
+    }
 }
 
 /// `message:edit`.

@@ -1,6 +1,7 @@
 //! Pure rules and the shapes clients see. No I/O here: `store` reads and writes,
 //! `realtime` and `http` carry these values over the wire.
 
+pub mod channels;
 pub mod chat;
 pub mod input;
 pub mod notifications;

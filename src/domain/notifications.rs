@@ -66,6 +66,46 @@ pub struct Notification {
     /// Creation time.
     #[serde(serialize_with = "super::time::serialize")]
     pub created_at: DateTime<Utc>,
+    /// Where it points (`POST /api/notifications` `link`); plain dialects only, so
+    /// socket.io and REST payloads are unchanged.
+    #[serde(skip)]
+    pub link: Option<String>,
+    /// `low`, `normal` or `high`; plain dialects only.
+    #[serde(skip)]
+    pub priority: Priority,
+}
+
+/// How urgent a notification is (`POST /api/notifications` `priority`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Can wait.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Show it now.
+    High,
+}
+
+impl Priority {
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+
+    /// Reads the database spelling (checked by a constraint).
+    pub fn from_db(s: &str) -> Self {
+        match s {
+            "low" => Priority::Low,
+            "high" => Priority::High,
+            _ => Priority::Normal,
+        }
+    }
 }
 
 /// `notification:count` payload.
@@ -149,6 +189,13 @@ pub struct CreateNotification {
     #[serde(default, deserialize_with = "trimmed_opt")]
     #[validate(length(max = 200, message = "must be at most 200 characters"))]
     pub related_id: Option<String>,
+    /// Where it points, at most 2000 characters (rendered by the plain dialects).
+    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[validate(length(max = 2000, message = "must be at most 2000 characters"))]
+    pub link: Option<String>,
+    /// `low`, `normal` (default) or `high`.
+    #[serde(default)]
+    pub priority: Priority,
 }
 
 /// `POST /api/notifications/broadcast`.

@@ -400,6 +400,9 @@ pub struct CreateOrder {
     /// Amount.
     #[validate(custom(function = "money"))]
     pub total: f64,
+    /// The customer it is for: that user may subscribe to `order:<id>` on `/ws`.
+    #[serde(default)]
+    pub customer_id: Option<i64>,
 }
 
 /// `PATCH /api/orders/:id`.

@@ -1,5 +1,6 @@
-//! REST under `/api`, health and readiness; JSON errors as `{ error: { code, message } }`.
+//! REST under `/api`, health and readiness, the plain WebSocket routes; JSON errors as `{ error: { code, message } }`.
 
+mod channels;
 mod conversations;
 mod extract;
 pub mod health;
@@ -25,11 +26,13 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
         .nest(
             "/api",
             conversations::router()
+                .merge(channels::router())
                 .merge(notifications::router())
                 .merge(restaurants::router())
                 .merge(users::router()),
         )
         .merge(health::router())
+        .merge(crate::ws::router())
 }
 
 impl IntoResponse for AppError {

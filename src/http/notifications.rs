@@ -15,13 +15,15 @@ use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiQuery, Authenticated, ServiceCaller};
 use crate::domain::notifications::{
-    CreateBroadcast, CreateNotification, ListNotifications, Notification,
+    CreateBroadcast, CreateNotification, ListNotifications, Notification, Priority,
 };
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::{notifications as ev, ns};
 use crate::realtime::namespaces::notifications::{self as op, push_counts};
 use crate::realtime::rooms;
 use crate::state::AppState;
+use crate::store::notifications::NewNotification;
+use crate::ws;
 
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
@@ -117,13 +119,15 @@ async fn create_notification<A: Adapter>(
 ) -> AppResult<(StatusCode, Json<Notification>)> {
     let created = app
         .store
-        .insert_notification(
-            Some(body.user_id),
-            body.kind,
-            &body.title,
-            &body.content,
-            body.related_id.as_deref(),
-        )
+        .insert_notification(NewNotification {
+            user_id: Some(body.user_id),
+            kind: body.kind,
+            title: &body.title,
+            content: &body.content,
+            related_id: body.related_id.as_deref(),
+            link: body.link.as_deref(),
+            priority: body.priority,
+        })
         .await?;
     let room = rooms::user(body.user_id);
     app.broadcaster
@@ -132,6 +136,7 @@ async fn create_notification<A: Adapter>(
     app.broadcaster
         .emit(ns::CHAT, room, ev::CREATED, &created)
         .await;
+    ws::events::notification_created(&app.ws, &created);
     push_counts(&app, &[body.user_id]).await;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -143,13 +148,22 @@ async fn create_broadcast<A: Adapter>(
 ) -> AppResult<(StatusCode, Json<Notification>)> {
     let created = app
         .store
-        .insert_notification(None, body.kind, &body.title, &body.content, None)
+        .insert_notification(NewNotification {
+            user_id: None,
+            kind: body.kind,
+            title: &body.title,
+            content: &body.content,
+            related_id: None,
+            link: None,
+            priority: Priority::Normal,
+        })
         .await?;
     for namespace in [ns::NOTIFICATIONS, ns::CHAT] {
         app.broadcaster
             .emit_all(namespace, ev::CREATED, &created)
             .await;
     }
+    ws::events::notification_created(&app.ws, &created);
     let users = app.broadcaster.connected_user_ids(ns::NOTIFICATIONS).await;
     push_counts(&app, &users).await;
     Ok((StatusCode::CREATED, Json(created)))

@@ -22,7 +22,7 @@ use crate::domain::orders::{
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::restaurant as ev;
-use crate::realtime::namespaces::restaurant::{announce_table_ready, board, status_changed};
+use crate::realtime::namespaces::restaurant::{announce_table_ready, board, emit_status_changed};
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
 
@@ -168,15 +168,7 @@ async fn patch_order<A: Adapter>(
         )
         .await;
         if let Some(previous) = patched.previous_status {
-            let changed = status_changed(previous, order);
-            fanout::emit_order_event(
-                &app,
-                order.restaurant_id,
-                &stations,
-                ev::ORDER_STATUS_CHANGED,
-                &changed,
-            )
-            .await;
+            emit_status_changed(&app, &stations, previous, order).await;
         }
         if let Some(ready) = &patched.table_ready {
             announce_table_ready(&app, order.restaurant_id, ready).await;

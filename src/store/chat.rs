@@ -16,7 +16,7 @@ use crate::domain::chat::{
 macro_rules! message_select {
     () => {
         "select m.id, m.seq, m.conversation_id, m.sender_id, m.content, m.attachments, m.client_id,
-                m.created_at, m.updated_at,
+                m.created_at, m.updated_at, m.message_type, m.sender_name,
                 array(select cm.user_id from conversation_members cm
                       where cm.conversation_id = m.conversation_id
                         and cm.last_read_seq >= m.seq and cm.user_id <> m.sender_id
@@ -36,6 +36,8 @@ pub(super) struct MessageRow {
     client_id: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: Option<DateTime<Utc>>,
+    message_type: String,
+    sender_name: Option<String>,
     seen_by: Vec<i64>,
 }
 
@@ -53,6 +55,8 @@ impl MessageRow {
                 client_id: self.client_id,
                 created_at: self.created_at,
                 updated_at: self.updated_at,
+                message_type: self.message_type,
+                sender_name: self.sender_name,
             },
             seq,
         )

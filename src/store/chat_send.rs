@@ -47,6 +47,10 @@ pub struct NewMessage {
     pub attachments: Vec<String>,
     /// The client's idempotency key.
     pub client_id: Option<String>,
+    /// Kind (`text` by default).
+    pub message_type: String,
+    /// The sender's display name (the token's `name` claim).
+    pub sender_name: Option<String>,
 }
 
 /// What a send did.
@@ -59,6 +63,9 @@ pub struct Sent {
     /// Members whose unread counts this send should push: each member concerned by the
     /// transaction appears in exactly one of its sends (empty when not created).
     pub readers: Vec<i64>,
+    /// Every member of the conversation when it was stored, the sender included (empty
+    /// when not created): who the message is delivered to.
+    pub members: Vec<i64>,
 }
 
 /// Why a send was not stored.
@@ -231,6 +238,8 @@ async fn write(
     let mut contents = Vec::with_capacity(batch.len());
     let mut attachments = Vec::with_capacity(batch.len());
     let mut client_ids = Vec::with_capacity(batch.len());
+    let mut message_types = Vec::with_capacity(batch.len());
+    let mut sender_names = Vec::with_capacity(batch.len());
     for (id, m) in batch {
         if !is_member(m) {
             results.insert(*id, Err(SendError::NotMember));
@@ -244,6 +253,8 @@ async fn write(
             serde_json::to_string(&m.attachments).map_err(|e| sqlx::Error::Encode(e.into()))?,
         );
         client_ids.push(m.client_id.as_deref());
+        message_types.push(m.message_type.as_str());
+        sender_names.push(m.sender_name.as_deref());
     }
     if ids.is_empty() {
         tx.commit().await?;
@@ -255,12 +266,16 @@ async fn write(
     // has unread only what others sent after it; any other member gains what others sent.
     let inserted: Vec<MessageRow> = sqlx::query_as(
         "with input as (
-            select * from unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[])
-                with ordinality as t(id, conversation_id, sender_id, content, attachments, client_id, ord)
+            select * from unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                                 $7::text[], $8::text[])
+                with ordinality as t(id, conversation_id, sender_id, content, attachments, client_id,
+                                     message_type, sender_name, ord)
          ), ins as (
-            insert into messages (id, conversation_id, sender_id, content, attachments, client_id)
+            insert into messages (id, conversation_id, sender_id, content, attachments, client_id,
+                                  message_type, sender_name)
             select id, conversation_id, sender_id, content,
-                   array(select jsonb_array_elements_text(attachments::jsonb)), client_id
+                   array(select jsonb_array_elements_text(attachments::jsonb)), client_id,
+                   message_type, sender_name
             from input
             -- A retry of a send whose shared COMMIT landed after all stores nothing again.
             where not exists (select 1 from messages m where m.id = input.id)
@@ -284,7 +299,7 @@ async fn write(
             where cm.conversation_id = o.conversation_id and cm.user_id = o.user_id
          )
          select id, seq, conversation_id, sender_id, content, attachments, client_id, created_at, updated_at,
-                array[]::bigint[] as seen_by
+                message_type, sender_name, array[]::bigint[] as seen_by
          from ins",
     )
     .bind(&ids)
@@ -293,6 +308,8 @@ async fn write(
     .bind(&contents)
     .bind(&attachments)
     .bind(&client_ids)
+    .bind(&message_types)
+    .bind(&sender_names)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -327,6 +344,10 @@ async fn write(
                 message: stored(row).message,
                 created: true,
                 readers: readers_by_job.remove(id).unwrap_or_default(),
+                members: by_conversation
+                    .get(&m.conversation_id)
+                    .cloned()
+                    .unwrap_or_default(),
             }),
             None => not_inserted(pool, *id, m, &by_conversation).await,
         };
@@ -356,11 +377,13 @@ async fn not_inserted(
             message: stored(row).message,
             created: true,
             readers,
+            members: members.get(&m.conversation_id).cloned().unwrap_or_default(),
         });
     }
     Ok(Sent {
         message: first_with_client_id(pool, m).await?,
         created: false,
         readers: Vec::new(),
+        members: Vec::new(),
     })
 }

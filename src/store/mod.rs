@@ -4,6 +4,7 @@
 //! both win a race. Every function returns `sqlx::Error` (or an `AppError` where a
 //! constraint maps to a client error); callers never see SQL text.
 
+pub mod channels;
 pub mod chat;
 pub mod chat_send;
 pub mod notifications;

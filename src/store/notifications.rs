@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::Store;
-use crate::domain::notifications::{Notification, NotificationType};
+use crate::domain::notifications::{Notification, NotificationType, Priority};
 
 #[derive(FromRow)]
 struct Row {
@@ -18,6 +18,8 @@ struct Row {
     title: String,
     content: String,
     related_id: Option<String>,
+    link: Option<String>,
+    priority: String,
     is_read: bool,
     created_at: DateTime<Utc>,
 }
@@ -33,6 +35,8 @@ impl From<Row> for Notification {
             is_read: r.is_read,
             related_id: r.related_id,
             created_at: r.created_at,
+            link: r.link,
+            priority: Priority::from_db(&r.priority),
         }
     }
 }
@@ -41,7 +45,7 @@ impl From<Row> for Notification {
 /// deleted, with the read flag from the receipt for broadcasts. `$1` is the user.
 macro_rules! visible {
     () => {
-        "select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at,
+        "select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.link, n.priority, n.created_at,
                 (n.is_read or r.read_at is not null) as is_read
          from notifications n
          left join notification_receipts r on r.notification_id = n.id and r.user_id = $1
@@ -54,7 +58,7 @@ macro_rules! visible {
 macro_rules! broadcast_page {
     ($filter:literal) => {
         concat!(
-            "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at,
+            "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.link, n.priority, n.created_at,
                      r.read_at is not null as is_read
               from notifications n
               left join notification_receipts r on r.notification_id = n.id and r.user_id = $1
@@ -66,20 +70,44 @@ macro_rules! broadcast_page {
     };
 }
 
+/// A notification to store.
+#[derive(Debug, Clone, Copy)]
+pub struct NewNotification<'a> {
+    /// Owner; `None` makes it a broadcast.
+    pub user_id: Option<i64>,
+    /// Kind.
+    pub kind: NotificationType,
+    /// Headline.
+    pub title: &'a str,
+    /// Body.
+    pub content: &'a str,
+    /// What it refers to.
+    pub related_id: Option<&'a str>,
+    /// Where it points.
+    pub link: Option<&'a str>,
+    /// How urgent.
+    pub priority: Priority,
+}
+
 impl Store {
-    /// Stores a notification; `user_id` `None` makes it a broadcast.
+    /// Stores a notification.
     pub async fn insert_notification(
         &self,
-        user_id: Option<i64>,
-        kind: NotificationType,
-        title: &str,
-        content: &str,
-        related_id: Option<&str>,
+        new: NewNotification<'_>,
     ) -> Result<Notification, sqlx::Error> {
+        let NewNotification {
+            user_id,
+            kind,
+            title,
+            content,
+            related_id,
+            link,
+            priority,
+        } = new;
         let row: Row = sqlx::query_as(
-            "insert into notifications (id, user_id, type, title, content, related_id)
-             values ($1, $2, $3, $4, $5, $6)
-             returning id, user_id, type, title, content, related_id, is_read, created_at",
+            "insert into notifications (id, user_id, type, title, content, related_id, link, priority)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)
+             returning id, user_id, type, title, content, related_id, link, priority, is_read, created_at",
         )
         .bind(Uuid::now_v7())
         .bind(user_id)
@@ -87,6 +115,8 @@ impl Store {
         .bind(title)
         .bind(content)
         .bind(related_id)
+        .bind(link)
+        .bind(priority.as_str())
         .fetch_one(&self.pool)
         .await?;
         Ok(row.into())
@@ -114,7 +144,7 @@ impl Store {
         // filter out of the index condition (a deep page then walks the whole inbox).
         let query = if unread_only {
             concat!(
-                "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at, n.is_read
+                "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.link, n.priority, n.created_at, n.is_read
                   from notifications n
                   where n.user_id = $1 and n.seq < $2 and not n.is_read
                   order by n.seq desc limit $3)
@@ -123,7 +153,7 @@ impl Store {
             )
         } else {
             concat!(
-                "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.created_at, n.is_read
+                "(select n.id, n.seq, n.user_id, n.type, n.title, n.content, n.related_id, n.link, n.priority, n.created_at, n.is_read
                   from notifications n
                   where n.user_id = $1 and n.seq < $2
                   order by n.seq desc limit $3)

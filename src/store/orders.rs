@@ -177,8 +177,8 @@ impl Store {
             insert_items_sql!(),
             " returning id, position, name, quantity, station, notes
              ), o as (
-                insert into orders (id, restaurant_id, order_number, type, table_number, total)
-                values ($1, $7, $8, $9, $10, $11::float8::numeric(12, 2))
+                insert into orders (id, restaurant_id, order_number, type, table_number, total, customer_id)
+                values ($1, $7, $8, $9, $10, $11::float8::numeric(12, 2), $12)
                 returning id, order_number, status, type, table_number, total, created_at, updated_at, restaurant_id
              ) ",
             order_columns!("i"),
@@ -195,6 +195,7 @@ impl Store {
         .bind(new.kind.as_str())
         .bind(&new.table_number)
         .bind(new.total)
+        .bind(new.customer_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(Order::from(row))

@@ -323,7 +323,24 @@ describe('the document names exactly the routes of src/http', () => {
       }
     };
     walk(path.join(root, 'src'));
-    assert.deepEqual(elsewhere, [], 'routes made elsewhere: extend sourceRoutes()');
+    // Plain WebSocket upgrades are not REST: PROTOCOL §8 describes them. Each must stay
+    // a `get(` upgrade route, so a REST route added there is still caught.
+    const WEBSOCKET_ROUTES = { 'src/ws/mod.rs': ['"/ws"'] };
+    for (const [file, routes] of Object.entries(WEBSOCKET_ROUTES)) {
+      const text = readFileSync(path.join(root, file), 'utf8');
+      const made = calls(text, 'route').map(({ args }) => args.trim());
+      assert.deepEqual(
+        made.map((a) => a.split(',')[0].trim()),
+        routes,
+        `${file} routes only the websocket upgrades ${routes.join(', ')}: ${made.join(' | ')}`,
+      );
+      for (const a of made) assert.match(a, /,\s*get\s*\(\s*upgrade\b/, `${file}: ${a} is not a websocket upgrade`);
+    }
+    assert.deepEqual(
+      elsewhere.filter((f) => !(f in WEBSOCKET_ROUTES)),
+      [],
+      'routes made elsewhere: extend sourceRoutes()',
+    );
   });
 
   test('documented = served', () => {
@@ -583,6 +600,38 @@ const PROBES = {
       { why: 'an unknown restaurant', expect: 404, auth: c.service, params: { id: randomUUID() } },
       { why: 'an unknown status', expect: 400, auth: c.staff, params: { id: c.restaurant }, query: '?status=eaten' },
       { why: 'not a UUID', expect: 400, auth: c.service, params: { id: 'r1' } },
+    ];
+  },
+  async publish(c) {
+    const body = { channel: 'tenant:42', type: 'inventory_alert', payload: { sku: 'A-1' } };
+    return [
+      { why: 'service, nobody subscribed', expect: 202, auth: c.service, body },
+      { why: 'no payload', expect: 202, auth: c.admin, body: { channel: 'public:news', type: 'hello' } },
+      { why: 'a staff token', expect: 403, auth: c.staff, body },
+      { why: 'a channel without a kind', expect: 400, auth: c.service, body: { ...body, channel: 'nokind' } },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.service, body: tooLarge() },
+    ];
+  },
+  async grantChannel(c) {
+    const [u] = users(1);
+    const body = { channel: `tenant:${randomUUID()}`, user_id: u };
+    return [
+      { why: 'a new grant', expect: 201, auth: c.service, body },
+      { why: 'held already', expect: 200, auth: c.service, body },
+      { why: 'a public channel', expect: 400, auth: c.service, body: { ...body, channel: 'public:x' } },
+      { why: 'a user token', expect: 403, auth: bearer(token(u)), body },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.service, body: tooLarge() },
+    ];
+  },
+  async revokeChannel(c) {
+    const [u] = users(1);
+    const body = { channel: `order:${randomUUID()}`, user_id: u };
+    await c.ok('POST', '/api/channels/grants', c.serviceToken, body);
+    return [
+      { why: 'a user token', expect: 403, auth: bearer(token(u)), body },
+      { why: 'the grant', expect: 204, auth: c.service, body },
+      { why: 'gone', expect: 404, auth: c.service, body },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.service, body: tooLarge() },
     ];
   },
   healthz: async () => [{ why: 'no token', expect: 200 }],

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use uuid::Uuid;
 
+use crate::auth::Principal;
+use crate::domain::chat::Message;
 use crate::domain::chat::{
     Access, ConversationRef, ConversationType, DEFAULT_PAGE, EditMessage, ListMessages,
     MemberChange, MessageRef, SendMessage, Typing,
@@ -22,6 +24,7 @@ use crate::realtime::session::Session;
 use crate::state::AppState;
 use crate::store::chat::MemberAdded;
 use crate::store::chat_send::{NewMessage, SendError};
+use crate::ws;
 
 /// Registers every `/chat` event on a freshly authenticated socket. Called from the
 /// connect middleware, before the CONNECT packet goes out, so no early event is lost.
@@ -56,10 +59,18 @@ async fn require_member<A: Adapter>(
     session: &Session<A>,
     conversation_id: Uuid,
 ) -> AppResult<Access> {
-    let access = session
-        .app
+    member_access(&session.app, conversation_id, session.user_id()).await
+}
+
+/// The conversation exists and `user` is in it.
+async fn member_access<A: Adapter>(
+    app: &AppState<A>,
+    conversation_id: Uuid,
+    user: i64,
+) -> AppResult<Access> {
+    let access = app
         .store
-        .find_access(conversation_id, session.user_id())
+        .find_access(conversation_id, user)
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
     if !access.is_member() {
@@ -111,16 +122,46 @@ async fn send_message<A: Adapter>(
     socket: SocketRef<A>,
     p: SendMessage,
 ) -> AppResult<Value> {
-    // Membership is checked where the message is written, under the member-row locks.
-    let outcome = s
-        .app
+    let from = Sender {
+        principal: &s.principal,
+        socket: Some(&socket),
+        plain: None,
+    };
+    let message = send(&s.app, from, p, "text".to_owned()).await?;
+    Ok(json!(message))
+}
+
+/// Who sends a message, and which of its own connections the announcement skips (it
+/// answers them itself): its socket.io socket, or its `/ws` connection.
+pub struct Sender<'a, A: Adapter> {
+    /// The author.
+    pub principal: &'a Principal,
+    /// The socket.io socket that sent it (`message:created` skips it).
+    pub socket: Option<&'a SocketRef<A>>,
+    /// The `/ws` connection that sent it, when that connection gets its own copy.
+    pub plain: Option<u64>,
+}
+
+/// `message:send` on any route: stores the message (membership checked where it is
+/// written, under the member-row locks), then announces it to the conversation on
+/// every dialect and pushes unread counts, before the caller answers.
+pub async fn send<A: Adapter>(
+    app: &AppState<A>,
+    from: Sender<'_, A>,
+    p: SendMessage,
+    message_type: String,
+) -> AppResult<Message> {
+    let user = from.principal.user_id;
+    let outcome = app
         .store
         .send_message(NewMessage {
             conversation_id: p.conversation_id,
-            sender_id: s.user_id(),
+            sender_id: user,
             content: p.content,
             attachments: p.attachments,
             client_id: p.client_id,
+            message_type,
+            sender_name: from.principal.name.clone(),
         })
         .await;
     let sent = match outcome {
@@ -128,21 +169,30 @@ async fn send_message<A: Adapter>(
         Err(SendError::Db(e)) => return Err(e.into()),
         Err(SendError::NotMember) => {
             // Which refusal: no such conversation, or not one of its members.
-            require_member(&s, p.conversation_id).await?;
+            member_access(app, p.conversation_id, user).await?;
             return Err(AppError::forbidden("not a member of this conversation"));
         }
     };
     let message = sent.message;
     if sent.created {
         let room = rooms::conversation(message.conversation_id);
-        s.app
-            .broadcaster
-            .emit_except_self(&socket, room, ev::MESSAGE_CREATED, &message)
-            .await;
+        match from.socket {
+            Some(socket) => {
+                app.broadcaster
+                    .emit_except_self(socket, room, ev::MESSAGE_CREATED, &message)
+                    .await;
+            }
+            None => {
+                app.broadcaster
+                    .emit(ns::CHAT, room, ev::MESSAGE_CREATED, &message)
+                    .await;
+            }
+        }
+        ws::events::message_created(&app.ws, &message, &sent.members, from.plain);
         // Before the ack: a client that waits for each ack sees one count per send.
-        push_unread_counts(&s.app, &sent.readers).await;
+        push_unread_counts(app, &sent.readers).await;
     }
-    Ok(json!(message))
+    Ok(message)
 }
 
 async fn edit_message<A: Adapter>(
@@ -168,6 +218,10 @@ async fn edit_message<A: Adapter>(
         .broadcaster
         .emit(ns::CHAT, room, ev::MESSAGE_UPDATED, &message)
         .await;
+    if s.app.ws.connections() > 0 {
+        let members = store.list_member_ids(message.conversation_id).await?;
+        ws::events::message_changed(&s.app.ws, &message, &members, false);
+    }
     Ok(json!(message))
 }
 
@@ -210,6 +264,7 @@ async fn delete_message<A: Adapter>(
         .await;
     // Members who had not read it now have one unread message fewer.
     let mut others = store.list_member_ids(conversation_id).await?;
+    ws::events::message_changed(&s.app.ws, &found.message, &others, true);
     others.retain(|u| *u != found.message.sender_id);
     push_unread_counts(&s.app, &others).await;
     Ok(Value::Null)

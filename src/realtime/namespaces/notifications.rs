@@ -20,6 +20,7 @@ use crate::realtime::handler::on;
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
+use crate::ws;
 
 /// Registers every `/notifications` event (from the connect middleware).
 pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) {
@@ -140,6 +141,7 @@ pub async fn read<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult
     app.broadcaster
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ, &payload)
         .await;
+    ws::events::notification_read(&app.ws, me, id);
     push_counts(app, &[me]).await;
     Ok(read)
 }
@@ -150,6 +152,7 @@ pub async fn read_all<A: Adapter>(app: &AppState<A>, me: i64) -> AppResult<i64> 
     app.broadcaster
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ_ALL, &json!({}))
         .await;
+    ws::events::notifications_read_all(&app.ws, me);
     push_counts(app, &[me]).await;
     Ok(count)
 }
@@ -163,6 +166,7 @@ pub async fn delete<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResu
     app.broadcaster
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::DELETED, &payload)
         .await;
+    ws::events::notification_deleted(&app.ws, me, id);
     push_counts(app, &[me]).await;
     Ok(())
 }

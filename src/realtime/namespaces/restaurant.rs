@@ -192,22 +192,37 @@ async fn update_order_status<A: Adapter>(
 
 /// `order:status_changed` (and `table:ready` when due) for a move; returns the payload.
 pub async fn announce_move<A: Adapter>(app: &AppState<A>, moved: &Moved) -> Value {
-    let payload = status_changed(moved.previous, &moved.order);
     if !moved.changed {
-        return payload;
+        // The order already had that status: success, nothing to announce.
+        return status_changed(moved.previous, &moved.order);
     }
     let order = &moved.order;
+    let payload = emit_status_changed(app, &order.stations(), moved.previous, order).await;
+    if let Some(ready) = &moved.table_ready {
+        announce_table_ready(app, order.restaurant_id, ready).await;
+    }
+    payload
+}
+
+/// `order:status_changed` to the restaurant's sockets (the restaurant room and the
+/// given station rooms) and `order_update` to `/ws` subscribers of `order:<id>`;
+/// returns the socket.io payload.
+pub async fn emit_status_changed<A: Adapter>(
+    app: &AppState<A>,
+    stations: &[crate::domain::orders::Station],
+    previous: OrderStatus,
+    order: &crate::domain::orders::Order,
+) -> Value {
+    let payload = status_changed(previous, order);
     fanout::emit_order_event(
         app,
         order.restaurant_id,
-        &order.stations(),
+        stations,
         ev::ORDER_STATUS_CHANGED,
         &payload,
     )
     .await;
-    if let Some(ready) = &moved.table_ready {
-        announce_table_ready(app, order.restaurant_id, ready).await;
-    }
+    crate::ws::events::order_status_changed(&app.ws, previous, order);
     payload
 }
 
@@ -264,15 +279,7 @@ async fn complete_table<A: Adapter>(
     }
     let mut stations = Vec::new();
     for (previous, order) in &completed {
-        let changed = status_changed(*previous, order);
-        fanout::emit_order_event(
-            &s.app,
-            p.restaurant_id,
-            &order.stations(),
-            ev::ORDER_STATUS_CHANGED,
-            &changed,
-        )
-        .await;
+        emit_status_changed(&s.app, &order.stations(), *previous, order).await;
         stations.extend(order.stations());
     }
     stations.sort_unstable();

@@ -1,0 +1,535 @@
+//! One `/ws` connection from upgrade to close: a reader that handles the client's
+//! messages and a writer that drains the connection's one bounded queue, pings, and
+//! sends the close frame. Both run as futures of the connection's single task.
+//!
+//! Every message the client sends goes through one pipeline ([`Conn::on_text`]): count,
+//! decode, rate limit, handle, and exactly one direct reply, which echoes the request's
+//! `id`. Replies and channel deliveries share the queue, so a client sees them in the
+//! order the server produced them, and a client that does not read is closed (1013)
+//! instead of growing memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use socketioxide::adapter::Adapter;
+use tokio::sync::{mpsc, watch};
+
+use super::access;
+use super::envelope::{
+    self, AuthError, AuthSuccess, ChannelReply, Empty, ErrorPayload, Inbound, WsError, client,
+    server, string_field,
+};
+use super::events;
+use super::hub::{CloseReason, Dialect, Peer, TooManyChannels};
+use crate::auth::Principal;
+use crate::domain::channels::Channel;
+use crate::domain::chat::PlainSendMessage;
+use crate::domain::input::decode;
+use crate::error::AppError;
+use crate::metrics::{RouteLabel, TypeLabel};
+use crate::realtime::lifetime::LifetimeKey;
+use crate::realtime::namespaces::chat;
+use crate::realtime::rate_limit::RateLimiter;
+use crate::state::AppState;
+
+/// The route label of this dialect's connections.
+const ROUTE: RouteLabel = RouteLabel { route: "/ws" };
+
+/// How long the close frame may take to leave: a client that stopped reading for a
+/// moment (a phone waking up) still learns why it was closed (1013) after what fitted
+/// in the buffers; one that never reads is dropped after this.
+const CLOSE_WRITE: Duration = Duration::from_secs(5);
+
+/// How long the server waits for the client's answer to its close frame before it
+/// drops the connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Queued messages written with one flush at most.
+const WRITE_BATCH: usize = 32;
+
+/// The one bucket every incoming message draws from (contract §7.1).
+const RATE_KEY: &str = "ws";
+
+/// seed 003's text for every refused token.
+const INVALID_TOKEN: &str = "Invalid or expired token";
+
+/// How a connection starts.
+pub enum Start {
+    /// The envelope dialect, with the handshake's token if any (`?token=`, or the
+    /// header with `?format=envelope`), checked here so that a bad one opens the
+    /// connection unauthenticated with `auth_error` (contract §7.7).
+    Envelope(Option<String>),
+    /// The bare dialect, whose token was verified before the upgrade.
+    Bare(Principal),
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn run<A: Adapter>(app: AppState<A>, socket: WebSocket, start: Start) {
+    let limits = &app.config.ws;
+    let (queue, outbox) = mpsc::channel(limits.send_queue);
+    let dialect = match start {
+        Start::Envelope(_) => Dialect::Envelope,
+        Start::Bare(_) => Dialect::Bare,
+    };
+    let (peer, closing) = app.ws.register(queue, dialect);
+    let metrics = app.metrics.ws.clone();
+    metrics.connections.get_or_create(&ROUTE).inc();
+    let (sink, stream) = socket.split();
+    let mut conn = Conn {
+        limiter: RateLimiter::new(app.config.rate_limit_per_sec, app.config.rate_limit_burst),
+        app: app.clone(),
+        peer: peer.clone(),
+        principal: None,
+        lifetime: None,
+    };
+    match start {
+        Start::Envelope(Some(token)) => conn.authenticate(&token, None),
+        Start::Envelope(None) => {}
+        Start::Bare(principal) => {
+            if conn.adopt(principal).is_err() {
+                // A fresh connection holds no channel: only a limit of 0 refuses it.
+                let max = conn.app.ws.max_channels();
+                conn.reply_error(&WsError::too_many_channels(max), None);
+            }
+        }
+    }
+    let writer = write(sink, outbox, closing.clone(), &peer, limits.ping_interval);
+    tokio::join!(conn.read(stream, closing), writer);
+    // Both halves end only once a reason is set; counted there.
+    let reason = peer.closing().unwrap_or(CloseReason::Client);
+    app.ws.remove(&peer);
+    if let Some(key) = conn.lifetime.take() {
+        app.lifetimes.remove(key);
+    }
+    metrics.connections.get_or_create(&ROUTE).dec();
+    tracing::debug!(
+        user = conn.principal.as_ref().map(|p| p.user_id),
+        reason = reason.label(),
+        "/ws connection closed"
+    );
+}
+
+/// Drains the queue into the socket and pings, until the connection must close; then
+/// sends the close frame (bounded by [`CLOSE_WRITE`]).
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::Receiver<Message>,
+    mut closing: watch::Receiver<Option<CloseReason>>,
+    peer: &Peer,
+    ping_every: Duration,
+) {
+    let start = tokio::time::Instant::now() + ping_every;
+    let mut ping = tokio::time::interval_at(start, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = closing.wait_for(Option::is_some) => break,
+            message = outbox.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        // What else is queued goes in the same write (a fan-out burst costs one flush,
+        // not one per message). A write the client does not take blocks here; closing
+        // (a full queue, the idle timeout, shutdown) must still get through.
+        let batch = async {
+            sink.feed(next).await?;
+            for _ in 1..WRITE_BATCH {
+                match outbox.try_recv() {
+                    Ok(message) => sink.feed(message).await?,
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
+        let sent = tokio::select! {
+            sent = batch => sent,
+            _ = closing.wait_for(Option::is_some) => break,
+        };
+        if let Err(e) = sent {
+            peer.close(failure(e));
+            break;
+        }
+    }
+    outbox.close();
+    let reason = peer.closing().unwrap_or(CloseReason::Error);
+    let _ = tokio::time::timeout(CLOSE_WRITE, async {
+        // Replies already queued (to messages handled before a shutdown, say) go out
+        // before the close frame; a slow consumer's queue is what it would not read,
+        // and a client that closed or broke the connection takes nothing more.
+        if reason.frame().is_some() && reason != CloseReason::SlowConsumer {
+            while let Ok(message) = outbox.try_recv() {
+                if sink.feed(message).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = match reason.frame() {
+            Some((code, why)) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: why.into(),
+                };
+                sink.send(Message::Close(Some(frame))).await
+            }
+            // The client's close is answered by the protocol layer; this flushes it.
+            None => sink.close().await,
+        };
+    })
+    .await;
+}
+
+/// The reading side and everything a message can change.
+struct Conn<A: Adapter> {
+    app: AppState<A>,
+    peer: Arc<Peer>,
+    principal: Option<Principal>,
+    lifetime: Option<LifetimeKey>,
+    limiter: RateLimiter,
+}
+
+impl<A: Adapter> Conn<A> {
+    /// Reads until the client leaves, goes quiet, breaks the protocol, or the
+    /// connection is closed from elsewhere.
+    async fn read(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+        mut closing: watch::Receiver<Option<CloseReason>>,
+    ) {
+        let idle = self.app.config.ws.idle_timeout;
+        let mut draining = self.app.ws.draining();
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = closing.wait_for(Option::is_some) => break,
+                _ = draining.wait_for(|d| *d) => None,
+                frame = tokio::time::timeout(idle, stream.next()) => Some(frame),
+            };
+            let Some(frame) = frame else {
+                // Shutdown: nothing new is taken; the close (1001) follows once every
+                // connection's message in hand is answered.
+                let _ = closing.wait_for(Option::is_some).await;
+                break;
+            };
+            match frame {
+                Err(_) => self.peer.close(CloseReason::Idle),
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => self.peer.close(CloseReason::Client),
+                Ok(Some(Err(e))) => self.peer.close(failure(e)),
+                Ok(Some(Ok(Message::Text(text)))) => self.on_text(text.as_str()).await,
+                Ok(Some(Ok(Message::Binary(_)))) => self.on_binary(),
+                // Pings are answered by the protocol layer; both only prove liveness.
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            }
+        }
+        // After the server's close frame the client answers with its own; reading it
+        // lets the TCP connection end cleanly rather than be reset under the frame.
+        if self.peer.closing().and_then(CloseReason::frame).is_some() {
+            // The close frame itself may take up to CLOSE_WRITE to leave.
+            let _ = tokio::time::timeout(CLOSE_WRITE + CLOSE_WAIT, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    fn count_in(&self, kind: &'static str) {
+        self.app
+            .metrics
+            .ws
+            .messages_in
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc();
+    }
+
+    /// The pipeline every text message goes through.
+    async fn on_text(&mut self, text: &str) {
+        let app = self.app.clone();
+        let _running = app.in_flight.enter();
+        if self.peer.dialect() == Dialect::Bare {
+            return self.on_bare(text).await;
+        }
+        let decoded = envelope::decode(text);
+        self.count_in(match &decoded {
+            Ok(message) => envelope::type_label(&message.kind),
+            Err(_) => "invalid",
+        });
+        if self.limiter.check(RATE_KEY).is_err() {
+            let id = match &decoded {
+                Ok(message) => message.id.as_deref(),
+                Err((_, id)) => id.as_deref(),
+            };
+            self.reply_error(&crate::error::AppError::RateLimited.into(), id);
+            return;
+        }
+        match decoded {
+            Ok(message) => self.dispatch(message).await,
+            Err((error, id)) => self.reply_error(&error, id.as_deref()),
+        }
+    }
+
+    /// A bare (seed 002) frame: `{conversation_id, content, type?}` is a chat message;
+    /// its sender hears it with the other members' connections, and only errors are
+    /// answered directly.
+    async fn on_bare(&mut self, text: &str) {
+        let decoded = serde_json::from_str::<Value>(text)
+            .map_err(|_| AppError::bad_request("not valid JSON"))
+            .and_then(|value| match value {
+                Value::Object(_) => decode::<PlainSendMessage>(value),
+                _ => Err(AppError::bad_request("a message is one JSON object")),
+            });
+        self.count_in(if decoded.is_ok() {
+            envelope::client::CHAT_MESSAGE
+        } else {
+            "invalid"
+        });
+        if self.limiter.check(RATE_KEY).is_err() {
+            return self.reply_bare_error(&AppError::RateLimited);
+        }
+        let sent = match decoded {
+            Ok(message) => self.send_chat(message, None).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = sent {
+            self.reply_bare_error(&error);
+        }
+    }
+
+    /// Stores and announces a chat message sent on this connection (contract §7.2,
+    /// §7.3: the same path as `/chat`'s `message:send`). An envelope sender gets its own
+    /// copy here, with the request's `id`; a bare one with the others.
+    async fn send_chat(
+        &mut self,
+        message: PlainSendMessage,
+        id: Option<&str>,
+    ) -> Result<(), AppError> {
+        let Some(principal) = self.principal.as_ref() else {
+            return Err(AppError::Unauthenticated);
+        };
+        let envelope = self.peer.dialect() == Dialect::Envelope;
+        let from = chat::Sender {
+            principal,
+            socket: None,
+            plain: envelope.then_some(self.peer.id()),
+        };
+        let (send, message_type) = message.into_send();
+        let stored = chat::send(&self.app, from, send, message_type).await?;
+        if envelope
+            && let Some(own) = events::envelope_chat(&stored, id)
+            && self.peer.push(own)
+        {
+            self.app.ws.count_out(events::kind::CHAT_MESSAGE, 1);
+        }
+        Ok(())
+    }
+
+    fn reply_bare_error(&self, error: &AppError) {
+        if matches!(error, AppError::Database(_) | AppError::Internal(_)) {
+            error.log();
+        }
+        let body = BareError {
+            error: BareErrorBody {
+                code: error.code().chat(),
+                message: &error.public_message(),
+            },
+        };
+        if let Some(message) = events::bare(&body)
+            && self.peer.push(message)
+        {
+            self.app.ws.count_out(server::ERROR, 1);
+        }
+    }
+
+    fn on_binary(&mut self) {
+        self.count_in("invalid");
+        if self.peer.dialect() == Dialect::Bare {
+            let error = if self.limiter.check(RATE_KEY).is_err() {
+                AppError::RateLimited
+            } else {
+                AppError::bad_request("binary frames are not supported: send JSON text")
+            };
+            return self.reply_bare_error(&error);
+        }
+        let error = if self.limiter.check(RATE_KEY).is_err() {
+            crate::error::AppError::RateLimited.into()
+        } else {
+            WsError::invalid_message("binary frames are not supported: send JSON text")
+        };
+        self.reply_error(&error, None);
+    }
+
+    async fn dispatch(&mut self, message: Inbound) {
+        let Inbound { kind, payload, id } = message;
+        let id = id.as_deref();
+        match kind.as_str() {
+            client::AUTH => match string_field(&payload, "token") {
+                Ok(token) => self.authenticate(token, id),
+                Err(error) => self.reply_error(&error, id),
+            },
+            client::SUBSCRIBE => match self.subscribe(&payload).await {
+                Ok(channel) => self.reply(server::SUBSCRIBED, ChannelReply { channel }, id),
+                Err(error) => self.reply_error(&error, id),
+            },
+            client::UNSUBSCRIBE => match channel_field(&payload) {
+                Ok((name, _)) => {
+                    self.app.ws.unsubscribe(&self.peer, name);
+                    self.reply(server::UNSUBSCRIBED, ChannelReply { channel: name }, id);
+                }
+                Err(error) => self.reply_error(&error, id),
+            },
+            client::PING => self.reply(server::PONG, Empty {}, id),
+            client::CHAT_MESSAGE => {
+                let sent = match decode::<PlainSendMessage>(Value::Object(payload)) {
+                    Ok(message) => self.send_chat(message, id).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = sent {
+                    let error = match error {
+                        AppError::Unauthenticated => WsError::unauthorized(),
+                        other => other.into(),
+                    };
+                    self.reply_error(&error, id);
+                }
+            }
+            other => self.reply_error(&WsError::unknown_type(other), id),
+        }
+    }
+
+    /// `auth`, or the handshake's token: a good token (re)sets the identity and its
+    /// `user:` channel; a bad one changes nothing.
+    fn authenticate(&mut self, token: &str, id: Option<&str>) {
+        let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
+        let principal = match self.app.verifier.verify(token) {
+            Ok(principal) => principal,
+            Err(_) => {
+                let error = AuthError {
+                    error: INVALID_TOKEN,
+                };
+                self.reply(server::AUTH_ERROR, error, id);
+                return;
+            }
+        };
+        let user_id = principal.user_id;
+        let joined = self.adopt(principal);
+        self.reply(server::AUTH_SUCCESS, AuthSuccess { user_id }, id);
+        if joined.is_err() {
+            let max = self.app.ws.max_channels();
+            self.reply_error(&WsError::too_many_channels(max), id);
+        }
+    }
+
+    /// Takes `principal` as the connection's identity and joins its `user:` channel
+    /// (leaving what another user's identity was let into).
+    fn adopt(&mut self, principal: Principal) -> Result<(), TooManyChannels> {
+        let user_id = principal.user_id;
+        if let Some(before) = self.principal.take()
+            && before.user_id != user_id
+        {
+            // Another user: what the previous identity was let into is not this one's.
+            let own = format!("user:{}", before.user_id);
+            for channel in self.app.ws.leave_private(&self.peer) {
+                if *channel != *own {
+                    self.reply(
+                        server::UNSUBSCRIBED,
+                        ChannelReply { channel: &channel },
+                        None,
+                    );
+                }
+            }
+        }
+        if let Some(key) = self.lifetime.take() {
+            self.app.lifetimes.remove(key);
+        }
+        self.lifetime = Some(self.app.lifetimes.register(
+            user_id,
+            principal.expires_at,
+            self.peer.clone(),
+        ));
+        self.peer.set_user(user_id);
+        self.principal = Some(principal);
+        self.app
+            .ws
+            .subscribe(&self.peer, &format!("user:{user_id}"))
+            .map(|_| ())
+    }
+
+    async fn subscribe<'p>(&mut self, payload: &'p Map<String, Value>) -> Result<&'p str, WsError> {
+        let (name, channel) = channel_field(payload)?;
+        access::check(&self.app, self.principal.as_ref(), channel, name).await?;
+        self.app
+            .ws
+            .subscribe(&self.peer, name)
+            .map_err(|_| WsError::too_many_channels(self.app.ws.max_channels()))?;
+        Ok(name)
+    }
+
+    /// Queues a direct reply (a full queue closes the connection instead).
+    fn reply<P: Serialize>(&self, kind: &'static str, payload: P, id: Option<&str>) {
+        let Some(message) = envelope::render(kind, payload, id, chrono::Utc::now()) else {
+            return;
+        };
+        if self.peer.push(message) {
+            self.app
+                .metrics
+                .ws
+                .messages_out
+                .get_or_create(&TypeLabel { r#type: kind })
+                .inc();
+        }
+    }
+
+    fn reply_error(&self, error: &WsError, id: Option<&str>) {
+        let payload = ErrorPayload {
+            code: error.code,
+            message: &error.message,
+        };
+        self.reply(server::ERROR, payload, id);
+    }
+}
+
+/// A bare dialect error: `{error:{code, message}}` with the codes of contract §3.
+#[derive(Serialize)]
+struct BareError<'a> {
+    error: BareErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct BareErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// The `channel` of a subscribe or unsubscribe payload, checked against the name rules.
+fn channel_field(payload: &Map<String, Value>) -> Result<(&str, Channel<'_>), WsError> {
+    let name = string_field(payload, "channel")?;
+    let channel = Channel::parse(name)
+        .map_err(|e| WsError::invalid_payload(format!("channel: {}", e.message())))?;
+    Ok((name, channel))
+}
+
+/// Why a read or write failed: a message over `WS_MAX_MESSAGE_BYTES`, a client that went away
+/// without a close frame (a dropped mobile connection: counted as `client`), or a
+/// protocol violation (invalid UTF-8, a bad frame).
+fn failure(error: axum::Error) -> CloseReason {
+    use tungstenite::error::{Error, ProtocolError};
+    match error.into_inner().downcast_ref::<Error>() {
+        Some(Error::Capacity(_)) => CloseReason::TooBig,
+        Some(
+            Error::Io(_)
+            | Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+        ) => CloseReason::Client,
+        _ => CloseReason::Error,
+    }
+}

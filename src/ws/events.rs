@@ -1,0 +1,327 @@
+//! Domain events to plain WebSocket connections (contract §7.2, §7.3): each event is
+//! rendered once per dialect that gets it, and the hub hands every connection the
+//! rendering of its own dialect.
+//!
+//! - a chat message stored (over `/chat` or `/ws`): envelope `chat_message`, and the
+//!   bare message object, on each member's `user:` channel;
+//! - a chat message edited or deleted: the bare message object again, with its flags
+//!   (the envelope dialect has no such events, §7.7);
+//! - a notification created: envelope `notification`, bare `{…, event:"created"}`, on
+//!   the owner's `user:` channel (a broadcast: every authenticated connection); read,
+//!   read all and deleted: bare only;
+//! - an order's status changed: envelope `order_update` on `order:<id>`.
+//!
+//! These run on the node that caused the event; other nodes' plain connections do not
+//! get it yet (the cluster bus will call the same functions there).
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::envelope;
+use super::hub::{Frames, Hub};
+use crate::domain::chat::Message as ChatMessage;
+use crate::domain::notifications::Notification;
+use crate::domain::orders::{Order, OrderStatus};
+use crate::domain::time::rfc3339_ms;
+
+/// Envelope types (and `ws_messages_out` labels) of domain events.
+pub mod kind {
+    /// A chat message.
+    pub const CHAT_MESSAGE: &str = "chat_message";
+    /// A chat message edited (bare only).
+    pub const CHAT_MESSAGE_EDITED: &str = "chat_message_edited";
+    /// A chat message deleted (bare only).
+    pub const CHAT_MESSAGE_DELETED: &str = "chat_message_deleted";
+    /// A notification created.
+    pub const NOTIFICATION: &str = "notification";
+    /// A notification read (bare only).
+    pub const NOTIFICATION_READ: &str = "notification_read";
+    /// Every notification read (bare only).
+    pub const NOTIFICATION_READ_ALL: &str = "notification_read_all";
+    /// A notification deleted (bare only).
+    pub const NOTIFICATION_DELETED: &str = "notification_deleted";
+    /// An order's status changed.
+    pub const ORDER_UPDATE: &str = "order_update";
+}
+
+fn user_channel(user: i64) -> String {
+    format!("user:{user}")
+}
+
+/// Serializes a bare message (no envelope) into a text frame.
+pub fn bare<T: Serialize>(value: &T) -> Option<Message> {
+    match serde_json::to_string(value) {
+        Ok(text) => Some(Message::Text(Utf8Bytes::from(text))),
+        Err(e) => {
+            tracing::error!(error = %e, "could not render a bare /ws message");
+            None
+        }
+    }
+}
+
+fn ts<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_ms(t))
+}
+
+#[derive(Serialize)]
+struct EnvelopeChat<'a> {
+    conversation_id: Uuid,
+    message: EnvelopeChatBody<'a>,
+}
+
+#[derive(Serialize)]
+struct EnvelopeChatBody<'a> {
+    id: Uuid,
+    sender_id: i64,
+    sender_name: Option<&'a str>,
+    content: &'a str,
+    message_type: &'a str,
+    #[serde(serialize_with = "ts")]
+    created_at: DateTime<Utc>,
+}
+
+/// The bare (seed 002) chat message object.
+#[derive(Serialize)]
+struct BareChat<'a> {
+    id: Uuid,
+    conversation_id: Uuid,
+    sender_id: i64,
+    content: &'a str,
+    message_type: &'a str,
+    #[serde(serialize_with = "ts")]
+    created_at: DateTime<Utc>,
+    is_edited: bool,
+    is_deleted: bool,
+}
+
+fn bare_chat(message: &ChatMessage, is_deleted: bool) -> Option<Message> {
+    bare(&BareChat {
+        id: message.id,
+        conversation_id: message.conversation_id,
+        sender_id: message.sender_id,
+        content: &message.content,
+        message_type: &message.message_type,
+        created_at: message.created_at,
+        is_edited: message.updated_at.is_some(),
+        is_deleted,
+    })
+}
+
+/// The envelope `chat_message` for `message`, echoing `id` (the sender's own copy).
+pub fn envelope_chat(message: &ChatMessage, id: Option<&str>) -> Option<Message> {
+    let payload = EnvelopeChat {
+        conversation_id: message.conversation_id,
+        message: EnvelopeChatBody {
+            id: message.id,
+            sender_id: message.sender_id,
+            sender_name: message.sender_name.as_deref(),
+            content: &message.content,
+            message_type: &message.message_type,
+            created_at: message.created_at,
+        },
+    };
+    envelope::render(kind::CHAT_MESSAGE, payload, id, Utc::now())
+}
+
+/// A stored message to every member's connections, except the connection `except`
+/// (an envelope sender, which gets its own copy with its request `id`). Returns how
+/// many connections took it.
+pub fn message_created(
+    hub: &Hub,
+    message: &ChatMessage,
+    members: &[i64],
+    except: Option<u64>,
+) -> usize {
+    if hub.connections() == 0 {
+        return 0;
+    }
+    let frames = Frames {
+        envelope: envelope_chat(message, None),
+        bare: bare_chat(message, false),
+    };
+    members
+        .iter()
+        .map(|m| hub.deliver_frames(&user_channel(*m), &frames, kind::CHAT_MESSAGE, except))
+        .sum()
+}
+
+/// An edited or deleted message, in full with its flags, to the members' bare
+/// connections.
+pub fn message_changed(hub: &Hub, message: &ChatMessage, members: &[i64], deleted: bool) {
+    if hub.connections() == 0 {
+        return;
+    }
+    let frames = Frames {
+        envelope: None,
+        bare: bare_chat(message, deleted),
+    };
+    let label = if deleted {
+        kind::CHAT_MESSAGE_DELETED
+    } else {
+        kind::CHAT_MESSAGE_EDITED
+    };
+    for member in members {
+        hub.deliver_frames(&user_channel(*member), &frames, label, None);
+    }
+}
+
+#[derive(Serialize)]
+struct EnvelopeNotification<'a> {
+    id: Uuid,
+    title: &'a str,
+    body: &'a str,
+    action_url: Option<&'a str>,
+    icon: &'a str,
+    priority: &'a str,
+    #[serde(serialize_with = "ts")]
+    created_at: DateTime<Utc>,
+}
+
+/// Go's `sql.NullString`, as seed 002 serializes `link`.
+#[derive(Serialize)]
+struct NullString<'a> {
+    #[serde(rename = "String")]
+    string: &'a str,
+    #[serde(rename = "Valid")]
+    valid: bool,
+}
+
+#[derive(Serialize)]
+struct BareNotification<'a> {
+    id: Uuid,
+    user_id: Option<i64>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    message: &'a str,
+    link: NullString<'a>,
+    is_read: bool,
+    #[serde(serialize_with = "ts")]
+    created_at: DateTime<Utc>,
+    event: &'static str,
+}
+
+/// A new notification: to its owner's connections, or for a broadcast to every
+/// authenticated connection.
+pub fn notification_created(hub: &Hub, n: &Notification) {
+    if hub.connections() == 0 {
+        return;
+    }
+    let envelope = envelope::render(
+        kind::NOTIFICATION,
+        EnvelopeNotification {
+            id: n.id,
+            title: &n.title,
+            body: &n.content,
+            action_url: n.link.as_deref(),
+            icon: n.kind.as_str(),
+            priority: n.priority.as_str(),
+            created_at: n.created_at,
+        },
+        None,
+        Utc::now(),
+    );
+    let bare = bare(&BareNotification {
+        id: n.id,
+        user_id: n.user_id,
+        kind: n.kind.as_str(),
+        title: &n.title,
+        message: &n.content,
+        link: NullString {
+            string: n.link.as_deref().unwrap_or(""),
+            valid: n.link.is_some(),
+        },
+        is_read: n.is_read,
+        created_at: n.created_at,
+        event: "created",
+    });
+    let frames = Frames { envelope, bare };
+    match n.user_id {
+        Some(user) => {
+            hub.deliver_frames(&user_channel(user), &frames, kind::NOTIFICATION, None);
+        }
+        None => {
+            hub.deliver_authenticated(&frames, kind::NOTIFICATION);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BareNotificationChange {
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification_id: Option<Uuid>,
+}
+
+fn notification_change(hub: &Hub, user: i64, event: &'static str, id: Option<Uuid>) {
+    if hub.connections() == 0 {
+        return;
+    }
+    let label = match event {
+        "read" => kind::NOTIFICATION_READ,
+        "read_all" => kind::NOTIFICATION_READ_ALL,
+        _ => kind::NOTIFICATION_DELETED,
+    };
+    let frames = Frames {
+        envelope: None,
+        bare: bare(&BareNotificationChange {
+            event,
+            notification_id: id,
+        }),
+    };
+    hub.deliver_frames(&user_channel(user), &frames, label, None);
+}
+
+/// `user` read one notification (bare `{event:"read", notification_id}`).
+pub fn notification_read(hub: &Hub, user: i64, id: Uuid) {
+    notification_change(hub, user, "read", Some(id));
+}
+
+/// `user` read every notification (bare `{event:"read_all"}`).
+pub fn notifications_read_all(hub: &Hub, user: i64) {
+    notification_change(hub, user, "read_all", None);
+}
+
+/// `user` deleted one notification (bare `{event:"deleted", notification_id}`).
+pub fn notification_deleted(hub: &Hub, user: i64, id: Uuid) {
+    notification_change(hub, user, "deleted", Some(id));
+}
+
+#[derive(Serialize)]
+struct OrderUpdate {
+    order_id: Uuid,
+    status: OrderStatus,
+    previous_status: OrderStatus,
+    #[serde(serialize_with = "ts")]
+    updated_at: DateTime<Utc>,
+}
+
+/// An order's status changed: `order_update` to the subscribers of `order:<id>`.
+pub fn order_status_changed(hub: &Hub, previous: OrderStatus, order: &Order) {
+    if hub.connections() == 0 {
+        return;
+    }
+    let envelope = envelope::render(
+        kind::ORDER_UPDATE,
+        OrderUpdate {
+            order_id: order.id,
+            status: order.status,
+            previous_status: previous,
+            updated_at: order.updated_at,
+        },
+        None,
+        Utc::now(),
+    );
+    let frames = Frames {
+        envelope,
+        bare: None,
+    };
+    hub.deliver_frames(
+        &format!("order:{}", order.id),
+        &frames,
+        kind::ORDER_UPDATE,
+        None,
+    );
+}

@@ -1,0 +1,173 @@
+//! Plain WebSocket routes (contract §7): `/ws` in the envelope dialect of seed 003 and
+//! the bare dialect of seed 002.
+//!
+//! - `hub`: the channel registry and the one queue per connection;
+//! - `conn`: one connection's life (read, handle, reply, heartbeat, close);
+//! - `envelope`: the wire format both ways, and its error codes;
+//! - `access`: who may subscribe to which channel;
+//! - `events`: domain events (chat messages, notifications, order status) rendered for
+//!   each dialect and delivered on `user:` and `order:` channels.
+//!
+//! [`publish`] is the single way a payload reaches channel subscribers: REST calls it
+//! today; a cluster bus will call it on every node with the [`Publication`] it carries.
+//! Domain events reach `/ws` through [`events`], called next to the socket.io emits of
+//! the same event, on the node that caused it.
+
+mod access;
+mod conn;
+mod envelope;
+pub mod events;
+mod hub;
+
+pub use hub::{CloseReason, Dialect, Hub};
+
+use axum::Router;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use socketioxide::adapter::Adapter;
+
+use crate::auth::{bearer_from_headers, token_from_query};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Bytes each connection reads the socket with at a time. Messages are small; a bigger
+/// one still arrives whole (up to `WS_MAX_MESSAGE_BYTES`), in more reads. tungstenite's
+/// 128 KiB default would be reserved by every idle connection.
+const READ_BUFFER: usize = 4096;
+
+/// The plain WebSocket routes.
+pub fn router<A: Adapter>() -> Router<AppState<A>> {
+    Router::new().route("/ws", get(upgrade::<A>))
+}
+
+/// A payload for the subscribers of a channel, as a backend published it: rendered
+/// `{type, payload, timestamp}` to every envelope connection in `channel`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Publication {
+    /// Where it goes.
+    pub channel: String,
+    /// The envelope's `type`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The envelope's `payload`.
+    pub payload: Map<String, Value>,
+    /// When it was published (the `timestamp` every recipient sees, on every node).
+    pub at: DateTime<Utc>,
+}
+
+impl Publication {
+    /// A publication stamped now.
+    pub fn new(channel: String, kind: String, payload: Map<String, Value>) -> Self {
+        Publication {
+            channel,
+            kind,
+            payload,
+            at: Utc::now(),
+        }
+    }
+}
+
+/// Delivers `publication` to this node's subscribers of its channel, rendered once;
+/// returns how many connections took it. The single delivery function of the hub.
+pub fn publish(hub: &Hub, publication: &Publication) -> usize {
+    let Some(message) = envelope::render(
+        &publication.kind,
+        &publication.payload,
+        None,
+        publication.at,
+    ) else {
+        return 0;
+    };
+    hub.deliver(&publication.channel, &message, "published")
+}
+
+/// Takes `user`'s connections out of `channel` (a revoked grant); each is told
+/// `unsubscribed`. Returns how many.
+pub fn unsubscribe_user(hub: &Hub, channel: &str, user: i64) -> usize {
+    let revoked = hub.revoke(channel, user);
+    if revoked.is_empty() {
+        return 0;
+    }
+    let Some(message) = envelope::render(
+        envelope::server::UNSUBSCRIBED,
+        envelope::ChannelReply { channel },
+        None,
+        Utc::now(),
+    ) else {
+        return 0;
+    };
+    let told = revoked
+        .iter()
+        .filter(|peer| peer.push(message.clone()))
+        .count();
+    hub.metrics()
+        .messages_out
+        .get_or_create(&crate::metrics::TypeLabel {
+            r#type: envelope::server::UNSUBSCRIBED,
+        })
+        .inc_by(told as u64);
+    revoked.len()
+}
+
+/// The value of `name` in a query string (not decoded: only used for plain words).
+fn query_word<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.split_once('=').filter(|(k, _)| *k == name))
+        .map(|(_, v)| v)
+}
+
+/// `GET /ws`: the envelope or the bare dialect. Refusals before the upgrade carry the
+/// §8 error body; a bad `?token=` in the envelope dialect is not one of them (the client
+/// may authenticate later).
+async fn upgrade<A: Adapter>(
+    State(app): State<AppState<A>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let query = query.as_deref();
+    let header_token = bearer_from_headers(&headers);
+    let bare = match query_word(query, "format") {
+        Some("envelope") => false,
+        Some("bare") => true,
+        // Contract §7.3: the header (without `format=envelope`) selects seed 002's dialect.
+        None => header_token.is_some(),
+        Some(_) => {
+            return AppError::bad_request("format: use envelope or bare").into_response();
+        }
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(_) => return AppError::bad_request("expected a WebSocket upgrade").into_response(),
+    };
+    let token = header_token
+        .map(str::to_owned)
+        .or_else(|| token_from_query(query));
+    let start = if bare {
+        // The bare dialect has no `auth` message: its token is required, and a bad one
+        // is refused before the upgrade (contract §7.7).
+        let principal = token
+            .as_deref()
+            .ok_or(AppError::Unauthenticated)
+            .and_then(|token| app.verifier.verify(token));
+        match principal {
+            Ok(principal) => conn::Start::Bare(principal),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        conn::Start::Envelope(token)
+    };
+    let max = app.config.ws.max_message_bytes;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| conn::run(app, socket, start))
+}
