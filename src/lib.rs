@@ -347,6 +347,7 @@ where
     app.lifetimes.start();
     realtime::order_bus::start(&app);
     realtime::session_bus::start(&app);
+    ws::cluster::start(&app);
     if let Some(probe) = probe {
         app.set_adapter_probe(probe);
     }

@@ -90,6 +90,8 @@ pub struct WsMetrics {
     /// Messages not queued: the connection's queue was full (it is then closed as a
     /// slow consumer) or it was already closing.
     pub dropped: Counter,
+    /// Deliveries not cast to the other nodes: the cast queue was full.
+    pub cluster_casts_dropped: Counter,
 }
 
 impl WsMetrics {
@@ -128,6 +130,11 @@ impl WsMetrics {
             "ws_dropped",
             "Plain WebSocket messages not queued (queue full or connection closing)",
             self.dropped.clone(),
+        );
+        registry.register(
+            "ws_cluster_casts_dropped",
+            "/ws deliveries not cast to the other nodes (cast queue full)",
+            self.cluster_casts_dropped.clone(),
         );
     }
 }

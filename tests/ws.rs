@@ -1801,3 +1801,139 @@ async fn shutdown_answers_every_chat_message_it_stored_before_closing_with_1001(
         "each stored send answered, in order, before 1001"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Across the nodes of a cluster
+
+/// Two nodes on `pool`'s database and `adapter`, a cluster of their own.
+async fn two_nodes(pool: &PgPool, adapter: &str) -> (TestServer, TestServer) {
+    let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
+    let mut vars: Vec<(&str, String)> =
+        vec![("ADAPTER", adapter.to_owned()), ("ADAPTER_PREFIX", prefix)];
+    if adapter == "redis" {
+        vars.push((
+            "REDIS_URL",
+            std::env::var("REDIS_URL").expect("REDIS_URL for the redis cluster tests"),
+        ));
+    }
+    let overrides: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = TestServer::start_with(pool.clone(), &overrides).await;
+    let b = TestServer::start_with(pool.clone(), &overrides).await;
+    (a, b)
+}
+
+/// Everything a plain connection gets reaches it whichever node caused it, once, on
+/// both adapters: a publication, a notification (envelope and bare), an order's status
+/// change, a chat message sent over socket.io, a broadcast, and a grant revoked.
+#[sqlx::test]
+async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
+    for adapter in ["postgres", "redis"] {
+        let (a, b) = two_nodes(&pool, adapter).await;
+        let user = 71;
+        // On B: an envelope and a bare connection of the user, a service connection.
+        let mut env = Ws::authed(&b, &token(user, &["user"])).await;
+        let mut bare = Bare::connect(&b, &token(user, &["user"])).await;
+        let mut svc = Ws::authed(&b, &service()).await;
+        // On A: the user's own envelope connection, which must not get doubles.
+        let mut here = Ws::authed(&a, &token(user, &["user"])).await;
+        let news = format!("public:news-{}", Uuid::new_v4().simple());
+        env.join(&news).await;
+        here.join(&news).await;
+
+        publish(&a, &news, "flash", json!({ "n": 1 })).await;
+        for ws in [&mut env, &mut here] {
+            let got = ws.expect("flash").await;
+            assert_eq!(got["payload"], json!({ "n": 1 }), "{adapter}");
+            ws.quiet(300).await;
+        }
+
+        let res = a
+            .http()
+            .post(a.url("/api/notifications"))
+            .bearer_auth(service())
+            .json(&json!({ "user_id": user, "type": "system", "title": "Hi", "content": "there" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        assert_eq!(env.expect("notification").await["payload"]["title"], "Hi");
+        let n = bare.recv().await;
+        assert_eq!(
+            (n["event"].as_str(), n["title"].as_str()),
+            (Some("created"), Some("Hi"))
+        );
+        assert_eq!(here.expect("notification").await["payload"]["title"], "Hi");
+        env.quiet(300).await;
+        bare.quiet(0).await;
+        here.quiet(0).await;
+
+        let r = create_restaurant(&a).await;
+        let order = create_order(&a, r, None).await;
+        svc.join(&format!("order:{order}")).await;
+        let res = a
+            .http()
+            .patch(a.url(&format!("/api/orders/{order}")))
+            .bearer_auth(service())
+            .json(&json!({ "status": "ready" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let update = svc.expect("order_update").await;
+        assert_eq!(update["payload"]["status"], "ready", "{adapter}");
+        svc.quiet(300).await;
+
+        let conversation = create_conversation(&a, 72, "group", &[user]).await;
+        let sender = a.client("/chat", 72).await;
+        assert_ok(
+            &sender
+                .emit_ack(
+                    "message:send",
+                    json!({ "conversationId": conversation, "content": "across" }),
+                )
+                .await,
+        );
+        assert_eq!(
+            env.expect("chat_message").await["payload"]["message"]["content"],
+            "across"
+        );
+        assert_eq!(bare.recv().await["content"], "across");
+        assert_eq!(
+            here.expect("chat_message").await["payload"]["message"]["content"],
+            "across"
+        );
+        env.quiet(300).await;
+        bare.quiet(0).await;
+        here.quiet(0).await;
+
+        let res = a
+            .http()
+            .post(a.url("/api/notifications/broadcast"))
+            .bearer_auth(service())
+            .json(&json!({ "type": "system", "title": "All", "content": "hands" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        for ws in [&mut env, &mut svc, &mut here] {
+            assert_eq!(ws.expect("notification").await["payload"]["title"], "All");
+            ws.quiet(300).await;
+        }
+        assert_eq!(bare.recv().await["title"], "All");
+        bare.quiet(0).await;
+
+        let tenant = format!("tenant:t-{}", Uuid::new_v4().simple());
+        assert_eq!(grant(&a, reqwest::Method::POST, &tenant, user).await, 201);
+        env.join(&tenant).await;
+        assert_eq!(grant(&a, reqwest::Method::DELETE, &tenant, user).await, 204);
+        let gone = env.expect("unsubscribed").await;
+        assert_eq!(gone["payload"]["channel"], tenant.as_str(), "{adapter}");
+        publish(&a, &tenant, "after", json!({})).await;
+        env.quiet(300).await;
+
+        assert_eq!(
+            metric(&a, "switchboard_ws_cluster_casts_dropped_total").await,
+            0.0
+        );
+    }
+}

@@ -11,14 +11,15 @@
 //!   read all and deleted: bare only;
 //! - an order's status changed: envelope `order_update` on `order:<id>`.
 //!
-//! These run on the node that caused the event; other nodes' plain connections do not
-//! get it yet (the cluster bus will call the same functions there).
+//! These run on the node that caused the event, which renders it and casts the frames
+//! to the other nodes ([`super::cluster`]); they deliver them as they are.
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::cluster::{Cast, Target};
 use super::envelope;
 use super::hub::{Frames, Hub};
 use crate::domain::chat::Message as ChatMessage;
@@ -134,23 +135,30 @@ pub fn message_created(
     members: &[i64],
     except: Option<u64>,
 ) -> usize {
-    if hub.connections() == 0 {
+    if !hub.has_audience() {
         return 0;
     }
     let frames = Frames {
         envelope: envelope_chat(message, None),
         bare: bare_chat(message, false),
     };
-    members
+    let channels: Vec<String> = members.iter().map(|m| user_channel(*m)).collect();
+    let delivered = channels
         .iter()
-        .map(|m| hub.deliver_frames(&user_channel(*m), &frames, kind::CHAT_MESSAGE, except))
-        .sum()
+        .map(|c| hub.deliver_frames(c, &frames, kind::CHAT_MESSAGE, except))
+        .sum();
+    hub.cast(Cast::frames(
+        Target::Channels(channels),
+        &frames,
+        kind::CHAT_MESSAGE,
+    ));
+    delivered
 }
 
 /// An edited or deleted message, in full with its flags, to the members' bare
 /// connections.
 pub fn message_changed(hub: &Hub, message: &ChatMessage, members: &[i64], deleted: bool) {
-    if hub.connections() == 0 {
+    if !hub.has_audience() {
         return;
     }
     let frames = Frames {
@@ -162,9 +170,11 @@ pub fn message_changed(hub: &Hub, message: &ChatMessage, members: &[i64], delete
     } else {
         kind::CHAT_MESSAGE_EDITED
     };
-    for member in members {
-        hub.deliver_frames(&user_channel(*member), &frames, label, None);
+    let channels: Vec<String> = members.iter().map(|m| user_channel(*m)).collect();
+    for channel in &channels {
+        hub.deliver_frames(channel, &frames, label, None);
     }
+    hub.cast(Cast::frames(Target::Channels(channels), &frames, label));
 }
 
 #[derive(Serialize)]
@@ -206,7 +216,7 @@ struct BareNotification<'a> {
 /// A new notification: to its owner's connections, or for a broadcast to every
 /// authenticated connection.
 pub fn notification_created(hub: &Hub, n: &Notification) {
-    if hub.connections() == 0 {
+    if !hub.has_audience() {
         return;
     }
     let envelope = envelope::render(
@@ -238,14 +248,18 @@ pub fn notification_created(hub: &Hub, n: &Notification) {
         event: "created",
     });
     let frames = Frames { envelope, bare };
-    match n.user_id {
+    let target = match n.user_id {
         Some(user) => {
-            hub.deliver_frames(&user_channel(user), &frames, kind::NOTIFICATION, None);
+            let channel = user_channel(user);
+            hub.deliver_frames(&channel, &frames, kind::NOTIFICATION, None);
+            Target::Channels(vec![channel])
         }
         None => {
             hub.deliver_authenticated(&frames, kind::NOTIFICATION);
+            Target::Authenticated
         }
-    }
+    };
+    hub.cast(Cast::frames(target, &frames, kind::NOTIFICATION));
 }
 
 #[derive(Serialize)]
@@ -256,7 +270,7 @@ struct BareNotificationChange {
 }
 
 fn notification_change(hub: &Hub, user: i64, event: &'static str, id: Option<Uuid>) {
-    if hub.connections() == 0 {
+    if !hub.has_audience() {
         return;
     }
     let label = match event {
@@ -271,7 +285,13 @@ fn notification_change(hub: &Hub, user: i64, event: &'static str, id: Option<Uui
             notification_id: id,
         }),
     };
-    hub.deliver_frames(&user_channel(user), &frames, label, None);
+    let channel = user_channel(user);
+    hub.deliver_frames(&channel, &frames, label, None);
+    hub.cast(Cast::frames(
+        Target::Channels(vec![channel]),
+        &frames,
+        label,
+    ));
 }
 
 /// `user` read one notification (bare `{event:"read", notification_id}`).
@@ -300,7 +320,7 @@ struct OrderUpdate {
 
 /// An order's status changed: `order_update` to the subscribers of `order:<id>`.
 pub fn order_status_changed(hub: &Hub, previous: OrderStatus, order: &Order) {
-    if hub.connections() == 0 {
+    if !hub.has_audience() {
         return;
     }
     let envelope = envelope::render(
@@ -318,10 +338,11 @@ pub fn order_status_changed(hub: &Hub, previous: OrderStatus, order: &Order) {
         envelope,
         bare: None,
     };
-    hub.deliver_frames(
-        &format!("order:{}", order.id),
+    let channel = format!("order:{}", order.id);
+    hub.deliver_frames(&channel, &frames, kind::ORDER_UPDATE, None);
+    hub.cast(Cast::frames(
+        Target::Channels(vec![channel]),
         &frames,
         kind::ORDER_UPDATE,
-        None,
-    );
+    ));
 }

@@ -264,6 +264,8 @@ struct Inner {
     draining: watch::Sender<bool>,
     max_channels: usize,
     metrics: WsMetrics,
+    /// Where deliveries are cast to the other nodes (set once, in a cluster).
+    cluster: std::sync::OnceLock<tokio::sync::mpsc::Sender<super::cluster::Cast>>,
 }
 
 /// The registry. Cheap to clone.
@@ -291,7 +293,33 @@ impl Hub {
             draining: watch::channel(false).0,
             max_channels,
             metrics,
+            cluster: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Casts every later delivery to the other nodes through `tx` as well
+    /// ([`super::cluster`]).
+    pub fn attach_cluster(&self, tx: tokio::sync::mpsc::Sender<super::cluster::Cast>) {
+        if self.0.cluster.set(tx).is_err() {
+            tracing::warn!("/ws hub already linked to the cluster");
+        }
+    }
+
+    /// Someone may want a delivery: a connection of this node, or other nodes.
+    pub fn has_audience(&self) -> bool {
+        self.connections() > 0 || self.0.cluster.get().is_some()
+    }
+
+    /// Queues `cast` for the other nodes (nothing outside a cluster). A full queue
+    /// drops it, counted.
+    pub fn cast(&self, cast: super::cluster::Cast) {
+        let Some(tx) = self.0.cluster.get() else {
+            return;
+        };
+        if tx.try_send(cast).is_err() {
+            self.0.metrics.cluster_casts_dropped.inc();
+            tracing::warn!("a /ws delivery was not cast to the other nodes: queue full");
+        }
     }
 
     fn shard(&self, channel: &str) -> &Shard {

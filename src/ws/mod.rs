@@ -14,6 +14,7 @@
 //! the same event, on the node that caused it.
 
 mod access;
+pub mod cluster;
 mod conn;
 mod envelope;
 pub mod events;
@@ -73,9 +74,28 @@ impl Publication {
     }
 }
 
-/// Delivers `publication` to this node's subscribers of its channel, rendered once;
-/// returns how many connections took it. The single delivery function of the hub.
+/// Delivers `publication` to the subscribers of its channel on every node; returns how
+/// many of this node's connections took it.
 pub fn publish(hub: &Hub, publication: &Publication) -> usize {
+    let delivered = publish_local(hub, publication);
+    hub.cast(cluster::Cast::Publish(publication.clone()));
+    delivered
+}
+
+/// Takes `user`'s connections out of `channel` on every node (a revoked grant); each is
+/// told `unsubscribed`. Returns how many of this node's.
+pub fn unsubscribe_user(hub: &Hub, channel: &str, user: i64) -> usize {
+    let told = unsubscribe_local(hub, channel, user);
+    hub.cast(cluster::Cast::Revoke {
+        channel: channel.to_owned(),
+        user,
+    });
+    told
+}
+
+/// Delivers `publication` to this node's subscribers of its channel, rendered once;
+/// returns how many connections took it.
+fn publish_local(hub: &Hub, publication: &Publication) -> usize {
     let Some(message) = envelope::render(
         &publication.kind,
         &publication.payload,
@@ -87,9 +107,9 @@ pub fn publish(hub: &Hub, publication: &Publication) -> usize {
     hub.deliver(&publication.channel, &message, "published")
 }
 
-/// Takes `user`'s connections out of `channel` (a revoked grant); each is told
+/// Takes `user`'s connections on this node out of `channel`; each is told
 /// `unsubscribed`. Returns how many.
-pub fn unsubscribe_user(hub: &Hub, channel: &str, user: i64) -> usize {
+fn unsubscribe_local(hub: &Hub, channel: &str, user: i64) -> usize {
     let revoked = hub.revoke(channel, user);
     if revoked.is_empty() {
         return 0;

@@ -218,7 +218,7 @@ async fn edit_message<A: Adapter>(
         .broadcaster
         .emit(ns::CHAT, room, ev::MESSAGE_UPDATED, &message)
         .await;
-    if s.app.ws.connections() > 0 {
+    if s.app.ws.has_audience() {
         let members = store.list_member_ids(message.conversation_id).await?;
         ws::events::message_changed(&s.app.ws, &message, &members, false);
     }

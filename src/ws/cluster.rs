@@ -1,0 +1,200 @@
+//! `/ws` across the nodes of a cluster (contract §10: each due connection gets each
+//! event once, whichever node holds it and whichever caused the event).
+//!
+//! Every delivery a node makes to its own plain connections is also cast, once, to the
+//! other nodes on the cluster bus ([`Topic::Publish`]), which make the same delivery to
+//! theirs. What travels is what the hub delivers, already rendered: a domain event's
+//! frames (one per dialect) and their channels, a backend's publication (stamped where
+//! it was published, so every node shows the same `timestamp`), or a revoked grant.
+//! Receiving nodes do not render again and do not cast again.
+//!
+//! Casts wait in a bounded queue ([`CAST_QUEUE`]) for the one task that publishes them,
+//! so a handler never waits on the bus and one node's casts keep their order; a full
+//! queue drops the cast (logged and counted in `switchboard_ws_cluster_casts_dropped_total`),
+//! as the bus drops for a reader that does not keep up.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use serde::{Deserialize, Serialize};
+use socketioxide::adapter::Adapter;
+use tokio::sync::mpsc;
+
+use super::Publication;
+use super::events::kind;
+use super::hub::{Frames, Hub};
+use crate::realtime::cluster_bus::Topic;
+use crate::state::AppState;
+
+/// Casts waiting for the bus.
+pub const CAST_QUEUE: usize = 1024;
+
+/// Who a cast delivery is for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The subscribers of these channels.
+    Channels(Vec<String>),
+    /// Every authenticated connection (a broadcast notification).
+    Authenticated,
+}
+
+/// One delivery, as it travels between nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Cast {
+    /// A domain event's frames.
+    Frames {
+        /// Its recipients.
+        target: Target,
+        /// The envelope rendering, if that dialect gets it.
+        envelope: Option<String>,
+        /// The bare rendering, if that dialect gets it.
+        bare: Option<String>,
+        /// The `ws_messages_out` label.
+        kind: String,
+    },
+    /// What a backend published.
+    Publish(Publication),
+    /// A grant taken back: the user's connections leave the channel.
+    Revoke {
+        /// The channel.
+        channel: String,
+        /// The user.
+        user: i64,
+    },
+}
+
+fn text(message: &Option<Message>) -> Option<String> {
+    match message {
+        Some(Message::Text(t)) => Some(t.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+impl Cast {
+    /// The cast of `frames` for `target`.
+    pub fn frames(target: Target, frames: &Frames, label: &'static str) -> Self {
+        Cast::Frames {
+            target,
+            envelope: text(&frames.envelope),
+            bare: text(&frames.bare),
+            kind: label.to_owned(),
+        }
+    }
+}
+
+/// The static label of a delivery kind that came from another node.
+fn label(name: &str) -> &'static str {
+    [
+        kind::CHAT_MESSAGE,
+        kind::CHAT_MESSAGE_EDITED,
+        kind::CHAT_MESSAGE_DELETED,
+        kind::NOTIFICATION,
+        kind::NOTIFICATION_READ,
+        kind::NOTIFICATION_READ_ALL,
+        kind::NOTIFICATION_DELETED,
+        kind::ORDER_UPDATE,
+    ]
+    .into_iter()
+    .find(|k| *k == name)
+    .unwrap_or("other")
+}
+
+/// Makes on this node a delivery another node cast. Returns how many connections took
+/// it.
+pub fn apply(hub: &Hub, cast: Cast) -> usize {
+    match cast {
+        Cast::Frames {
+            target,
+            envelope,
+            bare,
+            kind,
+        } => {
+            let frames = Frames {
+                envelope: envelope.map(|t| Message::Text(Utf8Bytes::from(t))),
+                bare: bare.map(|t| Message::Text(Utf8Bytes::from(t))),
+            };
+            let label = label(&kind);
+            match target {
+                Target::Channels(channels) => channels
+                    .iter()
+                    .map(|c| hub.deliver_frames(c, &frames, label, None))
+                    .sum(),
+                Target::Authenticated => hub.deliver_authenticated(&frames, label),
+            }
+        }
+        Cast::Publish(publication) => super::publish_local(hub, &publication),
+        Cast::Revoke { channel, user } => super::unsubscribe_local(hub, &channel, user),
+    }
+}
+
+/// Links this node's hub to the cluster bus, both ways (cluster only).
+pub fn start<A: Adapter>(app: &AppState<A>) {
+    let Some(bus) = app.cluster_bus() else {
+        return;
+    };
+    let (tx, mut outgoing) = mpsc::channel::<Cast>(CAST_QUEUE);
+    app.ws.attach_cluster(tx);
+    let sender = app.clone();
+    tokio::spawn(async move {
+        while let Some(cast) = outgoing.recv().await {
+            if let Some(bus) = sender.cluster_bus() {
+                // A failure is logged and counted by the bus.
+                let _ = bus.publish(Topic::Publish, &cast).await;
+            }
+        }
+    });
+    let mut incoming = bus.subscribe(Topic::Publish);
+    let hub = Arc::new(app.ws.clone());
+    tokio::spawn(async move {
+        while let Some(message) = incoming.recv().await {
+            match serde_json::from_value::<Cast>(message) {
+                Ok(cast) => {
+                    apply(&hub, cast);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable /ws delivery from another node");
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cast_reads_back_as_it_was_sent() {
+        let frames = Frames {
+            envelope: Some(Message::Text(Utf8Bytes::from("{\"type\":\"x\"}"))),
+            bare: None,
+        };
+        let cast = Cast::frames(
+            Target::Channels(vec!["user:7".into()]),
+            &frames,
+            kind::NOTIFICATION,
+        );
+        let wire = serde_json::to_value(&cast).unwrap_or_default();
+        let back: Cast = serde_json::from_value(wire).unwrap_or(Cast::Revoke {
+            channel: String::new(),
+            user: 0,
+        });
+        match back {
+            Cast::Frames {
+                target,
+                envelope,
+                bare,
+                kind,
+            } => {
+                assert_eq!(target, Target::Channels(vec!["user:7".into()]));
+                assert_eq!(envelope.as_deref(), Some("{\"type\":\"x\"}"));
+                assert_eq!(bare, None);
+                assert_eq!(label(&kind), kind::NOTIFICATION);
+            }
+            other => panic!("read back as {other:?}"),
+        }
+        assert_eq!(label("something new"), "other");
+    }
+}
