@@ -1385,3 +1385,362 @@ async fn two_concurrent_adds_at_the_cap_minus_one_cannot_both_succeed(pool: PgPo
         assert_eq!(member_count(&pool, &conv).await, 3, "round {round}");
     }
 }
+
+/// A REST call, answered status and JSON body (`Null` when empty).
+async fn rest(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    user: i64,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = server
+        .http()
+        .request(method, server.url(path))
+        .bearer_auth(token(user, &["user"]));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The REST twins of the message events (seed 004: a backend posts without a socket):
+/// same answers, same broadcasts (to every socket of the room: none is acting), same
+/// database state.
+#[sqlx::test]
+async fn rest_twins_send_edit_read_delete_and_list_like_the_events(pool: PgPool) {
+    use reqwest::Method;
+    let server = TestServer::start(pool.clone()).await;
+    let conv = create_conversation(&server, 1, "group", &[2]).await;
+    let alice = joined(&server, 1, &conv).await;
+    let bob = joined(&server, 2, &conv).await;
+    let path = format!("/api/conversations/{conv}/messages");
+
+    let (status, sent) = rest(
+        &server,
+        Method::POST,
+        &path,
+        1,
+        Some(json!({ "content": " hello ", "clientId": "k1" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["content"], "hello");
+    assert_eq!(sent["sender_id"], 1);
+    // No socket acted: the sender's own socket hears it too.
+    assert_eq!(alice.recv("message:created").await, sent);
+    assert_eq!(bob.recv("message:created").await, sent);
+    // The same clientId answers the first message and announces nothing.
+    let (status, again) = rest(
+        &server,
+        Method::POST,
+        &path,
+        1,
+        Some(json!({ "content": "hello", "clientId": "k1" })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(again["_id"], sent["_id"]);
+    bob.expect_none("message:created", QUIET).await;
+    assert_eq!(count_messages(&pool).await, 1);
+    // A socket send and a REST send leave the same kind of row.
+    assert_ok(
+        &bob.emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": "from the socket" }),
+        )
+        .await,
+    );
+    alice.recv("message:created").await;
+
+    let (status, page) = rest(&server, Method::GET, &format!("{path}?limit=10"), 2, None).await;
+    assert_eq!(status, 200);
+    let listed = assert_ok(
+        &bob.emit_ack(
+            "message:list",
+            json!({ "conversationId": conv, "limit": 10 }),
+        )
+        .await,
+    );
+    assert_eq!(page, listed, "the same page as message:list");
+    assert_eq!(page.as_array().unwrap().len(), 2);
+    let (_, older) = rest(
+        &server,
+        Method::GET,
+        &format!("{path}?before={}", page[0]["_id"].as_str().unwrap()),
+        2,
+        None,
+    )
+    .await;
+    assert_eq!(older.as_array().unwrap().len(), 1);
+
+    let id = sent["_id"].as_str().unwrap();
+    let (status, body) = rest(
+        &server,
+        Method::PATCH,
+        &format!("/api/messages/{id}"),
+        2,
+        Some(json!({ "content": "not mine" })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
+    let (status, edited) = rest(
+        &server,
+        Method::PATCH,
+        &format!("/api/messages/{id}"),
+        1,
+        Some(json!({ "content": "hello again" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(edited["content"], "hello again");
+    assert_eq!(bob.recv("message:updated").await, edited);
+
+    let (status, read) = rest(
+        &server,
+        Method::POST,
+        &format!("/api/messages/{id}/read"),
+        2,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(read["messageId"], id);
+    assert_eq!(read["readerId"], 2);
+    assert!(read["readAt"].as_str().unwrap().ends_with('Z'));
+    let heard = alice.recv("message:read").await;
+    assert_eq!(
+        (heard["readerId"].clone(), heard["readAt"].clone()),
+        (json!(2), read["readAt"].clone())
+    );
+
+    let (status, _) = rest(
+        &server,
+        Method::DELETE,
+        &format!("/api/messages/{id}"),
+        2,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "only the sender or the owner");
+    let (status, body) = rest(
+        &server,
+        Method::DELETE,
+        &format!("/api/messages/{id}"),
+        1,
+        None,
+    )
+    .await;
+    assert_eq!((status, body), (204, Value::Null));
+    assert_eq!(
+        bob.recv("message:deleted").await,
+        json!({ "messageId": id, "conversationId": conv })
+    );
+    let deleted: bool =
+        sqlx::query_scalar("select deleted_at is not null from messages where id = $1::uuid")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(deleted);
+
+    // Refusals: the event's codes, rights before the body.
+    let stranger = 9;
+    let (status, _) = rest(
+        &server,
+        Method::POST,
+        &path,
+        stranger,
+        Some(json!({ "content": "" })),
+    )
+    .await;
+    assert_eq!(status, 403, "a non-member learns nothing from validation");
+    let (status, body) = rest(
+        &server,
+        Method::POST,
+        &path,
+        1,
+        Some(json!({ "content": "" })),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("content"),
+        "{body}"
+    );
+    let (status, _) = rest(&server, Method::GET, &format!("{path}?limit=0"), 1, None).await;
+    assert_eq!(status, 400);
+    let (status, _) = rest(
+        &server,
+        Method::GET,
+        &format!("/api/conversations/{}/messages", Uuid::new_v4()),
+        1,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = rest(&server, Method::POST, "/api/messages/nope/read", 1, None).await;
+    assert_eq!(status, 400);
+}
+
+/// `GET /api/conversations`: latest activity first, cursor paging, unread counts;
+/// `GET /api/conversations/:id` for members; members added and removed over REST.
+#[sqlx::test]
+async fn rest_conversations_page_by_activity_and_members_change_like_the_events(pool: PgPool) {
+    use reqwest::Method;
+    let server = TestServer::start(pool).await;
+    let first = create_conversation(&server, 1, "group", &[2]).await;
+    let second = create_conversation(&server, 1, "group", &[3]).await;
+    let third = create_conversation(&server, 1, "private", &[4]).await;
+    // A message makes the first conversation the most recent one.
+    let bob = joined(&server, 2, &first).await;
+    assert_ok(
+        &bob.emit_ack(
+            "message:send",
+            json!({ "conversationId": first, "content": "bump" }),
+        )
+        .await,
+    );
+    let (status, page) = rest(&server, Method::GET, "/api/conversations?limit=2", 1, None).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first.as_str(), third.as_str()]);
+    assert_eq!(page["items"][0]["unread_count"], 1);
+    assert_eq!(page["items"][1]["unread_count"], 0);
+    assert_eq!(page["items"][0]["participants"], json!([1, 2]));
+    let next = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest_page) = rest(
+        &server,
+        Method::GET,
+        &format!("/api/conversations?limit=2&cursor={next}"),
+        1,
+        None,
+    )
+    .await;
+    assert_eq!(rest_page["items"][0]["_id"], second.as_str());
+    assert_eq!(rest_page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest_page["next_cursor"], Value::Null);
+    for bad in ["cursor=forged", "cursor=12.34", "limit=0", "limit=101"] {
+        let (status, body) = rest(
+            &server,
+            Method::GET,
+            &format!("/api/conversations?{bad}"),
+            1,
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // Bob sees only his own.
+    let (_, his) = rest(&server, Method::GET, "/api/conversations", 2, None).await;
+    assert_eq!(his["items"].as_array().unwrap().len(), 1);
+
+    let (status, got) = rest(
+        &server,
+        Method::GET,
+        &format!("/api/conversations/{first}"),
+        2,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(got["participants"], json!([1, 2]));
+    let (status, _) = rest(
+        &server,
+        Method::GET,
+        &format!("/api/conversations/{first}"),
+        3,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = rest(
+        &server,
+        Method::GET,
+        &format!("/api/conversations/{}", Uuid::new_v4()),
+        3,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let members = format!("/api/conversations/{first}/members");
+    let carol = server.client("/chat", 5).await;
+    let (status, _) = rest(
+        &server,
+        Method::POST,
+        &members,
+        2,
+        Some(json!({ "userId": 5 })),
+    )
+    .await;
+    assert_eq!(status, 403, "only the owner adds");
+    let (status, added) = rest(
+        &server,
+        Method::POST,
+        &members,
+        1,
+        Some(json!({ "userId": 5 })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(added, json!({ "conversationId": first, "userId": 5 }));
+    let expected = json!({ "conversationId": first, "userId": 5 });
+    assert_eq!(bob.recv("members:added").await, expected);
+    assert_eq!(carol.recv("members:added").await, expected);
+    let (status, _) = rest(
+        &server,
+        Method::POST,
+        &members,
+        1,
+        Some(json!({ "userId": 5 })),
+    )
+    .await;
+    assert_eq!(status, 200, "already a member");
+    bob.expect_none("members:added", QUIET).await;
+    let (status, _) = rest(
+        &server,
+        Method::POST,
+        &format!("/api/conversations/{third}/members"),
+        1,
+        Some(json!({ "userId": 6 })),
+    )
+    .await;
+    assert_eq!(status, 400, "a private conversation takes no members");
+
+    let (status, _) = rest(
+        &server,
+        Method::DELETE,
+        &format!("{members}?userId=5"),
+        1,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(bob.recv("members:removed").await, expected);
+    let (status, body) = rest(
+        &server,
+        Method::DELETE,
+        &format!("{members}?userId=5"),
+        1,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = rest(&server, Method::DELETE, &members, 1, None).await;
+    assert_eq!(status, 400, "userId is required");
+}

@@ -98,6 +98,28 @@ pub enum MemberAdded {
     Full,
 }
 
+/// One of a user's conversations, as `GET /api/conversations` lists it.
+#[derive(Debug, Clone)]
+pub struct ConversationEntry {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// The user's unread messages in it.
+    pub unread_count: i64,
+    /// Its newest live message's time, else its creation.
+    pub activity: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct ConversationRow {
+    id: Uuid,
+    kind: String,
+    name: Option<String>,
+    created_at: DateTime<Utc>,
+    unread: i64,
+    activity: DateTime<Utc>,
+    participants: Vec<i64>,
+}
+
 fn parse_kind(s: &str) -> ConversationType {
     // The column is checked to be one of the two.
     if s == "private" {
@@ -144,6 +166,75 @@ impl Store {
             participants: members.to_vec(),
             created_at,
         })
+    }
+
+    /// `user`'s conversations by latest activity (its newest live message, else its
+    /// creation), newest first, after the `(activity, id)` position `after`; each with
+    /// the user's unread count and its activity.
+    pub async fn list_conversations(
+        &self,
+        user: i64,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<ConversationEntry>, sqlx::Error> {
+        let rows: Vec<ConversationRow> = sqlx::query_as(
+            "with mine as (
+                 select c.id, c.type, c.name, c.created_at, cm.unread_count::bigint as unread,
+                        coalesce((select m.created_at from messages m
+                                  where m.conversation_id = c.id and m.deleted_at is null
+                                  order by m.seq desc limit 1), c.created_at) as activity
+                 from conversation_members cm join conversations c on c.id = cm.conversation_id
+                 where cm.user_id = $1
+             )
+             select id, type as kind, name, created_at, unread, activity,
+                    array(select x.user_id from conversation_members x where x.conversation_id = mine.id
+                          order by x.role <> 'owner', x.user_id) as participants
+             from mine
+             where $2::timestamptz is null or (activity, id) < ($2, $3)
+             order by activity desc, id desc
+             limit $4",
+        )
+        .bind(user)
+        .bind(after.map(|(at, _)| at))
+        .bind(after.map(|(_, id)| id))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ConversationEntry {
+                conversation: Conversation {
+                    id: r.id,
+                    kind: parse_kind(&r.kind),
+                    name: r.name,
+                    participants: r.participants,
+                    created_at: r.created_at,
+                },
+                unread_count: r.unread,
+                activity: r.activity,
+            })
+            .collect())
+    }
+
+    /// The conversation with its participants (owner first), if it exists.
+    pub async fn find_conversation(&self, id: Uuid) -> Result<Option<Conversation>, sqlx::Error> {
+        let row: Option<ConversationRow> = sqlx::query_as(
+            "select c.id, c.type as kind, c.name, c.created_at, 0::bigint as unread,
+                    c.created_at as activity,
+                    array(select x.user_id from conversation_members x where x.conversation_id = c.id
+                          order by x.role <> 'owner', x.user_id) as participants
+             from conversations c where c.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Conversation {
+            id: r.id,
+            kind: parse_kind(&r.kind),
+            name: r.name,
+            participants: r.participants,
+            created_at: r.created_at,
+        }))
     }
 
     /// The conversation's kind and the user's role in it; `None` if it does not exist.

@@ -539,6 +539,109 @@ const PROBES = {
       { why: 'not an integer', expect: 400, auth: c.admin, params: { userId: 'bob' } },
     ];
   },
+  async listConversations(c) {
+    const [me, other] = users(2);
+    await c.ok('POST', '/api/conversations', token(me), { type: 'group', name: 'a', participants: [other] });
+    await c.ok('POST', '/api/conversations', token(me), { type: 'group', name: 'b', participants: [other] });
+    const page = await c.ok('GET', '/api/conversations?limit=1', token(me));
+    assert.ok(page.next_cursor, 'two conversations, a page of one: a next cursor');
+    return [
+      { why: 'first page', expect: 200, auth: bearer(token(me)), query: '?limit=1' },
+      { why: 'next page', expect: 200, auth: bearer(token(me)), query: `?limit=1&cursor=${encodeURIComponent(page.next_cursor)}` },
+      { why: 'a forged cursor', expect: 400, auth: bearer(token(me)), query: '?cursor=forged' },
+    ];
+  },
+  async getConversation(c) {
+    const [me, other, stranger] = users(3);
+    const conv = await c.ok('POST', '/api/conversations', token(me), { type: 'private', participants: [other] });
+    return [
+      { why: 'a member', expect: 200, auth: bearer(token(other)), params: { id: conv._id } },
+      { why: 'a stranger', expect: 403, auth: bearer(token(stranger)), params: { id: conv._id } },
+      { why: 'unknown', expect: 404, auth: bearer(token(me)), params: { id: randomUUID() } },
+      { why: 'not a UUID', expect: 400, auth: bearer(token(me)), params: { id: 'nope' } },
+    ];
+  },
+  async listMessages(c) {
+    const [me, other, stranger] = users(3);
+    const conv = await c.ok('POST', '/api/conversations', token(me), { type: 'group', participants: [other] });
+    const sent = await c.ok('POST', `/api/conversations/${conv._id}/messages`, token(me), { content: 'hi' });
+    return [
+      { why: 'a member', expect: 200, auth: bearer(token(other)), params: { id: conv._id } },
+      { why: 'after one', expect: 200, auth: bearer(token(other)), params: { id: conv._id }, query: `?after=${sent._id}&limit=5` },
+      { why: 'a stranger', expect: 403, auth: bearer(token(stranger)), params: { id: conv._id } },
+      { why: 'limit 0', expect: 400, auth: bearer(token(me)), params: { id: conv._id }, query: '?limit=0' },
+      { why: 'unknown', expect: 404, auth: bearer(token(me)), params: { id: randomUUID() } },
+    ];
+  },
+  async sendMessage(c) {
+    const [me, other, stranger] = users(3);
+    const conv = await c.ok('POST', '/api/conversations', token(me), { type: 'group', participants: [other] });
+    const body = { content: 'Table 4 is ready', clientId: 'k-1', attachments: ['https://x.test/a.png'] };
+    return [
+      { why: 'a member', expect: 201, auth: bearer(token(me)), params: { id: conv._id }, body },
+      { why: 'the same clientId', expect: 201, auth: bearer(token(me)), params: { id: conv._id }, body },
+      { why: 'a stranger', expect: 403, auth: bearer(token(stranger)), params: { id: conv._id }, body },
+      { why: 'empty content', expect: 400, auth: bearer(token(me)), params: { id: conv._id }, body: { content: ' ' } },
+      { why: 'unknown', expect: 404, auth: bearer(token(me)), params: { id: randomUUID() }, body },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: bearer(token(me)), params: { id: conv._id }, body: tooLarge() },
+    ];
+  },
+  async addMember(c) {
+    const [me, other, third] = users(3);
+    const conv = await c.ok('POST', '/api/conversations', token(me), { type: 'group', participants: [other] });
+    const priv = await c.ok('POST', '/api/conversations', token(me), { type: 'private', participants: [other] });
+    return [
+      { why: 'the owner adds', expect: 201, auth: bearer(token(me)), params: { id: conv._id }, body: { userId: third } },
+      { why: 'already in', expect: 200, auth: bearer(token(me)), params: { id: conv._id }, body: { userId: third } },
+      { why: 'not the owner', expect: 403, auth: bearer(token(other)), params: { id: conv._id }, body: { userId: third + 1 } },
+      { why: 'a private one', expect: 400, auth: bearer(token(me)), params: { id: priv._id }, body: { userId: third } },
+      { why: 'unknown', expect: 404, auth: bearer(token(me)), params: { id: randomUUID() }, body: { userId: third } },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: bearer(token(me)), params: { id: conv._id }, body: tooLarge() },
+    ];
+  },
+  async removeMember(c) {
+    const [me, other, third] = users(3);
+    const conv = await c.ok('POST', '/api/conversations', token(me), { type: 'group', participants: [other, third] });
+    return [
+      { why: 'not the owner', expect: 403, auth: bearer(token(other)), params: { id: conv._id }, query: `?userId=${third}` },
+      { why: 'the owner removes', expect: 204, auth: bearer(token(me)), params: { id: conv._id }, query: `?userId=${third}` },
+      { why: 'not a member', expect: 404, auth: bearer(token(me)), params: { id: conv._id }, query: `?userId=${third}` },
+      { why: 'no userId', expect: 400, auth: bearer(token(me)), params: { id: conv._id } },
+    ];
+  },
+  async editMessage(c) {
+    const [me, other] = users(2);
+    const conv = await c.ok('POST', '/api/conversations', token(me), { type: 'group', participants: [other] });
+    const sent = await c.ok('POST', `/api/conversations/${conv._id}/messages`, token(me), { content: 'v1' });
+    return [
+      { why: 'the sender', expect: 200, auth: bearer(token(me)), params: { id: sent._id }, body: { content: 'v2' } },
+      { why: 'someone else', expect: 403, auth: bearer(token(other)), params: { id: sent._id }, body: { content: 'v3' } },
+      { why: 'empty', expect: 400, auth: bearer(token(me)), params: { id: sent._id }, body: { content: '' } },
+      { why: 'unknown', expect: 404, auth: bearer(token(me)), params: { id: randomUUID() }, body: { content: 'x' } },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: bearer(token(me)), params: { id: sent._id }, body: tooLarge() },
+    ];
+  },
+  async deleteMessage(c) {
+    const [me, other] = users(2);
+    const conv = await c.ok('POST', '/api/conversations', token(me), { type: 'group', participants: [other] });
+    const sent = await c.ok('POST', `/api/conversations/${conv._id}/messages`, token(me), { content: 'bye' });
+    return [
+      { why: 'not the sender or owner', expect: 403, auth: bearer(token(other)), params: { id: sent._id } },
+      { why: 'the sender', expect: 204, auth: bearer(token(me)), params: { id: sent._id } },
+      { why: 'unknown', expect: 404, auth: bearer(token(me)), params: { id: randomUUID() } },
+      { why: 'not a UUID', expect: 400, auth: bearer(token(me)), params: { id: 'nope' } },
+    ];
+  },
+  async readMessage(c) {
+    const [me, other, stranger] = users(3);
+    const conv = await c.ok('POST', '/api/conversations', token(me), { type: 'group', participants: [other] });
+    const sent = await c.ok('POST', `/api/conversations/${conv._id}/messages`, token(me), { content: 'read me' });
+    return [
+      { why: 'a member', expect: 200, auth: bearer(token(other)), params: { id: sent._id } },
+      { why: 'a stranger', expect: 403, auth: bearer(token(stranger)), params: { id: sent._id } },
+      { why: 'unknown', expect: 404, auth: bearer(token(me)), params: { id: randomUUID() } },
+    ];
+  },
   async listNotifications(c) {
     const [u] = users(1);
     const n = await c.ok('POST', '/api/notifications', c.serviceToken, { user_id: u, type: 'system', title: 'A', content: 'a' });

@@ -63,7 +63,7 @@ async fn require_member<A: Adapter>(
 }
 
 /// The conversation exists and `user` is in it.
-async fn member_access<A: Adapter>(
+pub async fn member_access<A: Adapter>(
     app: &AppState<A>,
     conversation_id: Uuid,
     user: i64,
@@ -200,29 +200,7 @@ async fn edit_message<A: Adapter>(
     _socket: SocketRef<A>,
     p: EditMessage,
 ) -> AppResult<Value> {
-    let store = &s.app.store;
-    let found = store
-        .find_message(p.message_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("message not found"))?;
-    require_member(&s, found.message.conversation_id).await?;
-    if found.message.sender_id != s.user_id() {
-        return Err(AppError::forbidden("only the sender may edit a message"));
-    }
-    let message = store
-        .update_message_content(p.message_id, s.user_id(), &p.content)
-        .await?
-        .ok_or_else(|| AppError::not_found("message not found"))?;
-    let room = rooms::conversation(message.conversation_id);
-    s.app
-        .broadcaster
-        .emit(ns::CHAT, room, ev::MESSAGE_UPDATED, &message)
-        .await;
-    if s.app.ws.has_audience() {
-        let members = store.list_member_ids(message.conversation_id).await?;
-        ws::events::message_changed(&s.app.ws, &message, &members, false);
-    }
-    Ok(json!(message))
+    Ok(json!(edit(&s.app, &s.principal, p).await?))
 }
 
 async fn delete_message<A: Adapter>(
@@ -230,43 +208,7 @@ async fn delete_message<A: Adapter>(
     _socket: SocketRef<A>,
     p: MessageRef,
 ) -> AppResult<Value> {
-    let store = &s.app.store;
-    let found = store
-        .find_message(p.message_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("message not found"))?;
-    let conversation_id = found.message.conversation_id;
-    // An admin may moderate a conversation it is not in; anyone else must be a member.
-    let access = store
-        .find_access(conversation_id, s.user_id())
-        .await?
-        .ok_or_else(|| AppError::not_found("conversation not found"))?;
-    if !access.is_member() && !s.principal.is_admin() {
-        return Err(AppError::forbidden("not a member of this conversation"));
-    }
-    if found.message.sender_id != s.user_id() && !access.can_manage(&s.principal) {
-        return Err(AppError::forbidden(
-            "only the sender or the conversation owner may delete a message",
-        ));
-    }
-    if !store.mark_message_deleted(p.message_id).await? {
-        return Err(AppError::not_found("message not found"));
-    }
-    let payload = json!({ "messageId": p.message_id, "conversationId": conversation_id });
-    s.app
-        .broadcaster
-        .emit(
-            ns::CHAT,
-            rooms::conversation(conversation_id),
-            ev::MESSAGE_DELETED,
-            &payload,
-        )
-        .await;
-    // Members who had not read it now have one unread message fewer.
-    let mut others = store.list_member_ids(conversation_id).await?;
-    ws::events::message_changed(&s.app.ws, &found.message, &others, true);
-    others.retain(|u| *u != found.message.sender_id);
-    push_unread_counts(&s.app, &others).await;
+    delete(&s.app, &s.principal, p.message_id).await?;
     Ok(Value::Null)
 }
 
@@ -275,35 +217,7 @@ async fn read_message<A: Adapter>(
     _socket: SocketRef<A>,
     p: MessageRef,
 ) -> AppResult<Value> {
-    let found = s
-        .app
-        .store
-        .find_message(p.message_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("message not found"))?;
-    let conversation_id = found.message.conversation_id;
-    require_member(&s, conversation_id).await?;
-    let read_at = s
-        .app
-        .store
-        .mark_read(conversation_id, s.user_id(), found.seq)
-        .await?;
-    let payload = json!({
-        "messageId": p.message_id,
-        "conversationId": conversation_id,
-        "readerId": s.user_id(),
-        "readAt": crate::domain::time::rfc3339_ms(&read_at),
-    });
-    s.app
-        .broadcaster
-        .emit(
-            ns::CHAT,
-            rooms::conversation(conversation_id),
-            ev::MESSAGE_READ,
-            &payload,
-        )
-        .await;
-    push_unread_counts(&s.app, &[s.user_id()]).await;
+    read(&s.app, &s.principal, p.message_id).await?;
     Ok(Value::Null)
 }
 
@@ -312,31 +226,7 @@ async fn list_messages<A: Adapter>(
     _socket: SocketRef<A>,
     p: ListMessages,
 ) -> AppResult<Value> {
-    require_member(&s, p.conversation_id).await?;
-    let store = &s.app.store;
-    let seq_of = |field: &'static str, id: Option<Uuid>| async move {
-        match id {
-            None => Ok(None),
-            Some(id) => store
-                .find_message_seq(p.conversation_id, id)
-                .await?
-                .map(Some)
-                .ok_or_else(|| {
-                    AppError::not_found(format!("{field}: message not found in this conversation"))
-                }),
-        }
-    };
-    let before = seq_of("before", p.before).await?;
-    let after = seq_of("after", p.after).await?;
-    let page = store
-        .list_messages(
-            p.conversation_id,
-            before,
-            after,
-            p.limit.unwrap_or(DEFAULT_PAGE),
-        )
-        .await?;
-    Ok(json!(page))
+    Ok(json!(list(&s.app, &s.principal, p).await?))
 }
 
 async fn typing<A: Adapter>(
@@ -363,12 +253,182 @@ async fn add_member<A: Adapter>(
     _socket: SocketRef<A>,
     p: MemberChange,
 ) -> AppResult<Value> {
-    let store = &s.app.store;
+    add(&s.app, &s.principal, p).await?;
+    Ok(Value::Null)
+}
+
+async fn remove_member<A: Adapter>(
+    s: Arc<Session<A>>,
+    _socket: SocketRef<A>,
+    p: MemberChange,
+) -> AppResult<Value> {
+    remove(&s.app, &s.principal, p).await?;
+    Ok(Value::Null)
+}
+
+// The operations, shared by the socket events above and their REST twins
+// (`src/http/conversations.rs`): one set of rules, errors and announcements. `me` is
+// the acting principal; no socket is acting, so every announcement goes to the whole
+// room (`message:send` alone skips the sending socket, through [`Sender`]).
+
+/// `message:edit`: the sender changes its message's content; the room hears
+/// `message:updated`, bare `/ws` members the message in full.
+pub async fn edit<A: Adapter>(
+    app: &AppState<A>,
+    me: &Principal,
+    p: EditMessage,
+) -> AppResult<Message> {
+    let store = &app.store;
+    let found = store
+        .find_message(p.message_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))?;
+    member_access(app, found.message.conversation_id, me.user_id).await?;
+    if found.message.sender_id != me.user_id {
+        return Err(AppError::forbidden("only the sender may edit a message"));
+    }
+    let message = store
+        .update_message_content(p.message_id, me.user_id, &p.content)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))?;
+    let room = rooms::conversation(message.conversation_id);
+    app.broadcaster
+        .emit(ns::CHAT, room, ev::MESSAGE_UPDATED, &message)
+        .await;
+    if app.ws.has_audience() {
+        let members = store.list_member_ids(message.conversation_id).await?;
+        ws::events::message_changed(&app.ws, &message, &members, false);
+    }
+    Ok(message)
+}
+
+/// `message:delete`: by its sender, the conversation's owner, or an admin (who need
+/// not be a member); the room hears `message:deleted`, unread counts drop.
+pub async fn delete<A: Adapter>(
+    app: &AppState<A>,
+    me: &Principal,
+    message_id: Uuid,
+) -> AppResult<()> {
+    let store = &app.store;
+    let found = store
+        .find_message(message_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))?;
+    let conversation_id = found.message.conversation_id;
+    // An admin may moderate a conversation it is not in; anyone else must be a member.
     let access = store
-        .find_access(p.conversation_id, s.user_id())
+        .find_access(conversation_id, me.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
-    if !access.can_manage(&s.principal) {
+    if !access.is_member() && !me.is_admin() {
+        return Err(AppError::forbidden("not a member of this conversation"));
+    }
+    if found.message.sender_id != me.user_id && !access.can_manage(me) {
+        return Err(AppError::forbidden(
+            "only the sender or the conversation owner may delete a message",
+        ));
+    }
+    if !store.mark_message_deleted(message_id).await? {
+        return Err(AppError::not_found("message not found"));
+    }
+    let payload = json!({ "messageId": message_id, "conversationId": conversation_id });
+    app.broadcaster
+        .emit(
+            ns::CHAT,
+            rooms::conversation(conversation_id),
+            ev::MESSAGE_DELETED,
+            &payload,
+        )
+        .await;
+    // Members who had not read it now have one unread message fewer.
+    let mut others = store.list_member_ids(conversation_id).await?;
+    ws::events::message_changed(&app.ws, &found.message, &others, true);
+    others.retain(|u| *u != found.message.sender_id);
+    push_unread_counts(app, &others).await;
+    Ok(())
+}
+
+/// `message:read`: moves `me`'s read cursor to the message; the room hears
+/// `message:read`, `me`'s devices their unread counts. Returns the event's payload.
+pub async fn read<A: Adapter>(
+    app: &AppState<A>,
+    me: &Principal,
+    message_id: Uuid,
+) -> AppResult<Value> {
+    let found = app
+        .store
+        .find_message(message_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))?;
+    let conversation_id = found.message.conversation_id;
+    member_access(app, conversation_id, me.user_id).await?;
+    let read_at = app
+        .store
+        .mark_read(conversation_id, me.user_id, found.seq)
+        .await?;
+    let payload = json!({
+        "messageId": message_id,
+        "conversationId": conversation_id,
+        "readerId": me.user_id,
+        "readAt": crate::domain::time::rfc3339_ms(&read_at),
+    });
+    app.broadcaster
+        .emit(
+            ns::CHAT,
+            rooms::conversation(conversation_id),
+            ev::MESSAGE_READ,
+            &payload,
+        )
+        .await;
+    push_unread_counts(app, &[me.user_id]).await;
+    Ok(payload)
+}
+
+/// `message:list`: a page of the conversation's messages (contract §9 paging).
+pub async fn list<A: Adapter>(
+    app: &AppState<A>,
+    me: &Principal,
+    p: ListMessages,
+) -> AppResult<Vec<Message>> {
+    member_access(app, p.conversation_id, me.user_id).await?;
+    let store = &app.store;
+    let seq_of = |field: &'static str, id: Option<Uuid>| async move {
+        match id {
+            None => Ok(None),
+            Some(id) => store
+                .find_message_seq(p.conversation_id, id)
+                .await?
+                .map(Some)
+                .ok_or_else(|| {
+                    AppError::not_found(format!("{field}: message not found in this conversation"))
+                }),
+        }
+    };
+    let before = seq_of("before", p.before).await?;
+    let after = seq_of("after", p.after).await?;
+    Ok(store
+        .list_messages(
+            p.conversation_id,
+            before,
+            after,
+            p.limit.unwrap_or(DEFAULT_PAGE),
+        )
+        .await?)
+}
+
+/// `members:add`, by the owner or an admin: `Added` (the room and the new member hear
+/// `members:added`) or `Already` (nothing announced).
+pub async fn add<A: Adapter>(
+    app: &AppState<A>,
+    me: &Principal,
+    p: MemberChange,
+) -> AppResult<MemberAdded> {
+    let store = &app.store;
+    let access = store
+        .find_access(p.conversation_id, me.user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("conversation not found"))?;
+    if !access.can_manage(me) {
         return Err(AppError::forbidden(
             "only the conversation owner may add members",
         ));
@@ -378,7 +438,7 @@ async fn add_member<A: Adapter>(
             "conversationId: members cannot be added to a private conversation",
         ));
     }
-    let cap = s.app.config.max_conversation_members;
+    let cap = app.config.max_conversation_members;
     let added = store
         .insert_member(p.conversation_id, p.user_id, cap)
         .await?;
@@ -393,26 +453,27 @@ async fn add_member<A: Adapter>(
             rooms::conversation(p.conversation_id),
             rooms::user(p.user_id),
         ];
-        s.app
-            .broadcaster
+        app.broadcaster
             .emit(ns::CHAT, targets, ev::MEMBERS_ADDED, &payload)
             .await;
     }
-    Ok(Value::Null)
+    Ok(added)
 }
 
-async fn remove_member<A: Adapter>(
-    s: Arc<Session<A>>,
-    _socket: SocketRef<A>,
+/// `members:remove`: the owner or an admin removes anyone, a member itself; the room
+/// and the removed user hear `members:removed`, then its sockets leave the room.
+pub async fn remove<A: Adapter>(
+    app: &AppState<A>,
+    me: &Principal,
     p: MemberChange,
-) -> AppResult<Value> {
-    let store = &s.app.store;
+) -> AppResult<()> {
+    let store = &app.store;
     let access = store
-        .find_access(p.conversation_id, s.user_id())
+        .find_access(p.conversation_id, me.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
-    let removing_self = p.user_id == s.user_id() && access.is_member();
-    if !removing_self && !access.can_manage(&s.principal) {
+    let removing_self = p.user_id == me.user_id && access.is_member();
+    if !removing_self && !access.can_manage(me) {
         return Err(AppError::forbidden(
             "only the conversation owner may remove other members",
         ));
@@ -425,7 +486,7 @@ async fn remove_member<A: Adapter>(
     let room = rooms::conversation(p.conversation_id);
     let payload = json!({ "conversationId": p.conversation_id, "userId": p.user_id });
     // The removed user hears it too (room and personal room), then its sockets leave.
-    let b = &s.app.broadcaster;
+    let b = &app.broadcaster;
     b.emit(
         ns::CHAT,
         [room.clone(), rooms::user(p.user_id)],
@@ -434,6 +495,6 @@ async fn remove_member<A: Adapter>(
     )
     .await;
     b.leave(ns::CHAT, rooms::user(p.user_id), room).await;
-    push_unread_counts(&s.app, &[p.user_id]).await;
-    Ok(Value::Null)
+    push_unread_counts(app, &[p.user_id]).await;
+    Ok(())
 }
