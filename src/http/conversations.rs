@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use uuid::Uuid;
 
-use super::extract::{ApiJson, ApiQuery, Authenticated, JsonBody};
+use super::extract::{ApiJson, ApiQuery, Authenticated, JsonBody, parse_id};
 use crate::domain::chat::{
     Conversation, CreateConversation, EditMessage, ListMessages, MemberChange, Message, SendMessage,
 };
@@ -49,10 +49,6 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
             axum::routing::patch(edit_message).delete(delete_message),
         )
         .route("/messages/{id}/read", post(read_message))
-}
-
-fn parse_id(raw: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::bad_request("id: not a UUID"))
 }
 
 /// Default and largest page of `GET /api/conversations`.

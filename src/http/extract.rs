@@ -12,6 +12,11 @@ use crate::domain::input::decode;
 use crate::error::AppError;
 use crate::state::AppState;
 
+/// A path id: a UUID, else 400 `id: not a UUID` (every route's rule, PROTOCOL §6).
+pub fn parse_id(raw: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| AppError::bad_request("id: not a UUID"))
+}
+
 /// The caller, from `Authorization: Bearer …`; 401 otherwise.
 #[derive(Debug)]
 pub struct Authenticated(pub Principal);

@@ -11,13 +11,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
-use uuid::Uuid;
 
-use super::extract::{ApiJson, ApiQuery, Authenticated, ServiceCaller};
+use super::extract::{ApiJson, ApiQuery, Authenticated, ServiceCaller, parse_id};
 use crate::domain::notifications::{
     CreateBroadcast, CreateNotification, ListNotifications, Notification, Priority,
 };
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::realtime::events::{notifications as ev, ns};
 use crate::realtime::namespaces::notifications::{self as op, push_counts};
 use crate::realtime::rooms;
@@ -39,10 +38,6 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
             get(get_notification).delete(delete_notification),
         )
         .route("/notifications/{id}/read", post(read_notification))
-}
-
-fn parse_id(raw: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::bad_request("id: not a UUID"))
 }
 
 /// `GET /api/notifications?before=&limit=&unread=`: `notification:list`.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use uuid::Uuid;
 
-use super::extract::{ApiQuery, Authenticated, JsonBody, ServiceCaller};
+use super::extract::{ApiQuery, Authenticated, JsonBody, ServiceCaller, parse_id};
 use crate::auth::{Principal, Role};
 use crate::domain::input::decode;
 use crate::domain::orders::{
@@ -35,10 +35,6 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
         )
         .route("/restaurants/{id}/alerts", post(create_alert))
         .route("/orders/{id}", patch(patch_order).delete(delete_order))
-}
-
-fn parse_id(raw: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| AppError::bad_request("id: not a UUID"))
 }
 
 /// REST rule: `service` and `admin` act anywhere; others need the restaurant in their
