@@ -120,6 +120,94 @@ pub struct Config {
     pub max_connections: usize,
     /// Plain WebSocket routes (`WS_*`).
     pub ws: WsConfig,
+    /// engine.io options, as Node's `new Server({ path, pingInterval, pingTimeout,
+    /// transports })`.
+    pub engine: EngineConfig,
+}
+
+/// The engine.io options a Node socket.io server is started with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where socket.io is served (`SOCKETIO_PATH`, default `/socket.io`; Node's `path`).
+    pub path: String,
+    /// How often the server pings (`PING_INTERVAL_MS`, default 25000).
+    pub ping_interval: Duration,
+    /// How long a ping waits for its pong (`PING_TIMEOUT_MS`, default 20000).
+    pub ping_timeout: Duration,
+    /// Long-polling allowed (`TRANSPORTS` has `polling`).
+    pub polling: bool,
+    /// Websocket allowed (`TRANSPORTS` has `websocket`).
+    pub websocket: bool,
+}
+
+fn engine_config(var: &impl Fn(&str) -> Option<String>) -> Result<EngineConfig, ConfigError> {
+    let path = match var("SOCKETIO_PATH") {
+        None => "/socket.io".to_owned(),
+        Some(raw) => {
+            let trimmed = raw.trim_end_matches('/');
+            let ok = trimmed.starts_with('/')
+                && trimmed.len() > 1
+                && trimmed.len() <= 100
+                && trimmed
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b))
+                && !trimmed.contains("//")
+                && trimmed != "/api"
+                && !trimmed.starts_with("/api/")
+                && trimmed != "/ws"
+                && !trimmed.starts_with("/ws/");
+            if !ok {
+                return Err(problem(
+                    "SOCKETIO_PATH",
+                    format!(
+                        "{raw:?}: a path like /socket.io (letters, digits, /_.-, at most 100 \
+                         characters, not under /api or /ws)"
+                    ),
+                ));
+            }
+            trimmed.to_owned()
+        }
+    };
+    let millis = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+        let ms: u64 = match var(name) {
+            None => default,
+            Some(v) => v
+                .parse()
+                .map_err(|e| problem(name, format!("{v:?}: {e}")))?,
+        };
+        if !(1000..=600_000).contains(&ms) {
+            return Err(problem(name, "must be 1000 to 600000 milliseconds"));
+        }
+        Ok(Duration::from_millis(ms))
+    };
+    let (mut polling, mut websocket) = (false, false);
+    match var("TRANSPORTS") {
+        None => (polling, websocket) = (true, true),
+        Some(list) => {
+            for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                match t {
+                    "polling" => polling = true,
+                    "websocket" => websocket = true,
+                    other => {
+                        return Err(problem(
+                            "TRANSPORTS",
+                            format!("{other:?}: use polling and/or websocket"),
+                        ));
+                    }
+                }
+            }
+            if !(polling || websocket) {
+                return Err(problem("TRANSPORTS", "name polling, websocket or both"));
+            }
+        }
+    }
+    Ok(EngineConfig {
+        path,
+        ping_interval: millis("PING_INTERVAL_MS", 25_000)?,
+        ping_timeout: millis("PING_TIMEOUT_MS", 20_000)?,
+        polling,
+        websocket,
+    })
 }
 
 /// Limits of the plain WebSocket routes (contract §7.1).
@@ -360,6 +448,7 @@ impl Config {
                 0 => return Err(problem("MAX_CONNECTIONS", "must be at least 1")),
                 n => n,
             },
+            engine: engine_config(&var)?,
             ws: WsConfig {
                 max_message_bytes: match parse(
                     "WS_MAX_MESSAGE_BYTES",
@@ -445,6 +534,45 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn engine_options_read_like_nodes() {
+        let c = Config::from_lookup(lookup(&[("JWT_SECRET", SECRET)])).unwrap();
+        assert_eq!(c.engine.path, "/socket.io");
+        assert_eq!(c.engine.ping_interval, Duration::from_secs(25));
+        assert_eq!(c.engine.ping_timeout, Duration::from_secs(20));
+        assert!(c.engine.polling && c.engine.websocket);
+        let c = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", SECRET),
+            ("SOCKETIO_PATH", "/realtime/io/"),
+            ("PING_INTERVAL_MS", "5000"),
+            ("PING_TIMEOUT_MS", "3000"),
+            ("TRANSPORTS", "websocket"),
+        ]))
+        .unwrap();
+        assert_eq!(c.engine.path, "/realtime/io");
+        assert_eq!(c.engine.ping_interval, Duration::from_secs(5));
+        assert_eq!(c.engine.ping_timeout, Duration::from_secs(3));
+        assert!(!c.engine.polling && c.engine.websocket);
+        for (name, value) in [
+            ("SOCKETIO_PATH", "socket.io"),
+            ("SOCKETIO_PATH", "/"),
+            ("SOCKETIO_PATH", "/api"),
+            ("SOCKETIO_PATH", "/ws/io"),
+            ("SOCKETIO_PATH", "/a b"),
+            ("SOCKETIO_PATH", "/a//b"),
+            ("PING_INTERVAL_MS", "999"),
+            ("PING_TIMEOUT_MS", "600001"),
+            ("PING_TIMEOUT_MS", "soon"),
+            ("TRANSPORTS", "webtransport"),
+            ("TRANSPORTS", ","),
+        ] {
+            let err = Config::from_lookup(lookup(&[("JWT_SECRET", SECRET), (name, value)]))
+                .err()
+                .unwrap_or_else(|| panic!("{name}={value} accepted"));
+            assert_eq!(err.name, name, "{name}={value}: {err}");
+        }
     }
 
     #[test]

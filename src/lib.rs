@@ -178,8 +178,9 @@ pub async fn build_app(
         .max_payload(max_payload as u64)
         .ws_max_message_size(max_payload)
         .ws_max_frame_size(max_payload)
-        .ping_interval(Duration::from_secs(25))
-        .ping_timeout(Duration::from_secs(20))
+        .req_path(config.engine.path.clone())
+        .ping_interval(config.engine.ping_interval)
+        .ping_timeout(config.engine.ping_timeout)
         // Each websocket keeps its read buffer for life: 4 KiB by default, though events
         // are small (a bigger frame still arrives whole, in more reads). 1 KiB took the
         // bench's S1 from 23.1 to 19.7 KiB per idle connection; 512 B saved nothing more.
@@ -202,6 +203,12 @@ pub async fn build_app(
                 .max_incoming_binary_buf_size(max_payload)
                 .packet_completion_timeout(Duration::from_secs(10)),
         );
+    // Node's `transports` option: a server that refuses one answers its handshakes 400.
+    let builder = match (config.engine.polling, config.engine.websocket) {
+        (true, false) => builder.transports([socketioxide::TransportType::Polling]),
+        (false, true) => builder.transports([socketioxide::TransportType::Websocket]),
+        _ => builder,
+    };
     let metrics = Metrics::default();
     // The cluster bus rides the adapter's own link: a Redis node opens no LISTEN
     // connection, a PostgreSQL node one (shared by every namespace and the bus).
@@ -375,7 +382,10 @@ where
             app.meters.clone(),
             outbound::link_sessions,
         ))
-        .layer(axum::middleware::map_request(own_handshake_parts))
+        .layer(axum::middleware::map_request_with_state(
+            Arc::<str>::from(app.config.engine.path.as_str()),
+            own_handshake_parts,
+        ))
         .layer(cors(&app.config))
         .layer(axum::middleware::from_fn_with_state(
             app.config.allowed_origins.clone(),
@@ -397,8 +407,8 @@ async fn track_rest<A: Adapter>(
 /// socketioxide keeps each socket's handshake request parts for its whole life; the
 /// header values and URI are slices of hyper's 16 KiB read buffer, which they keep
 /// alive. Copying them out frees that buffer (bench S1: ~34 → ~24 KiB per connection).
-async fn own_handshake_parts(req: Request) -> Request {
-    if !req.uri().path().starts_with("/socket.io") {
+async fn own_handshake_parts(State(engine_path): State<Arc<str>>, req: Request) -> Request {
+    if !outbound::under(req.uri().path(), &engine_path) {
         return req;
     }
     let (mut parts, body) = req.into_parts();

@@ -180,11 +180,12 @@ async fn serve_connection(
         _slot: slot,
     });
     let parks = activity.clone();
+    let engine_path = limits.meters.engine_path().to_owned();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut router = router.clone();
         // A long-poll GET waits for data by design (up to the ping interval): it is
         // engine.io's to time out, not ours.
-        let parked = is_long_poll(&req).then(|| Park::new(parks.clone()));
+        let parked = is_long_poll(&req, &engine_path).then(|| Park::new(parks.clone()));
         let mut req = req.map(Body::new);
         // Sockets opened by this request charge their replies to this connection.
         req.extensions_mut().insert(meter.clone());
@@ -231,9 +232,9 @@ async fn serve_connection(
     }
 }
 
-/// An engine.io long-polling GET.
-fn is_long_poll(req: &Request<Incoming>) -> bool {
-    req.method() == Method::GET && req.uri().path().starts_with("/socket.io")
+/// An engine.io long-polling GET (under `SOCKETIO_PATH`).
+fn is_long_poll(req: &Request<Incoming>, engine_path: &str) -> bool {
+    req.method() == Method::GET && crate::outbound::under(req.uri().path(), engine_path)
 }
 
 /// When a connection last moved a byte, and whether a long-poll is parked on it.

@@ -190,6 +190,10 @@ impl MeterSlot {
 /// the limits.
 #[derive(Debug)]
 pub struct Meters {
+    /// `SOCKETIO_PATH`.
+    engine_path: String,
+    /// How long a cut session's id is remembered.
+    cut_memory: Duration,
     epoch: Instant,
     budget: u64,
     stall: Duration,
@@ -203,15 +207,26 @@ pub struct Meters {
     closed: Family<ReasonLabel, Counter>,
 }
 
-/// How long a cut session's id is remembered: past the ping interval plus timeout
-/// (25 s + 20 s) engine.io has dropped the session itself and answers the same.
-const CUT_SESSION_MEMORY: Duration = Duration::from_secs(90);
+/// `path` is `prefix` (`SOCKETIO_PATH`) or below it.
+pub fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
 
 impl Meters {
     /// Meters with a backlog `budget` in bytes and a `stall` limit, counting closed
     /// connections in `closed` by reason.
-    pub fn new(budget: u64, stall: Duration, closed: Family<ReasonLabel, Counter>) -> Arc<Self> {
+    pub fn new(
+        budget: u64,
+        stall: Duration,
+        closed: Family<ReasonLabel, Counter>,
+        engine: &crate::config::EngineConfig,
+    ) -> Arc<Self> {
         Arc::new(Meters {
+            engine_path: engine.path.clone(),
+            // Past the ping interval plus timeout engine.io has dropped the session
+            // itself and answers the same; twice that, to be sure.
+            cut_memory: (engine.ping_interval + engine.ping_timeout) * 2,
             epoch: Instant::now(),
             budget,
             stall,
@@ -294,7 +309,12 @@ impl Meters {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(session)
-            .is_some_and(|at| at.elapsed() < CUT_SESSION_MEMORY)
+            .is_some_and(|at| at.elapsed() < self.cut_memory)
+    }
+
+    /// `SOCKETIO_PATH`: where engine.io requests go.
+    pub fn engine_path(&self) -> &str {
+        &self.engine_path
     }
 
     /// Ends the transport of the socket whose handshake request is `parts` and whose
@@ -309,7 +329,8 @@ impl Meters {
         {
             let mut cut = self.cut.lock().unwrap_or_else(|p| p.into_inner());
             // Bounded by the rate of cuts over the memory window.
-            cut.retain(|_, at| at.elapsed() < CUT_SESSION_MEMORY);
+            let memory = self.cut_memory;
+            cut.retain(|_, at| at.elapsed() < memory);
             cut.insert(session.to_owned(), Instant::now());
         }
         let carriers = self
@@ -434,7 +455,7 @@ pub async fn link_sessions(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let meter = req.extensions().get::<Arc<Meter>>().cloned();
-    let Some(meter) = meter.filter(|_| req.uri().path().starts_with("/socket.io")) else {
+    let Some(meter) = meter.filter(|_| under(req.uri().path(), &meters.engine_path)) else {
         return next.run(req).await;
     };
     let query = req.uri().query().unwrap_or_default();
@@ -541,7 +562,17 @@ mod tests {
     use super::*;
 
     fn meters(budget: u64, stall_ms: u64) -> Arc<Meters> {
-        Meters::new(budget, Duration::from_millis(stall_ms), Family::default())
+        let engine = crate::config::Config::from_lookup(|k| {
+            (k == "JWT_SECRET").then(|| "0123456789abcdef0123456789abcdef-test".to_owned())
+        })
+        .map(|c| c.engine)
+        .unwrap_or_else(|e| panic!("test config: {e}"));
+        Meters::new(
+            budget,
+            Duration::from_millis(stall_ms),
+            Family::default(),
+            &engine,
+        )
     }
 
     #[test]

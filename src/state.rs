@@ -86,6 +86,7 @@ impl<A: Adapter> AppState<A> {
             config.max_socket_buffer_bytes,
             config.write_stall_timeout,
             metrics.slow_consumers.clone(),
+            &config.engine,
         );
         let lifetimes = Lifetimes::new(config.jwt.leeway_secs, metrics.session_lifetimes.clone());
         let ws = ws::Hub::new(config.ws.max_channels, metrics.ws.clone());
