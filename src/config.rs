@@ -138,6 +138,9 @@ pub struct EngineConfig {
     pub polling: bool,
     /// Websocket allowed (`TRANSPORTS` has `websocket`).
     pub websocket: bool,
+    /// An installed `socket.io-client/dist`, served at `<path>/socket.io.js` and its
+    /// siblings (`SOCKETIO_CLIENT_DIR`; Node's `serveClient`).
+    pub client_dir: Option<std::path::PathBuf>,
 }
 
 fn engine_config(var: &impl Fn(&str) -> Option<String>) -> Result<EngineConfig, ConfigError> {
@@ -207,6 +210,7 @@ fn engine_config(var: &impl Fn(&str) -> Option<String>) -> Result<EngineConfig, 
         ping_timeout: millis("PING_TIMEOUT_MS", 20_000)?,
         polling,
         websocket,
+        client_dir: var("SOCKETIO_CLIENT_DIR").map(std::path::PathBuf::from),
     })
 }
 

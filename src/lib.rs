@@ -84,6 +84,9 @@ pub enum StartError {
     /// Listening or serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// The socket.io client files could not be read.
+    #[error("{0}")]
+    ClientBundle(#[from] http::client_bundle::BundleError),
 }
 
 /// Opens a pool on `url` with the configured size.
@@ -381,6 +384,14 @@ where
         .layer(axum::middleware::from_fn_with_state(
             app.meters.clone(),
             outbound::link_sessions,
+        ))
+        // Before the session linking, which reads a handshake's answer for its sid.
+        .layer(axum::middleware::from_fn_with_state(
+            http::client_bundle::ClientBundle::load(
+                &app.config.engine.path,
+                app.config.engine.client_dir.as_deref(),
+            )?,
+            http::client_bundle::serve,
         ))
         .layer(axum::middleware::map_request_with_state(
             Arc::<str>::from(app.config.engine.path.as_str()),

@@ -1,6 +1,7 @@
 //! REST under `/api`, health and readiness, the plain WebSocket routes; JSON errors as `{ error: { code, message } }`.
 
 mod channels;
+pub mod client_bundle;
 mod conversations;
 mod extract;
 pub mod health;
