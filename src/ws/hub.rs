@@ -92,6 +92,9 @@ pub enum Dialect {
     Envelope,
     /// Seed 002: bare JSON objects (chat messages, notification events).
     Bare,
+    /// Seed 002's check-in dashboard (`/ws/dashboard/:sessionID`, contract §7.6): bare
+    /// check-in objects of one session, nothing else.
+    Dashboard,
 }
 
 /// One event rendered for each dialect that gets it (each rendering serialized once,
@@ -102,6 +105,8 @@ pub struct Frames {
     pub envelope: Option<Message>,
     /// For bare connections.
     pub bare: Option<Message>,
+    /// For check-in dashboards.
+    pub dashboard: Option<Message>,
 }
 
 impl Frames {
@@ -109,7 +114,15 @@ impl Frames {
     pub fn envelope(message: Message) -> Self {
         Frames {
             envelope: Some(message),
-            bare: None,
+            ..Frames::default()
+        }
+    }
+
+    /// Only check-in dashboards get it.
+    pub fn dashboard(message: Message) -> Self {
+        Frames {
+            dashboard: Some(message),
+            ..Frames::default()
         }
     }
 
@@ -117,11 +130,12 @@ impl Frames {
         match dialect {
             Dialect::Envelope => self.envelope.as_ref(),
             Dialect::Bare => self.bare.as_ref(),
+            Dialect::Dashboard => self.dashboard.as_ref(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.envelope.is_none() && self.bare.is_none()
+        self.envelope.is_none() && self.bare.is_none() && self.dashboard.is_none()
     }
 }
 
