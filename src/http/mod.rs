@@ -1,6 +1,7 @@
 //! REST under `/api`, health and readiness, the plain WebSocket routes; JSON errors as `{ error: { code, message } }`.
 
 mod channels;
+mod checkins;
 mod conversations;
 mod extract;
 pub mod health;
@@ -27,6 +28,7 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
             "/api",
             conversations::router()
                 .merge(channels::router())
+                .merge(checkins::router())
                 .merge(notifications::router())
                 .merge(restaurants::router())
                 .merge(users::router()),
