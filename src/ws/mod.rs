@@ -49,7 +49,7 @@ const READ_BUFFER: usize = 4096;
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .route("/ws", get(upgrade::<A>))
-        .route("/ws/dashboard/{session}", get(dashboard::<A>))
+        .route("/ws/dashboard/{session}", get(upgrade_dashboard::<A>))
 }
 
 /// A payload for the subscribers of a channel, as a backend published it: rendered
@@ -207,7 +207,7 @@ fn accept<A: Adapter>(app: AppState<A>, upgrade: WebSocketUpgrade, start: conn::
 /// are stored. Refused before the upgrade: a session id that is not a UUID (404), and
 /// with `DASHBOARD_REQUIRE_TOKEN=true` a missing or bad token (401) or one below staff
 /// (403). The token comes from `Authorization: Bearer` or `?token=`.
-async fn dashboard<A: Adapter>(
+async fn upgrade_dashboard<A: Adapter>(
     State(app): State<AppState<A>>,
     Path(session): Path<String>,
     headers: HeaderMap,
