@@ -204,4 +204,36 @@ mod tests {
         }
         assert_eq!(label("something new"), "other");
     }
+
+    #[test]
+    fn a_checkin_cast_carries_only_the_dashboard_rendering_and_old_casts_still_read() {
+        let frames = Frames::dashboard(Message::Text(Utf8Bytes::from("{\"success\":true}")));
+        let cast = Cast::frames(
+            Target::Channels(vec!["checkins:s".into()]),
+            &frames,
+            kind::CHECKIN,
+        );
+        let wire = serde_json::to_value(&cast).unwrap_or_default();
+        assert_eq!(wire["dashboard"], "{\"success\":true}");
+        assert_eq!(
+            label(wire["kind"].as_str().unwrap_or_default()),
+            kind::CHECKIN
+        );
+        // A node from before dashboards casts no `dashboard` field at all.
+        let old = serde_json::json!({
+            "op": "frames", "target": { "channels": ["user:1"] },
+            "envelope": "{}", "bare": null, "kind": "notification"
+        });
+        let back = serde_json::from_value::<Cast>(old);
+        assert!(
+            matches!(
+                back,
+                Ok(Cast::Frames {
+                    dashboard: None,
+                    ..
+                })
+            ),
+            "{back:?}"
+        );
+    }
 }

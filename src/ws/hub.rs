@@ -675,6 +675,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_dialect_gets_only_its_own_rendering() {
+        let hub = Hub::new(10, WsMetrics::default());
+        let (tx_env, mut rx_env) = mpsc::channel(4);
+        let (tx_bare, mut rx_bare) = mpsc::channel(4);
+        let (tx_dash, mut rx_dash) = mpsc::channel(4);
+        let (env, _) = hub.register(tx_env, Dialect::Envelope);
+        let (bare, _) = hub.register(tx_bare, Dialect::Bare);
+        let (dash, _) = hub.register(tx_dash, Dialect::Dashboard);
+        env.set_user(1);
+        bare.set_user(1);
+        for peer in [&env, &bare, &dash] {
+            hub.subscribe(peer, "c:1").unwrap();
+        }
+        let domain = Frames {
+            envelope: Some(text("e")),
+            bare: Some(text("b")),
+            ..Frames::default()
+        };
+        assert_eq!(hub.deliver_frames("c:1", &domain, "x", None), 2);
+        assert_eq!(hub.deliver_authenticated(&domain, "x"), 2);
+        assert!(
+            rx_dash.try_recv().is_err(),
+            "no domain event reaches a dashboard"
+        );
+        assert_eq!(
+            hub.deliver_frames("c:1", &Frames::dashboard(text("d")), "checkin", None),
+            1
+        );
+        assert_eq!(rx_dash.try_recv().ok(), Some(text("d")));
+        for (rx, own) in [(&mut rx_env, "e"), (&mut rx_bare, "b")] {
+            assert_eq!(rx.try_recv().ok(), Some(text(own)));
+            assert_eq!(rx.try_recv().ok(), Some(text(own)));
+            assert!(rx.try_recv().is_err());
+        }
+    }
+
+    #[tokio::test]
     async fn revoking_takes_out_only_that_users_connections() {
         let hub = Hub::new(10, WsMetrics::default());
         let (tx_a, _ra) = mpsc::channel(4);
