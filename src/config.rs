@@ -231,6 +231,9 @@ pub struct WsConfig {
     /// Channels one connection may hold, its automatic `user:` channel included
     /// (`WS_MAX_CHANNELS`).
     pub max_channels: usize,
+    /// `/ws/dashboard/:sessionID` requires a staff+ token (`DASHBOARD_REQUIRE_TOKEN`,
+    /// default false: seed 002's dashboards connect without one).
+    pub dashboard_require_token: bool,
 }
 
 /// A configuration variable with a bad value.
@@ -480,6 +483,11 @@ impl Config {
                     0 => return Err(problem("WS_MAX_CHANNELS", "must be at least 1")),
                     n => n,
                 },
+                dashboard_require_token: parse(
+                    "DASHBOARD_REQUIRE_TOKEN",
+                    var("DASHBOARD_REQUIRE_TOKEN"),
+                    false,
+                )?,
             },
         })
     }
@@ -599,6 +607,7 @@ mod tests {
         assert_eq!(c.ws.ping_interval, Duration::from_secs(54));
         assert_eq!(c.ws.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.ws.max_channels, 100);
+        assert!(!c.ws.dashboard_require_token);
     }
 
     #[test]

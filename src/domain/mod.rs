@@ -3,6 +3,7 @@
 
 pub mod channels;
 pub mod chat;
+pub mod checkins;
 pub mod input;
 pub mod notifications;
 pub mod orders;

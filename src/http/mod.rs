@@ -1,6 +1,7 @@
 //! REST under `/api`, health and readiness, the plain WebSocket routes; JSON errors as `{ error: { code, message } }`.
 
 mod channels;
+mod checkins;
 pub mod client_bundle;
 mod conversations;
 mod extract;
@@ -28,6 +29,7 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
             "/api",
             conversations::router()
                 .merge(channels::router())
+                .merge(checkins::router())
                 .merge(notifications::router())
                 .merge(restaurants::router())
                 .merge(users::router()),

@@ -7,6 +7,7 @@
 pub mod channels;
 pub mod chat;
 pub mod chat_send;
+pub mod checkins;
 pub mod notifications;
 pub mod orders;
 

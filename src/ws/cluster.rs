@@ -51,6 +51,10 @@ pub enum Cast {
         envelope: Option<String>,
         /// The bare rendering, if that dialect gets it.
         bare: Option<String>,
+        /// The check-in dashboards' rendering, if they get it (absent from casts of
+        /// nodes that predate dashboards).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dashboard: Option<String>,
         /// The `ws_messages_out` label.
         kind: String,
     },
@@ -79,6 +83,7 @@ impl Cast {
             target,
             envelope: text(&frames.envelope),
             bare: text(&frames.bare),
+            dashboard: text(&frames.dashboard),
             kind: label.to_owned(),
         }
     }
@@ -95,6 +100,7 @@ fn label(name: &str) -> &'static str {
         kind::NOTIFICATION_READ_ALL,
         kind::NOTIFICATION_DELETED,
         kind::ORDER_UPDATE,
+        kind::CHECKIN,
     ]
     .into_iter()
     .find(|k| *k == name)
@@ -109,11 +115,14 @@ pub fn apply(hub: &Hub, cast: Cast) -> usize {
             target,
             envelope,
             bare,
+            dashboard,
             kind,
         } => {
+            let message = |t: String| Message::Text(Utf8Bytes::from(t));
             let frames = Frames {
-                envelope: envelope.map(|t| Message::Text(Utf8Bytes::from(t))),
-                bare: bare.map(|t| Message::Text(Utf8Bytes::from(t))),
+                envelope: envelope.map(message),
+                bare: bare.map(message),
+                dashboard: dashboard.map(message),
             };
             let label = label(&kind);
             match target {
@@ -167,10 +176,7 @@ mod tests {
 
     #[test]
     fn a_cast_reads_back_as_it_was_sent() {
-        let frames = Frames {
-            envelope: Some(Message::Text(Utf8Bytes::from("{\"type\":\"x\"}"))),
-            bare: None,
-        };
+        let frames = Frames::envelope(Message::Text(Utf8Bytes::from("{\"type\":\"x\"}")));
         let cast = Cast::frames(
             Target::Channels(vec!["user:7".into()]),
             &frames,
@@ -186,15 +192,48 @@ mod tests {
                 target,
                 envelope,
                 bare,
+                dashboard,
                 kind,
             } => {
                 assert_eq!(target, Target::Channels(vec!["user:7".into()]));
                 assert_eq!(envelope.as_deref(), Some("{\"type\":\"x\"}"));
-                assert_eq!(bare, None);
+                assert_eq!((bare, dashboard), (None, None));
                 assert_eq!(label(&kind), kind::NOTIFICATION);
             }
             other => panic!("read back as {other:?}"),
         }
         assert_eq!(label("something new"), "other");
+    }
+
+    #[test]
+    fn a_checkin_cast_carries_only_the_dashboard_rendering_and_old_casts_still_read() {
+        let frames = Frames::dashboard(Message::Text(Utf8Bytes::from("{\"success\":true}")));
+        let cast = Cast::frames(
+            Target::Channels(vec!["checkins:s".into()]),
+            &frames,
+            kind::CHECKIN,
+        );
+        let wire = serde_json::to_value(&cast).unwrap_or_default();
+        assert_eq!(wire["dashboard"], "{\"success\":true}");
+        assert_eq!(
+            label(wire["kind"].as_str().unwrap_or_default()),
+            kind::CHECKIN
+        );
+        // A node from before dashboards casts no `dashboard` field at all.
+        let old = serde_json::json!({
+            "op": "frames", "target": { "channels": ["user:1"] },
+            "envelope": "{}", "bare": null, "kind": "notification"
+        });
+        let back = serde_json::from_value::<Cast>(old);
+        assert!(
+            matches!(
+                back,
+                Ok(Cast::Frames {
+                    dashboard: None,
+                    ..
+                })
+            ),
+            "{back:?}"
+        );
     }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use socketioxide::adapter::Adapter;
 use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
 
 use super::access;
 use super::envelope::{
@@ -37,8 +38,18 @@ use crate::realtime::namespaces::chat;
 use crate::realtime::rate_limit::RateLimiter;
 use crate::state::AppState;
 
-/// The route label of this dialect's connections.
-const ROUTE: RouteLabel = RouteLabel { route: "/ws" };
+/// The route label of a dialect's connections.
+fn route(dialect: Dialect) -> RouteLabel {
+    RouteLabel {
+        route: match dialect {
+            Dialect::Envelope | Dialect::Bare => "/ws",
+            Dialect::Dashboard => "/ws/dashboard",
+        },
+    }
+}
+
+/// The `ws_messages_in` label of what a dashboard sends (and is ignored).
+const IGNORED: &str = "ignored";
 
 /// How long the close frame may take to leave: a client that stopped reading for a
 /// moment (a phone waking up) still learns why it was closed (1013) after what fitted
@@ -66,19 +77,81 @@ pub enum Start {
     Envelope(Option<String>),
     /// The bare dialect, whose token was verified before the upgrade.
     Bare(Principal),
+    /// A check-in dashboard of one session (contract §7.6), with the principal whose
+    /// token was verified before the upgrade when `DASHBOARD_REQUIRE_TOKEN` asks for one.
+    Dashboard {
+        /// The session whose check-ins it receives.
+        session: Uuid,
+        /// Who it acts as, if a token was required.
+        principal: Option<Principal>,
+    },
+}
+
+impl Start {
+    fn dialect(&self) -> Dialect {
+        match self {
+            Start::Envelope(_) => Dialect::Envelope,
+            Start::Bare(_) => Dialect::Bare,
+            Start::Dashboard { .. } => Dialect::Dashboard,
+        }
+    }
+}
+
+/// A connection in the hub before its upgrade completes: what is delivered between the
+/// handshake's answer and the connection's first step waits in its queue, so a
+/// dashboard hears a check-in posted the moment it connected. Dropped (the upgrade
+/// failed, or the connection ended), it leaves the hub.
+pub struct Registered {
+    hub: super::Hub,
+    peer: Arc<Peer>,
+    closing: watch::Receiver<Option<CloseReason>>,
+    outbox: Option<mpsc::Receiver<Message>>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.hub.remove(&self.peer);
+    }
+}
+
+/// Registers the connection `start` describes (a dashboard joins its session's
+/// channel here); [`run`] serves it once upgraded.
+pub fn register<A: Adapter>(app: &AppState<A>, start: &Start) -> Registered {
+    let (queue, outbox) = mpsc::channel(app.config.ws.send_queue);
+    let (peer, closing) = app.ws.register(queue, start.dialect());
+    if let Start::Dashboard { session, .. } = start
+        && app
+            .ws
+            .subscribe(&peer, &events::checkins_channel(*session))
+            .is_err()
+    {
+        // Only a channel limit of 0 refuses a fresh connection; configuration forbids it.
+        tracing::warn!("a dashboard could not join its session's channel");
+    }
+    Registered {
+        hub: app.ws.clone(),
+        peer,
+        closing,
+        outbox: Some(outbox),
+    }
 }
 
 /// Serves one upgraded connection until it closes.
-pub async fn run<A: Adapter>(app: AppState<A>, socket: WebSocket, start: Start) {
+pub async fn run<A: Adapter>(
+    app: AppState<A>,
+    socket: WebSocket,
+    start: Start,
+    mut registered: Registered,
+) {
     let limits = &app.config.ws;
-    let (queue, outbox) = mpsc::channel(limits.send_queue);
-    let dialect = match start {
-        Start::Envelope(_) => Dialect::Envelope,
-        Start::Bare(_) => Dialect::Bare,
+    let peer = registered.peer.clone();
+    let closing = registered.closing.clone();
+    let Some(outbox) = registered.outbox.take() else {
+        return;
     };
-    let (peer, closing) = app.ws.register(queue, dialect);
+    let route = route(peer.dialect());
     let metrics = app.metrics.ws.clone();
-    metrics.connections.get_or_create(&ROUTE).inc();
+    metrics.connections.get_or_create(&route).inc();
     let (sink, stream) = socket.split();
     let mut conn = Conn {
         limiter: RateLimiter::new(app.config.rate_limit_per_sec, app.config.rate_limit_burst),
@@ -97,20 +170,34 @@ pub async fn run<A: Adapter>(app: AppState<A>, socket: WebSocket, start: Start) 
                 conn.reply_error(&WsError::too_many_channels(max), None);
             }
         }
+        // A dashboard joined its channel at registration and joins nothing else; with a
+        // token, the token's expiry and operator disconnects end it as on `/ws`.
+        Start::Dashboard { principal, .. } => {
+            if let Some(principal) = principal {
+                conn.lifetime = Some(app.lifetimes.register(
+                    principal.user_id,
+                    principal.expires_at,
+                    peer.clone(),
+                ));
+                conn.principal = Some(principal);
+            }
+        }
     }
     let writer = write(sink, outbox, closing.clone(), &peer, limits.ping_interval);
     tokio::join!(conn.read(stream, closing), writer);
     // Both halves end only once a reason is set; counted there.
     let reason = peer.closing().unwrap_or(CloseReason::Client);
-    app.ws.remove(&peer);
+    // Out of the hub (every channel, the registry).
+    drop(registered);
     if let Some(key) = conn.lifetime.take() {
         app.lifetimes.remove(key);
     }
-    metrics.connections.get_or_create(&ROUTE).dec();
+    metrics.connections.get_or_create(&route).dec();
     tracing::debug!(
         user = conn.principal.as_ref().map(|p| p.user_id),
         reason = reason.label(),
-        "/ws connection closed"
+        route = route.route,
+        "plain WebSocket connection closed"
     );
 }
 
@@ -254,11 +341,19 @@ impl<A: Adapter> Conn<A> {
 
     /// The pipeline every text message goes through.
     async fn on_text(&mut self, text: &str) {
+        match self.peer.dialect() {
+            // Contract §7.7: a dashboard ignores every message (its pings are answered
+            // by the protocol layer, and any frame proves it alive).
+            Dialect::Dashboard => return self.count_in(IGNORED),
+            Dialect::Bare => {
+                let app = self.app.clone();
+                let _running = app.in_flight.enter();
+                return self.on_bare(text).await;
+            }
+            Dialect::Envelope => {}
+        }
         let app = self.app.clone();
         let _running = app.in_flight.enter();
-        if self.peer.dialect() == Dialect::Bare {
-            return self.on_bare(text).await;
-        }
         let decoded = envelope::decode(text);
         self.count_in(match &decoded {
             Ok(message) => envelope::type_label(&message.kind),
@@ -351,6 +446,9 @@ impl<A: Adapter> Conn<A> {
     }
 
     fn on_binary(&mut self) {
+        if self.peer.dialect() == Dialect::Dashboard {
+            return self.count_in(IGNORED);
+        }
         self.count_in("invalid");
         if self.peer.dialect() == Dialect::Bare {
             let error = if self.limiter.check(RATE_KEY).is_err() {

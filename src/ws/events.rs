@@ -9,7 +9,9 @@
 //! - a notification created: envelope `notification`, bare `{…, event:"created"}`, on
 //!   the owner's `user:` channel (a broadcast: every authenticated connection); read,
 //!   read all and deleted: bare only;
-//! - an order's status changed: envelope `order_update` on `order:<id>`.
+//! - an order's status changed: envelope `order_update` on `order:<id>`;
+//! - a check-in stored: the bare check-in object of seed 002 to the session's
+//!   dashboards, on `checkins:<session>` (contract §7.6).
 //!
 //! These run on the node that caused the event, which renders it and casts the frames
 //! to the other nodes ([`super::cluster`]); they deliver them as they are.
@@ -23,6 +25,7 @@ use super::cluster::{Cast, Target};
 use super::envelope;
 use super::hub::{Frames, Hub};
 use crate::domain::chat::Message as ChatMessage;
+use crate::domain::checkins::Checkin;
 use crate::domain::notifications::Notification;
 use crate::domain::orders::{Order, OrderStatus};
 use crate::domain::time::rfc3339_ms;
@@ -45,6 +48,8 @@ pub mod kind {
     pub const NOTIFICATION_DELETED: &str = "notification_deleted";
     /// An order's status changed.
     pub const ORDER_UPDATE: &str = "order_update";
+    /// A check-in stored (dashboards only).
+    pub const CHECKIN: &str = "checkin";
 }
 
 fn user_channel(user: i64) -> String {
@@ -141,6 +146,7 @@ pub fn message_created(
     let frames = Frames {
         envelope: envelope_chat(message, None),
         bare: bare_chat(message, false),
+        ..Frames::default()
     };
     let channels: Vec<String> = members.iter().map(|m| user_channel(*m)).collect();
     let delivered = channels
@@ -162,8 +168,8 @@ pub fn message_changed(hub: &Hub, message: &ChatMessage, members: &[i64], delete
         return;
     }
     let frames = Frames {
-        envelope: None,
         bare: bare_chat(message, deleted),
+        ..Frames::default()
     };
     let label = if deleted {
         kind::CHAT_MESSAGE_DELETED
@@ -247,7 +253,11 @@ pub fn notification_created(hub: &Hub, n: &Notification) {
         created_at: n.created_at,
         event: "created",
     });
-    let frames = Frames { envelope, bare };
+    let frames = Frames {
+        envelope,
+        bare,
+        ..Frames::default()
+    };
     let target = match n.user_id {
         Some(user) => {
             let channel = user_channel(user);
@@ -279,11 +289,11 @@ fn notification_change(hub: &Hub, user: i64, event: &'static str, id: Option<Uui
         _ => kind::NOTIFICATION_DELETED,
     };
     let frames = Frames {
-        envelope: None,
         bare: bare(&BareNotificationChange {
             event,
             notification_id: id,
         }),
+        ..Frames::default()
     };
     let channel = user_channel(user);
     hub.deliver_frames(&channel, &frames, label, None);
@@ -336,7 +346,7 @@ pub fn order_status_changed(hub: &Hub, previous: OrderStatus, order: &Order) {
     );
     let frames = Frames {
         envelope,
-        bare: None,
+        ..Frames::default()
     };
     let channel = format!("order:{}", order.id);
     hub.deliver_frames(&channel, &frames, kind::ORDER_UPDATE, None);
@@ -345,4 +355,50 @@ pub fn order_status_changed(hub: &Hub, previous: OrderStatus, order: &Order) {
         &frames,
         kind::ORDER_UPDATE,
     ));
+}
+
+/// The channel a session's dashboards are in (not one a `/ws` client may subscribe to).
+pub fn checkins_channel(session: Uuid) -> String {
+    format!("checkins:{session}")
+}
+
+/// A check-in as seed 002's dashboard reads it: these fields, in this order.
+#[derive(Serialize)]
+struct DashboardCheckin<'a> {
+    #[serde(serialize_with = "ts")]
+    checkin_time: DateTime<Utc>,
+    message: &'a str,
+    profile_url: Option<&'a str>,
+    session_id: Uuid,
+    success: bool,
+    user_id: i64,
+    user_name: &'a str,
+}
+
+/// A check-in stored: to its session's dashboards, on every node. Returns how many of
+/// this node's took it.
+pub fn checkin_stored(hub: &Hub, checkin: &Checkin) -> usize {
+    if !hub.has_audience() {
+        return 0;
+    }
+    let Some(message) = bare(&DashboardCheckin {
+        checkin_time: checkin.checkin_time,
+        message: &checkin.message,
+        profile_url: checkin.profile_url.as_deref(),
+        session_id: checkin.session_id,
+        success: checkin.success,
+        user_id: checkin.user_id,
+        user_name: &checkin.user_name,
+    }) else {
+        return 0;
+    };
+    let frames = Frames::dashboard(message);
+    let channel = checkins_channel(checkin.session_id);
+    let delivered = hub.deliver_frames(&channel, &frames, kind::CHECKIN, None);
+    hub.cast(Cast::frames(
+        Target::Channels(vec![channel]),
+        &frames,
+        kind::CHECKIN,
+    ));
+    delivered
 }

@@ -92,6 +92,9 @@ pub enum Dialect {
     Envelope,
     /// Seed 002: bare JSON objects (chat messages, notification events).
     Bare,
+    /// Seed 002's check-in dashboard (`/ws/dashboard/:sessionID`, contract §7.6): bare
+    /// check-in objects of one session, nothing else.
+    Dashboard,
 }
 
 /// One event rendered for each dialect that gets it (each rendering serialized once,
@@ -102,6 +105,8 @@ pub struct Frames {
     pub envelope: Option<Message>,
     /// For bare connections.
     pub bare: Option<Message>,
+    /// For check-in dashboards.
+    pub dashboard: Option<Message>,
 }
 
 impl Frames {
@@ -109,7 +114,15 @@ impl Frames {
     pub fn envelope(message: Message) -> Self {
         Frames {
             envelope: Some(message),
-            bare: None,
+            ..Frames::default()
+        }
+    }
+
+    /// Only check-in dashboards get it.
+    pub fn dashboard(message: Message) -> Self {
+        Frames {
+            dashboard: Some(message),
+            ..Frames::default()
         }
     }
 
@@ -117,11 +130,12 @@ impl Frames {
         match dialect {
             Dialect::Envelope => self.envelope.as_ref(),
             Dialect::Bare => self.bare.as_ref(),
+            Dialect::Dashboard => self.dashboard.as_ref(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.envelope.is_none() && self.bare.is_none()
+        self.envelope.is_none() && self.bare.is_none() && self.dashboard.is_none()
     }
 }
 
@@ -658,6 +672,43 @@ mod tests {
         assert_eq!(hub.wait_closed(Duration::from_millis(10)).await, 1);
         hub.remove(&late);
         assert_eq!(hub.wait_closed(Duration::from_secs(1)).await, 0);
+    }
+
+    #[tokio::test]
+    async fn each_dialect_gets_only_its_own_rendering() {
+        let hub = Hub::new(10, WsMetrics::default());
+        let (tx_env, mut rx_env) = mpsc::channel(4);
+        let (tx_bare, mut rx_bare) = mpsc::channel(4);
+        let (tx_dash, mut rx_dash) = mpsc::channel(4);
+        let (env, _) = hub.register(tx_env, Dialect::Envelope);
+        let (bare, _) = hub.register(tx_bare, Dialect::Bare);
+        let (dash, _) = hub.register(tx_dash, Dialect::Dashboard);
+        env.set_user(1);
+        bare.set_user(1);
+        for peer in [&env, &bare, &dash] {
+            hub.subscribe(peer, "c:1").unwrap();
+        }
+        let domain = Frames {
+            envelope: Some(text("e")),
+            bare: Some(text("b")),
+            ..Frames::default()
+        };
+        assert_eq!(hub.deliver_frames("c:1", &domain, "x", None), 2);
+        assert_eq!(hub.deliver_authenticated(&domain, "x"), 2);
+        assert!(
+            rx_dash.try_recv().is_err(),
+            "no domain event reaches a dashboard"
+        );
+        assert_eq!(
+            hub.deliver_frames("c:1", &Frames::dashboard(text("d")), "checkin", None),
+            1
+        );
+        assert_eq!(rx_dash.try_recv().ok(), Some(text("d")));
+        for (rx, own) in [(&mut rx_env, "e"), (&mut rx_bare, "b")] {
+            assert_eq!(rx.try_recv().ok(), Some(text(own)));
+            assert_eq!(rx.try_recv().ok(), Some(text(own)));
+            assert!(rx.try_recv().is_err());
+        }
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
 //! Plain WebSocket routes (contract §7): `/ws` in the envelope dialect of seed 003 and
-//! the bare dialect of seed 002.
+//! the bare dialect of seed 002, and seed 002's check-in dashboard
+//! `/ws/dashboard/:sessionID` (§7.6), which is a connection of the same hub in the
+//! channel `checkins:<session>`.
 //!
 //! - `hub`: the channel registry and the one queue per connection;
 //! - `conn`: one connection's life (read, handle, reply, heartbeat, close);
@@ -24,7 +26,7 @@ pub use hub::{CloseReason, Dialect, Hub};
 
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -32,6 +34,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use socketioxide::adapter::Adapter;
+use uuid::Uuid;
 
 use crate::auth::{bearer_from_headers, token_from_query};
 use crate::error::AppError;
@@ -44,7 +47,9 @@ const READ_BUFFER: usize = 4096;
 
 /// The plain WebSocket routes.
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
-    Router::new().route("/ws", get(upgrade::<A>))
+    Router::new()
+        .route("/ws", get(upgrade::<A>))
+        .route("/ws/dashboard/{session}", get(upgrade_dashboard::<A>))
 }
 
 /// A payload for the subscribers of a channel, as a backend published it: rendered
@@ -184,10 +189,61 @@ async fn upgrade<A: Adapter>(
     } else {
         conn::Start::Envelope(token)
     };
+    accept(app, upgrade, start)
+}
+
+/// Registers the connection and completes the upgrade with the limits of §7.1.
+fn accept<A: Adapter>(app: AppState<A>, upgrade: WebSocketUpgrade, start: conn::Start) -> Response {
+    let registered = conn::register(&app, &start);
     let max = app.config.ws.max_message_bytes;
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| conn::run(app, socket, start))
+        .on_upgrade(move |socket| conn::run(app, socket, start, registered))
+}
+
+/// `GET /ws/dashboard/:sessionID` (contract §7.6): the check-ins of one session as they
+/// are stored. Refused before the upgrade: a session id that is not a UUID (404), and
+/// with `DASHBOARD_REQUIRE_TOKEN=true` a missing or bad token (401) or one below staff
+/// (403). The token comes from `Authorization: Bearer` or `?token=`.
+async fn upgrade_dashboard<A: Adapter>(
+    State(app): State<AppState<A>>,
+    Path(session): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(session) = Uuid::parse_str(&session) else {
+        return AppError::not_found("sessionID: not a UUID").into_response();
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(_) => return AppError::bad_request("expected a WebSocket upgrade").into_response(),
+    };
+    let principal = if app.config.ws.dashboard_require_token {
+        let token = bearer_from_headers(&headers)
+            .map(str::to_owned)
+            .or_else(|| token_from_query(query.as_deref()));
+        let principal = token
+            .as_deref()
+            .ok_or(AppError::Unauthenticated)
+            .and_then(|token| app.verifier.verify(token))
+            .and_then(|principal| {
+                if principal.is_staff_or_above() {
+                    Ok(principal)
+                } else {
+                    Err(AppError::forbidden(
+                        "dashboards need a staff, manager, admin or service token",
+                    ))
+                }
+            });
+        match principal {
+            Ok(principal) => Some(principal),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        None
+    };
+    accept(app, upgrade, conn::Start::Dashboard { session, principal })
 }

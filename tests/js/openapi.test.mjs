@@ -325,7 +325,7 @@ describe('the document names exactly the routes of src/http', () => {
     walk(path.join(root, 'src'));
     // Plain WebSocket upgrades are not REST: PROTOCOL §8 describes them. Each must stay
     // a `get(` upgrade route, so a REST route added there is still caught.
-    const WEBSOCKET_ROUTES = { 'src/ws/mod.rs': ['"/ws"'] };
+    const WEBSOCKET_ROUTES = { 'src/ws/mod.rs': ['"/ws"', '"/ws/dashboard/{session}"'] };
     for (const [file, routes] of Object.entries(WEBSOCKET_ROUTES)) {
       const text = readFileSync(path.join(root, file), 'utf8');
       const made = calls(text, 'route').map(({ args }) => args.trim());
@@ -334,7 +334,7 @@ describe('the document names exactly the routes of src/http', () => {
         routes,
         `${file} routes only the websocket upgrades ${routes.join(', ')}: ${made.join(' | ')}`,
       );
-      for (const a of made) assert.match(a, /,\s*get\s*\(\s*upgrade\b/, `${file}: ${a} is not a websocket upgrade`);
+      for (const a of made) assert.match(a, /,\s*get\s*\(\s*upgrade(_\w+)?\b/, `${file}: ${a} is not a websocket upgrade`);
     }
     assert.deepEqual(
       elsewhere.filter((f) => !(f in WEBSOCKET_ROUTES)),
@@ -735,6 +735,33 @@ const PROBES = {
       { why: 'the grant', expect: 204, auth: c.service, body },
       { why: 'gone', expect: 404, auth: c.service, body },
       { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.service, body: tooLarge() },
+    ];
+  },
+  async createCheckin(c) {
+    const [u] = users(1);
+    const session = randomUUID();
+    const body = { user_id: u, user_name: ' Ada ', profile_url: 'https://img.example/ada.png', success: true, message: 'Check-in successful' };
+    return [
+      { why: 'service', expect: 201, auth: c.service, params: { sessionId: session }, body },
+      { why: 'admin, user_id as a string, no picture', expect: 201, auth: c.admin, params: { sessionId: session }, body: { user_id: String(u), user_name: 'Bob', success: false, message: 'Not registered' } },
+      { why: 'a manager token, before the body', expect: 403, auth: c.manager, params: { sessionId: session }, body: {} },
+      { why: 'a message too long', expect: 400, auth: c.service, params: { sessionId: session }, body: { ...body, message: 'm'.repeat(2001) } },
+      { why: 'not a UUID', expect: 400, auth: c.service, params: { sessionId: 's1' }, body },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.service, params: { sessionId: session }, body: tooLarge() },
+    ];
+  },
+  async listCheckins(c) {
+    const session = randomUUID();
+    const body = { user_id: 1, user_name: 'Ada', success: true, message: 'ok' };
+    await c.ok('POST', `/api/sessions/${session}/checkins`, c.serviceToken, body);
+    await c.ok('POST', `/api/sessions/${session}/checkins`, c.serviceToken, { ...body, profile_url: 'https://img.example/a.png' });
+    return [
+      { why: 'staff', expect: 200, auth: c.staff, params: { sessionId: session } },
+      { why: 'service, a page of one', expect: 200, auth: c.service, params: { sessionId: session }, query: '?limit=1' },
+      { why: 'an unknown session', expect: 200, auth: c.admin, params: { sessionId: randomUUID() } },
+      { why: 'a user token', expect: 403, auth: c.user, params: { sessionId: session } },
+      { why: 'limit 101', expect: 400, auth: c.staff, params: { sessionId: session }, query: '?limit=101' },
+      { why: 'not a UUID', expect: 400, auth: c.staff, params: { sessionId: 's1' } },
     ];
   },
   healthz: async () => [{ why: 'no token', expect: 200 }],
