@@ -88,6 +88,19 @@ function ack2(socket, event, payload, timeoutMs = 5000) {
   });
 }
 
+/** Resolves once a 2.x socket's engine runs on websocket. */
+function upgraded(socket, timeoutMs = 5000) {
+  const engine = socket.io.engine;
+  if (engine.transport.name === 'websocket') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no upgrade within ${timeoutMs} ms (${engine.transport.name})`)), timeoutMs);
+    engine.once('upgrade', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** The next `event` on a 2.x socket (listen before causing it). */
 function on2(socket, event, timeoutMs = 5000) {
   return new Promise((resolve, reject) => {
@@ -127,6 +140,10 @@ for (const mode of MODES) {
       // One token per way 2.x can carry it.
       const s1 = await v2(server.url, '/chat', { tok: token(u1), via: 'header', mode });
       const s2 = await v2(server.url, '/chat', { tok: token(u2), via: 'query', mode });
+      if (mode.name === 'polling+upgrade') {
+        // 2.x's default really moves to websocket (engine.io 3 polling framing read).
+        for (const s of [s1, s2]) await upgraded(s);
+      }
       for (const s of [s1, s2]) {
         assert.deepEqual(await ack2(s, 'conversation:join', { conversationId: conv._id }), { ok: true });
       }
