@@ -141,6 +141,22 @@ pub struct EngineConfig {
     /// An installed `socket.io-client/dist`, served at `<path>/socket.io.js` and its
     /// siblings (`SOCKETIO_CLIENT_DIR`; Node's `serveClient`).
     pub client_dir: Option<std::path::PathBuf>,
+    /// socket.io-client 2.x (engine.io protocol 3, `EIO=3`) admitted (`ALLOW_EIO3`,
+    /// default false; Node's `allowEIO3`). Off, its requests are answered 400 as Node
+    /// answers them.
+    pub allow_eio3: bool,
+    /// How socket.io packets are encoded (`PARSER`, default `json`; Node's `parser`).
+    pub parser: ParserKind,
+}
+
+/// The socket.io packet encoding every client of this server must use (Node's `parser`
+/// option: there is one per server, not one per client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParserKind {
+    /// The default socket.io parser: text packets, binary as attachments.
+    Json,
+    /// `socket.io-msgpack-parser`: every packet one MessagePack binary frame.
+    Msgpack,
 }
 
 fn engine_config(var: &impl Fn(&str) -> Option<String>) -> Result<EngineConfig, ConfigError> {
@@ -204,6 +220,23 @@ fn engine_config(var: &impl Fn(&str) -> Option<String>) -> Result<EngineConfig, 
             }
         }
     }
+    let allow_eio3 = match var("ALLOW_EIO3").as_deref().map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(problem(
+                "ALLOW_EIO3",
+                format!("{other:?}: use true or false"),
+            ));
+        }
+    };
+    let parser = match var("PARSER").as_deref().map(str::trim) {
+        None | Some("json") => ParserKind::Json,
+        Some("msgpack") => ParserKind::Msgpack,
+        Some(other) => {
+            return Err(problem("PARSER", format!("{other:?}: use json or msgpack")));
+        }
+    };
     Ok(EngineConfig {
         path,
         ping_interval: millis("PING_INTERVAL_MS", 25_000)?,
@@ -211,6 +244,8 @@ fn engine_config(var: &impl Fn(&str) -> Option<String>) -> Result<EngineConfig, 
         polling,
         websocket,
         client_dir: var("SOCKETIO_CLIENT_DIR").map(std::path::PathBuf::from),
+        allow_eio3,
+        parser,
     })
 }
 
@@ -555,6 +590,8 @@ mod tests {
         assert_eq!(c.engine.ping_interval, Duration::from_secs(25));
         assert_eq!(c.engine.ping_timeout, Duration::from_secs(20));
         assert!(c.engine.polling && c.engine.websocket);
+        assert!(!c.engine.allow_eio3);
+        assert_eq!(c.engine.parser, ParserKind::Json);
         let c = Config::from_lookup(lookup(&[
             ("JWT_SECRET", SECRET),
             ("SOCKETIO_PATH", "/realtime/io/"),
@@ -567,6 +604,22 @@ mod tests {
         assert_eq!(c.engine.ping_interval, Duration::from_secs(5));
         assert_eq!(c.engine.ping_timeout, Duration::from_secs(3));
         assert!(!c.engine.polling && c.engine.websocket);
+        let c = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", SECRET),
+            ("ALLOW_EIO3", "true"),
+            ("PARSER", "msgpack"),
+        ]))
+        .unwrap();
+        assert!(c.engine.allow_eio3);
+        assert_eq!(c.engine.parser, ParserKind::Msgpack);
+        let c = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", SECRET),
+            ("ALLOW_EIO3", "false"),
+            ("PARSER", "json"),
+        ]))
+        .unwrap();
+        assert!(!c.engine.allow_eio3);
+        assert_eq!(c.engine.parser, ParserKind::Json);
         for (name, value) in [
             ("SOCKETIO_PATH", "socket.io"),
             ("SOCKETIO_PATH", "/"),
@@ -579,6 +632,11 @@ mod tests {
             ("PING_TIMEOUT_MS", "soon"),
             ("TRANSPORTS", "webtransport"),
             ("TRANSPORTS", ","),
+            ("ALLOW_EIO3", "1"),
+            ("ALLOW_EIO3", "yes"),
+            ("ALLOW_EIO3", "TRUE"),
+            ("PARSER", "msgpackr"),
+            ("PARSER", "cbor"),
         ] {
             let err = Config::from_lookup(lookup(&[("JWT_SECRET", SECRET), (name, value)]))
                 .err()

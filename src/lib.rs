@@ -45,6 +45,7 @@ use std::sync::Arc;
 use crate::auth::Verifier;
 use crate::config::AdapterKind;
 use crate::config::Config;
+use crate::config::ParserKind;
 use crate::metrics::Metrics;
 use crate::realtime::cluster::{AdapterProbe, BoxFuture, LinkHealth, Mounter, NsInit};
 use crate::realtime::cluster_bus::{BusTransport, ClusterBus};
@@ -194,18 +195,25 @@ pub async fn build_app(
         // bound costs nothing while idle, but a client that stops reading fills it before
         // WRITE_STALL_TIMEOUT_SECS closes it: 200 such sockets in a busy room grew RSS by
         // ~180 MiB at 4096 slots (broadcast payloads are shared; the slots are not).
-        .max_buffer_size(SOCKET_QUEUE_PACKETS)
+        .max_buffer_size(SOCKET_QUEUE_PACKETS);
+    // Node's `parser`: one encoding for every client of the server.
+    let builder = match config.engine.parser {
         // No event takes binary data, but the parser holds a binary packet's attachments
         // until the last one arrives, before the client is even authenticated: 10,000
         // attachments and 10 MB per connection by default. A binary event still gets its
         // BAD_REQUEST ack (it decodes like a missing payload) if it is small; past these
         // bounds the connection is closed.
-        .with_parser(
+        ParserKind::Json => builder.with_parser(
             socketioxide::ParserConfig::common()
                 .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
                 .max_incoming_binary_buf_size(max_payload)
                 .packet_completion_timeout(Duration::from_secs(10)),
-        );
+        ),
+        // Every packet is one MessagePack frame, binary inline: no attachments are held
+        // between frames, and a frame is bounded by MAX_PAYLOAD_BYTES like any other
+        // (max_payload for polling, ws_max_message_size for websocket).
+        ParserKind::Msgpack => builder.with_parser(socketioxide::ParserConfig::msgpack()),
+    };
     // Node's `transports` option: a server that refuses one answers its handshakes 400.
     let builder = match (config.engine.polling, config.engine.websocket) {
         (true, false) => builder.transports([socketioxide::TransportType::Polling]),
@@ -382,6 +390,13 @@ where
         ))
         .layer(io_layer)
         .layer(axum::middleware::from_fn_with_state(
+            EngineGate {
+                path: Arc::from(app.config.engine.path.as_str()),
+                allow_eio3: app.config.engine.allow_eio3,
+            },
+            refuse_eio3,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             app.meters.clone(),
             outbound::link_sessions,
         ))
@@ -412,6 +427,48 @@ async fn track_rest<A: Adapter>(
     next: Next,
 ) -> Response {
     let _in_flight = app.in_flight.enter();
+    next.run(req).await
+}
+
+/// What [`refuse_eio3`] needs to know.
+#[derive(Clone)]
+struct EngineGate {
+    /// `SOCKETIO_PATH`.
+    path: Arc<str>,
+    /// `ALLOW_EIO3`.
+    allow_eio3: bool,
+}
+
+/// The body engine.io answers a protocol version it does not speak with: the body Node
+/// sends with `allowEIO3: false`, spelled as engineioxide spells its own errors (and
+/// its answer to `EIO=2`).
+const UNSUPPORTED_PROTOCOL: &str = r#"{"code":"5","message":"Unsupported protocol version"}"#;
+
+/// The engine.io protocol a request names: the first `EIO=` of its query, as
+/// engineioxide reads it.
+fn eio_version(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find(|pair| pair.starts_with("EIO="))
+        .and_then(|pair| pair.split('=').nth(1))
+}
+
+/// socketioxide's `v4` feature (compiled in for `ALLOW_EIO3`) admits engine.io 3 with
+/// no switch of its own: without `ALLOW_EIO3=true` its requests (handshakes, polls and
+/// upgrades alike) are answered here as Node answers them with `allowEIO3: false`.
+async fn refuse_eio3(State(gate): State<EngineGate>, req: Request, next: Next) -> Response {
+    if !gate.allow_eio3
+        && outbound::under(req.uri().path(), &gate.path)
+        && eio_version(req.uri().query()) == Some("3")
+    {
+        tracing::debug!("engine.io 3 request refused (ALLOW_EIO3 is off)");
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            UNSUPPORTED_PROTOCOL,
+        )
+            .into_response();
+    }
     next.run(req).await
 }
 
@@ -549,5 +606,20 @@ fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Resul
     match result {
         Ok(inner) => inner.map_err(StartError::from),
         Err(e) => Err(StartError::Io(std::io::Error::other(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eio_version;
+
+    #[test]
+    fn the_first_eio_parameter_names_the_protocol() {
+        assert_eq!(eio_version(Some("EIO=3&transport=polling")), Some("3"));
+        assert_eq!(eio_version(Some("transport=websocket&EIO=4")), Some("4"));
+        assert_eq!(eio_version(Some("EIO=4&EIO=3")), Some("4"));
+        assert_eq!(eio_version(Some("XEIO=3&transport=polling")), None);
+        assert_eq!(eio_version(Some("transport=polling")), None);
+        assert_eq!(eio_version(None), None);
     }
 }

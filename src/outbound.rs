@@ -513,7 +513,7 @@ impl Drop for Carrying<'_> {
 }
 
 /// Reads the session id out of a long-polling handshake's answer (`0{"sid":…}`, about
-/// 100 bytes) and gives the answer back unchanged.
+/// 100 bytes; `96:0{"sid":…}` for engine.io 3) and gives the answer back unchanged.
 async fn remember_polling_session(
     meters: &Meters,
     slot: &Arc<MeterSlot>,
@@ -531,12 +531,23 @@ async fn remember_polling_session(
     struct Open {
         sid: String,
     }
-    if let Some(open) = bytes.strip_prefix(b"0")
+    if let Some(open) = open_packet(&bytes)
         && let Ok(Open { sid }) = serde_json::from_slice::<Open>(open)
     {
         meters.await_upgrade(sid, slot);
     }
     axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// The OPEN packet's JSON in a polling handshake's answer: `0{…}`, or with engine.io 3's
+/// length prefix, `<length>:0{…}` (socket.io-client 2.x with `ALLOW_EIO3`).
+fn open_packet(bytes: &[u8]) -> Option<&[u8]> {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    let packet = match bytes.get(digits) {
+        Some(b':') if digits > 0 => bytes.get(digits + 1..)?,
+        _ => bytes,
+    };
+    packet.strip_prefix(b"0")
 }
 
 /// About how many bytes `value` serializes to (strings by length, without escapes):
@@ -557,9 +568,52 @@ pub fn json_size(value: &serde_json::Value) -> usize {
     }
 }
 
+/// A lower bound of the bytes `value` takes in MessagePack (`PARSER=msgpack`): every
+/// value in its shortest encoding. A JSON-sized charge would exceed what MessagePack
+/// writes by a few bytes per field, and the backlog (charged minus written) would creep
+/// up on a busy connection until a healthy client were closed as a slow one.
+pub fn msgpack_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 1,
+        Value::String(s) => s.len() + 1,
+        Value::Array(items) => 1 + items.iter().map(msgpack_size).sum::<usize>(),
+        Value::Object(map) => {
+            1 + map
+                .iter()
+                .map(|(k, v)| k.len() + 1 + msgpack_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// About how many bytes `value` takes in the server's packet encoding.
+pub fn encoded_size(parser: crate::config::ParserKind, value: &serde_json::Value) -> usize {
+    match parser {
+        crate::config::ParserKind::Json => json_size(value),
+        crate::config::ParserKind::Msgpack => msgpack_size(value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_packets_of_both_engine_io_versions() {
+        assert_eq!(
+            open_packet(b"0{\"sid\":\"a\"}"),
+            Some(&b"{\"sid\":\"a\"}"[..])
+        );
+        assert_eq!(
+            open_packet(b"12:0{\"sid\":\"a\"}"),
+            Some(&b"{\"sid\":\"a\"}"[..])
+        );
+        assert_eq!(open_packet(b"12:"), None);
+        assert_eq!(open_packet(b":0{}"), None);
+        assert_eq!(open_packet(b"40"), None);
+        assert_eq!(open_packet(b""), None);
+    }
 
     fn meters(budget: u64, stall_ms: u64) -> Arc<Meters> {
         let engine = crate::config::Config::from_lookup(|k| {
@@ -639,6 +693,22 @@ mod tests {
         drop(other);
         m.sweep(Instant::now());
         assert!(m.sessions.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn msgpack_size_never_exceeds_the_encoded_length() {
+        for v in [
+            serde_json::json!({ "a": [1, "xyz", { "k": null }], "long": "x".repeat(1000) }),
+            serde_json::json!({ "id": 1_234_567_890_123_i64, "f": 1.5, "neg": -70000, "t": true }),
+            serde_json::json!(["é".repeat(40), [], {}, "x".repeat(70_000)]),
+        ] {
+            let real = rmp_serde::to_vec_named(&v).unwrap().len();
+            let estimate = msgpack_size(&v);
+            assert!(
+                estimate <= real && estimate + 64 > real,
+                "{estimate} vs {real}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,26 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide_core::adapter::RoomParam;
 
+/// `data` as the JSON parser sends it, whatever the parser. Types that serialize
+/// differently for binary formats do so under `PARSER=msgpack` (its serializer is not
+/// "human readable"): a `Uuid` becomes 16 bytes, and a map keyed by `Uuid` gets byte
+/// keys. Through this wrapper such a serializer gets the JSON value's shape instead
+/// (strings); the JSON parser, human readable, serializes `data` directly, at no cost.
+/// Every emit goes through it (acks carry `serde_json::Value`s already).
+pub struct Readable<'a, T: ?Sized>(pub &'a T);
+
+impl<T: Serialize + ?Sized> Serialize for Readable<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            self.0.serialize(serializer)
+        } else {
+            serde_json::to_value(self.0)
+                .map_err(serde::ser::Error::custom)?
+                .serialize(serializer)
+        }
+    }
+}
+
 /// Sends events to rooms of a namespace.
 pub struct Broadcaster<A: Adapter> {
     io: SocketIo<A>,
@@ -45,7 +65,7 @@ impl<A: Adapter> Broadcaster<A> {
             self.failed(event, &format_args!("namespace {ns} not registered"));
             return;
         };
-        if let Err(e) = op.to(rooms).emit(event, data).await {
+        if let Err(e) = op.to(rooms).emit(event, &Readable(data)).await {
             self.failed(event, &e);
         }
     }
@@ -62,7 +82,7 @@ impl<A: Adapter> Broadcaster<A> {
         let Some(op) = self.io.of(ns) else {
             return;
         };
-        if let Err(e) = op.local().to(rooms).emit(event, data).await {
+        if let Err(e) = op.local().to(rooms).emit(event, &Readable(data)).await {
             self.failed(event, &e);
         }
     }
@@ -73,7 +93,7 @@ impl<A: Adapter> Broadcaster<A> {
             self.failed(event, &format_args!("namespace {ns} not registered"));
             return;
         };
-        if let Err(e) = op.emit(event, data).await {
+        if let Err(e) = op.emit(event, &Readable(data)).await {
             self.failed(event, &e);
         }
     }
@@ -86,7 +106,7 @@ impl<A: Adapter> Broadcaster<A> {
         event: &str,
         data: &T,
     ) {
-        if let Err(e) = socket.to(rooms).emit(event, data).await {
+        if let Err(e) = socket.to(rooms).emit(event, &Readable(data)).await {
             self.failed(event, &e);
         }
     }

@@ -13,6 +13,7 @@
 //! A connection registers when it is established and is removed when it closes, so a
 //! connection that closes before its token expires leaves nothing behind.
 
+use crate::realtime::broadcast::Readable;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -315,7 +316,7 @@ impl<A: Adapter> Connection for SocketConnection<A> {
         };
         if !self.told.load(Ordering::Relaxed) {
             if let Err(SendError::Socket(SocketError::InternalChannelFull)) =
-                socket.emit(ev::SESSION_EXPIRED, notice)
+                socket.emit(ev::SESSION_EXPIRED, &Readable(notice))
             {
                 return false;
             }

@@ -9,6 +9,7 @@
 //! Which namespaces carry a restaurant's events is [`Routes`]' business (the table of
 //! dynamic paths is `dynamic.rs`'s).
 
+use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::cell::LazyCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,7 +67,7 @@ pub fn set_batch<A: Adapter>(
         // that follow the switch.
         let items = batch.take();
         if !items.is_empty()
-            && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &items)
+            && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &Readable(&items))
         {
             tracing::warn!(sid = %socket.id, error = %e, "batch not delivered");
         }
@@ -86,7 +87,7 @@ pub fn set_batch<A: Adapter>(
                 }
                 let items = batch.take();
                 if !items.is_empty()
-                    && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &items)
+                    && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &Readable(&items))
                 {
                     tracing::warn!(sid = %socket.id, error = %e, "batch not delivered");
                 }
@@ -115,7 +116,7 @@ pub fn flush_all_batches<A: Adapter>(app: &AppState<A>) {
             };
             let items = batch.take();
             if !items.is_empty()
-                && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &items)
+                && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &Readable(&items))
             {
                 tracing::warn!(sid = %socket.id, error = %e, "batch not delivered at shutdown");
             }

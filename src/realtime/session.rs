@@ -6,7 +6,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 
 use crate::auth::Principal;
-use crate::outbound::{MeterSlot, json_size};
+use crate::outbound::{MeterSlot, encoded_size};
 use crate::realtime::ack::Dialect;
 use crate::realtime::rate_limit::RateLimiter;
 use crate::state::AppState;
@@ -115,7 +115,9 @@ impl<A: Adapter> Session<A> {
         if let Some(slot) = &self.outbound
             && socket.transport_type() == socketioxide::TransportType::Websocket
         {
-            self.app.meters.charge(slot, json_size(data));
+            self.app
+                .meters
+                .charge(slot, encoded_size(self.app.config.engine.parser, data));
         }
     }
 

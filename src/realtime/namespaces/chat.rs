@@ -3,6 +3,7 @@
 //! Membership is read from the database on every event, so a removed member loses
 //! access at once, whatever rooms its sockets are in.
 
+use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Sessio
 pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, user_id: i64) {
     match app.store.unread_count(user_id).await {
         Ok(count) => {
-            if let Err(e) = socket.emit(ev::UNREAD_COUNT, &count) {
+            if let Err(e) = socket.emit(ev::UNREAD_COUNT, &Readable(&count)) {
                 tracing::debug!(error = %e, "unread:count not delivered");
             }
         }

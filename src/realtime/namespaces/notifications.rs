@@ -3,6 +3,7 @@
 //! Every state change is followed by `notification:count` to all of that user's
 //! sockets (the `user:` room), so every device shows the same badge.
 
+use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Sessio
 pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, user_id: i64) {
     match app.store.notification_count(user_id).await {
         Ok(count) => {
-            if let Err(e) = socket.emit(ev::COUNT, &NotificationCount { count }) {
+            if let Err(e) = socket.emit(ev::COUNT, &Readable(&NotificationCount { count })) {
                 tracing::debug!(error = %e, "notification:count not delivered");
             }
         }
@@ -174,7 +175,7 @@ pub async fn delete<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResu
 async fn ping<A: Adapter>(_: Arc<Session<A>>, socket: SocketRef<A>, _: Ping) -> AppResult<Value> {
     let timestamp = chrono::Utc::now().timestamp_millis();
     let payload = json!({ "timestamp": timestamp });
-    if let Err(e) = socket.emit(ev::PONG, &payload) {
+    if let Err(e) = socket.emit(ev::PONG, &Readable(&payload)) {
         tracing::debug!(error = %e, "pong not delivered");
     }
     Ok(payload)

@@ -7,6 +7,7 @@
 //! `table:complete`) also takes staff+ (`staff`, `manager`, `admin`, or `service`), the
 //! rule of their REST twins; reading and joining boards does not.
 
+use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 
@@ -122,7 +123,7 @@ async fn sync_orders<A: Adapter>(
         "truncated": truncated,
     });
     s.charge(&socket, &payload);
-    if let Err(e) = socket.emit(ev::ORDERS_SYNC_COMPLETE, &payload) {
+    if let Err(e) = socket.emit(ev::ORDERS_SYNC_COMPLETE, &Readable(&payload)) {
         tracing::debug!(error = %e, "orders:sync:complete not delivered");
     }
     Ok(payload)
