@@ -25,6 +25,10 @@ impl<A: Adapter> FromRequestParts<AppState<A>> for Authenticated {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState<A>) -> Result<Self, AppError> {
+        // Verified once already by the REST rate limit, in front of every /api route.
+        if let Some(principal) = parts.extensions.get::<Principal>().cloned() {
+            return Ok(Authenticated(principal));
+        }
         let token = bearer_from_headers(&parts.headers).ok_or(AppError::Unauthenticated)?;
         state.verifier.verify(token).map(Authenticated)
     }

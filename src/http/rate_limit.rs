@@ -104,15 +104,22 @@ impl RestLimiter {
 /// Middleware over `/api/*`: counts the request against its verified bearer token.
 pub async fn limit<A: Adapter>(
     State((app, limiter)): State<(AppState<A>, Arc<RestLimiter>)>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     if !req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
-    let verdict = match bearer_from_headers(req.headers()) {
-        Some(token) if app.verifier.verify(token).is_ok() => limiter.take(token, Instant::now()),
-        _ => Ok(()),
+    let verified = bearer_from_headers(req.headers())
+        .and_then(|token| Some((token.to_owned(), app.verifier.verify(token).ok()?)));
+    let verdict = match verified {
+        Some((token, principal)) => {
+            let verdict = limiter.take(&token, Instant::now());
+            // The route's `Authenticated` takes it from here instead of verifying again.
+            req.extensions_mut().insert(principal);
+            verdict
+        }
+        None => Ok(()),
     };
     match verdict {
         Ok(()) => next.run(req).await,
