@@ -16,32 +16,10 @@ use uuid::Uuid;
 
 const QUIET: Duration = Duration::from_millis(500);
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL")
-        .expect("REDIS_URL must point at a Redis 7+ server for the redis cluster tests")
-}
-
-/// Two nodes sharing `pool`'s database and the adapter. Each test is its own cluster:
-/// a channel prefix of its own keeps concurrent tests apart on the shared Redis.
+/// Two nodes on one database and the adapter.
 async fn two_nodes(pool: &PgPool, adapter: &str) -> (TestServer, TestServer) {
-    let (a, b, _) = two_nodes_with_prefix(pool, adapter).await;
+    let (a, b, _) = TestServer::two_nodes(pool, adapter).await;
     (a, b)
-}
-
-/// [`two_nodes`], with the cluster's channel prefix.
-async fn two_nodes_with_prefix(pool: &PgPool, adapter: &str) -> (TestServer, TestServer, String) {
-    let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
-    let mut vars: Vec<(&str, String)> = vec![
-        ("ADAPTER", adapter.to_owned()),
-        ("ADAPTER_PREFIX", prefix.clone()),
-    ];
-    if adapter == "redis" {
-        vars.push(("REDIS_URL", redis_url()));
-    }
-    let overrides: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let a = TestServer::start_with(pool.clone(), &overrides).await;
-    let b = TestServer::start_with(pool.clone(), &overrides).await;
-    (a, b, prefix)
 }
 
 fn service() -> String {
@@ -484,7 +462,7 @@ async fn redis_channels(prefix: &str) -> usize {
 }
 
 async fn refused_connects_leave_no_namespace_or_channel_behind(pool: PgPool, adapter: &str) {
-    let (a, _b, prefix) = two_nodes_with_prefix(&pool, adapter).await;
+    let (a, _b, prefix) = TestServer::two_nodes(&pool, adapter).await;
     let r = restaurant(&a, "Guarded Grill").await;
     let link = if adapter == "redis" {
         r#"switchboard_cluster_link_channels{link="redis"}"#

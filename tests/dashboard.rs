@@ -623,18 +623,7 @@ async fn listing_is_for_staff_and_up_newest_first_with_a_limit(pool: PgPool) {
 
 /// Two nodes on `pool`'s database and `adapter`, a cluster of their own.
 async fn two_nodes(pool: &PgPool, adapter: &str) -> (TestServer, TestServer) {
-    let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
-    let mut vars: Vec<(&str, String)> =
-        vec![("ADAPTER", adapter.to_owned()), ("ADAPTER_PREFIX", prefix)];
-    if adapter == "redis" {
-        vars.push((
-            "REDIS_URL",
-            std::env::var("REDIS_URL").expect("REDIS_URL for the redis cluster tests"),
-        ));
-    }
-    let overrides: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let a = TestServer::start_with(pool.clone(), &overrides).await;
-    let b = TestServer::start_with(pool.clone(), &overrides).await;
+    let (a, b, _) = TestServer::two_nodes(pool, adapter).await;
     (a, b)
 }
 

@@ -33,6 +33,12 @@ pub struct TestServer {
     task: Option<JoinHandle<Result<(), switchboard::StartError>>>,
 }
 
+/// The Redis server of the redis cluster tests (scripts/test starts one).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL")
+        .expect("REDIS_URL must point at a Redis 7+ server for the redis cluster tests")
+}
+
 /// Test configuration: defaults plus overrides.
 pub fn config(overrides: &[(&str, &str)]) -> Config {
     let mut vars: HashMap<String, String> = HashMap::from([
@@ -82,6 +88,52 @@ impl TestServer {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Waits until the server answers HTTP. `serve` accepts only once its namespaces
+    /// and cluster subscriptions are in place; before that, connections wait in the
+    /// listener's backlog, so a test that counts what a node subscribed must wait here.
+    pub async fn serving(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let answered = self
+                .http()
+                .get(self.url("/healthz"))
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if answered {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} did not start serving within 30 s",
+                self.base
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Two nodes sharing `pool`'s database and `adapter` (`postgres` or `redis`, which
+    /// needs `REDIS_URL`), both serving, and their channel prefix. Each call is its own
+    /// cluster: a prefix of its own keeps concurrent tests apart on the shared Redis.
+    pub async fn two_nodes(pool: &PgPool, adapter: &str) -> (Self, Self, String) {
+        let prefix = format!("sbtest-{}", uuid::Uuid::new_v4().simple());
+        let mut vars: Vec<(&str, String)> = vec![
+            ("ADAPTER", adapter.to_owned()),
+            ("ADAPTER_PREFIX", prefix.clone()),
+        ];
+        if adapter == "redis" {
+            vars.push(("REDIS_URL", redis_url()));
+        }
+        let overrides: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let a = Self::start_with(pool.clone(), &overrides).await;
+        let b = Self::start_with(pool.clone(), &overrides).await;
+        // Both subscribed before a test counts channels or expects a node to hear the other.
+        a.serving().await;
+        b.serving().await;
+        (a, b, prefix)
     }
 
     /// Connects a client for `user` (roles `user`) to `ns` with `auth.token`.
