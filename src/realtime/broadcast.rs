@@ -111,6 +111,29 @@ impl<A: Adapter> Broadcaster<A> {
         }
     }
 
+    /// [`Self::emit_except_self`] for state that only its newest value matters
+    /// (`typing`): sent volatile, as Node's `socket.volatile.to(room).emit()`. It
+    /// bypasses each recipient's packet queue; a recipient that has not taken the
+    /// previous volatile packet yet (a long-polling client between requests, a stalled
+    /// websocket) gets only the newest one. So a client that stops reading holds at
+    /// most one such packet, and one that comes back is not replayed stale states.
+    pub async fn emit_volatile_except_self<T: Serialize + ?Sized>(
+        &self,
+        socket: &SocketRef<A>,
+        rooms: impl RoomParam,
+        event: &str,
+        data: &T,
+    ) {
+        if let Err(e) = socket
+            .volatile()
+            .to(rooms)
+            .emit(event, &Readable(data))
+            .await
+        {
+            self.failed(event, &e);
+        }
+    }
+
     /// Makes every socket in `holders` leave `rooms` on every node: the leave goes
     /// through the adapter, then a request that every node answers (handled after the
     /// leave) confirms it is in effect everywhere before the caller replies.

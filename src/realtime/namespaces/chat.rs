@@ -239,7 +239,7 @@ async fn typing<A: Adapter>(
     let payload = json!({ "conversationId": p.conversation_id, "userId": s.user_id(), "isTyping": p.is_typing });
     s.app
         .broadcaster
-        .emit_except_self(
+        .emit_volatile_except_self(
             &socket,
             rooms::conversation(p.conversation_id),
             ev::TYPING,
