@@ -498,6 +498,10 @@ async fn refused_connects_leave_no_namespace_or_channel_behind(pool: PgPool, ada
     };
     for _ in 0..10 {
         let stranger = format!("/restaurants/{}", Uuid::new_v4());
+        let racing: Vec<_> = (0..8)
+            .map(|_| refuse(stranger.clone(), Some(mine.clone())))
+            .collect();
+        futures_util::future::join_all(racing).await;
         refuse(stranger.clone(), None).await;
         refuse(stranger.clone(), Some(mine.clone())).await;
         refuse(stranger, Some(admin.clone())).await;
