@@ -40,7 +40,7 @@ async fn main() {
     switchboard::store::migrate(&pool).await.unwrap();
 
     let have: i64 = sqlx::query_scalar("select count(*) from notifications where user_id = $1")
-        .bind(USER)
+        .bind(USER.to_string())
         .fetch_one(&pool)
         .await
         .unwrap();
@@ -53,7 +53,7 @@ async fn main() {
                     now() - make_interval(secs => $2 - g)
              from generate_series(1, $2) g",
         )
-        .bind(USER)
+        .bind(USER.to_string())
         .bind(ROWS - have)
         .execute(&pool)
         .await
@@ -114,7 +114,7 @@ async fn main() {
 
     // A cursor deep in the history: the 99,000th newest.
     let deep: String = sqlx::query_scalar("select id::text from notifications where user_id = $1 order by seq desc offset 99000 limit 1")
-        .bind(USER)
+        .bind(USER.to_string())
         .fetch_one(&pool)
         .await
         .unwrap();

@@ -96,13 +96,18 @@ async fn bad_tokens_are_refused_with_the_code_as_message(pool: PgPool) {
             .to_string()
             .as_bytes())
     );
-    let non_numeric_sub = sign(json!({ "sub": "alice", "exp": now_secs() + 60 }));
+    // `sub` is an integer or 1-128 printable characters (contract §2).
+    let empty_sub = sign(json!({ "sub": " ", "exp": now_secs() + 60 }));
+    let long_sub = sign(json!({ "sub": "a".repeat(129), "exp": now_secs() + 60 }));
+    let float_sub = sign(json!({ "sub": 1.5, "exp": now_secs() + 60 }));
     for bad in [
         expired,
         no_exp,
         forged,
         alg_none,
-        non_numeric_sub,
+        empty_sub,
+        long_sub,
+        float_sub,
         "not.a.jwt".to_owned(),
     ] {
         assert_eq!(
@@ -140,6 +145,92 @@ async fn sub_may_be_a_numeric_string_and_role_a_single_string(pool: PgPool) {
         )
         .await,
     );
+}
+
+/// Seeds 002/003 issue string user ids (`user_789`, UUIDs): they chat, count unread and
+/// get notifications like integer users, and see their ids as strings; integer users
+/// keep seeing numbers.
+#[sqlx::test]
+async fn string_user_ids_chat_and_get_notifications(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let exp = now_secs() + 600;
+    let ana = "user_789";
+    let bo = "9f1c2d3e-0000-4000-8000-000000000001";
+    let as_user = |sub: &str| sign(json!({ "sub": sub, "roles": ["user"], "exp": exp }));
+    let res = server
+        .http()
+        .post(server.url("/api/conversations"))
+        .bearer_auth(as_user(ana))
+        .json(&json!({ "type": "group", "name": "mixed", "participants": [bo, 7] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let conv: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(conv["participants"], json!([ana, bo, 7]));
+    let id = conv["_id"].as_str().unwrap();
+    let a = server.client_with("/chat", &as_user(ana)).await;
+    let b = server.client_with("/chat", &as_user(bo)).await;
+    let seven = server.client("/chat", 7).await;
+    for c in [&a, &b, &seven] {
+        assert_ok(
+            &c.emit_ack("conversation:join", json!({ "conversationId": id }))
+                .await,
+        );
+    }
+    let sent = assert_ok(
+        &a.emit_ack(
+            "message:send",
+            json!({ "conversationId": id, "content": "hi" }),
+        )
+        .await,
+    );
+    assert_eq!(sent["sender_id"], json!(ana));
+    assert_eq!(b.recv("message:created").await["sender_id"], json!(ana));
+    assert_eq!(seven.recv("message:created").await["sender_id"], json!(ana));
+    let count = recv_until(&b, "unread:count", |c| c["total"] == json!(1)).await;
+    assert_eq!(count["total"], json!(1));
+    // Integer users still see numbers; a string id is refused nowhere.
+    let back = assert_ok(
+        &seven
+            .emit_ack(
+                "message:send",
+                json!({ "conversationId": id, "content": "yo" }),
+            )
+            .await,
+    );
+    assert_eq!(back["sender_id"], json!(7));
+    assert_ok(
+        &a.emit_ack(
+            "members:remove",
+            json!({ "conversationId": id, "userId": bo }),
+        )
+        .await,
+    );
+    assert_eq!(
+        b.recv("members:removed").await["userId"],
+        json!(bo),
+        "the removed member hears it with its own id"
+    );
+    // A notification for a string user reaches its /notifications socket.
+    let n = server.client_with("/notifications", &as_user(ana)).await;
+    let res = server
+        .http()
+        .post(server.url("/api/notifications"))
+        .bearer_auth(token(500, &["service"]))
+        .json(&json!({ "user_id": ana, "type": "system", "title": "T", "content": "C" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created = n.recv("notification:created").await;
+    assert_eq!(created["user_id"], json!(ana));
+    let ids_in_db: Vec<String> =
+        sqlx::query_scalar("select user_id from conversation_members order by user_id")
+            .fetch_all(&server.pool)
+            .await
+            .unwrap();
+    assert_eq!(ids_in_db, vec!["7", "user_789"]);
 }
 
 #[sqlx::test]
@@ -433,7 +524,7 @@ async fn an_operator_disconnects_every_socket_of_a_user(pool: PgPool) {
         let res = post_disconnect(&server, "7", Some(token(9, roles))).await;
         assert_eq!(res.status(), 403, "{roles:?}");
     }
-    let res = post_disconnect(&server, "seven", Some(token(1, &["admin"]))).await;
+    let res = post_disconnect(&server, &"x".repeat(129), Some(token(1, &["admin"]))).await;
     assert_eq!(res.status(), 400);
     let err: serde_json::Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "BAD_REQUEST");

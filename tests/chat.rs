@@ -124,7 +124,7 @@ async fn sent_message_is_stored_acked_and_broadcast_to_others(pool: PgPool) {
     alice.expect_none("message:created", QUIET).await;
 
     let stored: (String, i64) =
-        sqlx::query_as("select content, sender_id from messages where id = $1")
+        sqlx::query_as("select content, sender_id::bigint from messages where id = $1")
             .bind(Uuid::parse_str(msg["_id"].as_str().unwrap()).unwrap())
             .fetch_one(&pool)
             .await
@@ -965,9 +965,9 @@ async fn unread_counts_stay_exact_under_concurrent_sends_reads_and_deletes(pool:
         );
     }
     let truth: Vec<(i64, i64)> = sqlx::query_as(
-        "select cm.user_id, (select count(*) from messages m where m.conversation_id = cm.conversation_id
+        "select cm.user_id::bigint, (select count(*) from messages m where m.conversation_id = cm.conversation_id
             and m.seq > cm.last_read_seq and m.sender_id <> cm.user_id and m.deleted_at is null)
-         from conversation_members cm order by cm.user_id",
+         from conversation_members cm order by cm.user_id::bigint",
     )
     .fetch_all(&pool)
     .await

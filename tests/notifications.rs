@@ -75,7 +75,7 @@ async fn created_notifications_reach_every_device_of_that_user_only(pool: PgPool
     count_becomes(&phone, 1).await;
     count_becomes(&laptop, 1).await;
     other.expect_none("notification:created", QUIET).await;
-    let stored: i64 = sqlx::query_scalar("select count(*) from notifications where user_id = 1")
+    let stored: i64 = sqlx::query_scalar("select count(*) from notifications where user_id = '1'")
         .fetch_one(&pool)
         .await
         .unwrap();
@@ -171,7 +171,7 @@ async fn another_users_notification_is_not_found_and_unchanged(pool: PgPool) {
         json!({ "count": 0 })
     );
     let (is_read, n): (bool, i64) =
-        sqlx::query_as("select bool_or(is_read), count(*) from notifications where user_id = 2")
+        sqlx::query_as("select bool_or(is_read), count(*) from notifications where user_id = '2'")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -474,14 +474,15 @@ async fn rest_twins_list_get_read_and_delete_like_the_events(pool: PgPool) {
     assert_eq!((status, all), (200, json!({ "count": 3 })));
     assert_eq!(phone.recv("notification:read_all").await, json!({}));
     count_becomes(&phone, 0).await;
-    let unread: i64 =
-        sqlx::query_scalar("select count(*) from notifications where user_id = 1 and not is_read")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let unread: i64 = sqlx::query_scalar(
+        "select count(*) from notifications where user_id = '1' and not is_read",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(unread, 0);
     // Another user's notification stays untouched.
-    let theirs: bool = sqlx::query_scalar("select is_read from notifications where user_id = 2")
+    let theirs: bool = sqlx::query_scalar("select is_read from notifications where user_id = '2'")
         .fetch_one(&pool)
         .await
         .unwrap();

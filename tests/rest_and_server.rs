@@ -34,7 +34,7 @@ async fn creating_a_conversation_notifies_each_participant_once(pool: PgPool) {
     bob.expect_none("conversation:created", Duration::from_millis(300))
         .await;
     let owner: String =
-        sqlx::query_scalar("select role from conversation_members where user_id = 1")
+        sqlx::query_scalar("select role from conversation_members where user_id = '1'")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -52,7 +52,7 @@ async fn bad_conversation_bodies_get_400_naming_the_field(pool: PgPool) {
             "participants",
         ),
         (
-            json!({ "type": "group", "participants": ["x"] }),
+            json!({ "type": "group", "participants": [""] }),
             "participants",
         ),
     ] {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::principal::{Principal, Role};
 use crate::config::{JwtConfig, JwtKey};
+use crate::domain::user::UserId;
 use crate::error::AppError;
 
 /// Verifies tokens into principals. Cheap to clone behind an `Arc`.
@@ -26,14 +27,6 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-/// `sub` arrives as a JSON number or a decimal string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Subject {
-    Number(i64),
-    Text(String),
-}
-
 /// `tenant_id` arrives as a string or a number.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -44,7 +37,8 @@ enum TenantId {
 
 #[derive(Deserialize)]
 struct Claims {
-    sub: Subject,
+    /// A JSON integer or 1–128 printable characters; anything else refuses the token.
+    sub: UserId,
     #[serde(default)]
     roles: Option<Vec<String>>,
     #[serde(default)]
@@ -108,10 +102,7 @@ impl Verifier {
                 AppError::Unauthenticated
             })?;
         let claims = data.claims;
-        let user_id = match claims.sub {
-            Subject::Number(n) => n,
-            Subject::Text(s) => s.trim().parse().map_err(|_| AppError::Unauthenticated)?,
-        };
+        let user_id = claims.sub;
         let mut roles: Vec<Role> = claims
             .roles
             .iter()
@@ -185,7 +176,7 @@ mod tests {
         let p = v
             .verify(&sign(json!({ "sub": 5, "roles": ["staff", "bogus"], "restaurants": ["11111111-1111-1111-1111-111111111111", "x"], "exp": in_an_hour() })))
             .unwrap();
-        assert_eq!(p.user_id, 5);
+        assert_eq!(p.user_id, UserId::from(5));
         assert_eq!(p.roles, vec![Role::Staff]);
         assert_eq!(p.restaurants.len(), 1);
         let p = v
@@ -193,11 +184,19 @@ mod tests {
                 json!({ "sub": "6", "role": "admin", "exp": in_an_hour() }),
             ))
             .unwrap();
-        assert_eq!((p.user_id, p.is_admin()), (6, true));
-        assert!(
-            v.verify(&sign(json!({ "sub": "six", "exp": in_an_hour() })))
-                .is_err()
-        );
+        assert_eq!((&p.user_id, p.is_admin()), (&UserId::from(6), true));
+        // Seeds 002/003 issue string ids: a UUID, `user_789`.
+        let p = v
+            .verify(&sign(json!({ "sub": "user_789", "exp": in_an_hour() })))
+            .unwrap();
+        assert_eq!(p.user_id.as_str(), "user_789");
+        for bad in [json!(""), json!("a".repeat(129)), json!(1.5), json!(["x"])] {
+            assert!(
+                v.verify(&sign(json!({ "sub": bad, "exp": in_an_hour() })))
+                    .is_err(),
+                "{bad}"
+            );
+        }
         assert!(v.verify(&sign(json!({ "sub": 6 }))).is_err());
     }
 

@@ -2,6 +2,8 @@
 
 use uuid::Uuid;
 
+use crate::domain::user::UserId;
+
 /// A role from the token's `roles` (or `role`) claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -34,8 +36,8 @@ impl Role {
 /// Who a socket or request acts as. Fixed at connect; clients never send their own id.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The integer user id from `sub`.
-    pub user_id: i64,
+    /// The user id from `sub` (an integer or a string: [`UserId`]).
+    pub user_id: UserId,
     /// Roles granted by the token.
     pub roles: Vec<Role>,
     /// Restaurants this principal may act in.

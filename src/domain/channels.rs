@@ -4,6 +4,7 @@
 //! Who may subscribe to which channel depends on data (an order's customer, a grant)
 //! and lives in `ws::access`; this module only knows the shapes.
 
+use crate::domain::user::UserId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use validator::{Validate, ValidationError};
@@ -107,7 +108,8 @@ pub struct GrantChannel {
     #[validate(custom(function = "grantable_channel"))]
     pub channel: String,
     /// Who may subscribe to it.
-    pub user_id: i64,
+    #[serde(deserialize_with = "crate::domain::input::user_id")]
+    pub user_id: UserId,
 }
 
 /// A stored grant, as `POST /api/channels/grants` answers it.
@@ -116,7 +118,7 @@ pub struct ChannelGrant {
     /// The channel.
     pub channel: String,
     /// The user it lets in.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// When it was granted.
     #[serde(serialize_with = "crate::domain::time::serialize")]
     pub created_at: DateTime<Utc>,
@@ -153,8 +155,7 @@ mod tests {
         let e =
             decode::<GrantChannel>(json!({ "channel": "public:news", "user_id": 1 })).unwrap_err();
         assert!(e.to_string().contains("channel"), "{e}");
-        let e =
-            decode::<GrantChannel>(json!({ "channel": "order:1", "user_id": "x" })).unwrap_err();
+        let e = decode::<GrantChannel>(json!({ "channel": "order:1", "user_id": "" })).unwrap_err();
         assert!(e.to_string().contains("user_id"), "{e}");
         let e = decode::<Publish>(json!({ "channel": "order:1", "type": "x", "payload": [1] }))
             .unwrap_err();

@@ -1,6 +1,7 @@
 //! Chat shapes (contract §4) and the rules that need no database: body limits,
 //! paging bounds, who may manage a conversation.
 
+use crate::domain::user::UserId;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -52,7 +53,7 @@ pub struct Conversation {
     /// Display name (groups).
     pub name: Option<String>,
     /// Member user ids.
-    pub participants: Vec<i64>,
+    pub participants: Vec<UserId>,
     /// Creation time.
     #[serde(serialize_with = "super::time::serialize")]
     pub created_at: DateTime<Utc>,
@@ -67,13 +68,13 @@ pub struct Message {
     /// Its conversation.
     pub conversation_id: Uuid,
     /// Author (from the token, never from the client).
-    pub sender_id: i64,
+    pub sender_id: UserId,
     /// Body, trimmed.
     pub content: String,
     /// Attachment URLs.
     pub attachments: Vec<String>,
     /// Members other than the sender whose read cursor is at or past this message.
-    pub seen_by: Vec<i64>,
+    pub seen_by: Vec<UserId>,
     /// The sender's idempotency key, echoed back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
@@ -278,7 +279,7 @@ pub struct MemberChange {
     pub conversation_id: Uuid,
     /// User to add or remove.
     #[serde(deserialize_with = "user_id")]
-    pub user_id: i64,
+    pub user_id: UserId,
 }
 
 /// `POST /api/conversations`.
@@ -293,20 +294,20 @@ pub struct CreateConversation {
     pub name: Option<String>,
     /// Other participants (the caller is added as owner); how many is bounded by
     /// `MAX_CONVERSATION_MEMBERS` in [`CreateConversation::members`].
-    pub participants: Vec<i64>,
+    pub participants: Vec<UserId>,
 }
 
 impl CreateConversation {
     /// Everyone in the new conversation, the creator first, without duplicates, at
     /// most `max_members` of them, and the rule that a private conversation has exactly
     /// two people.
-    pub fn members(&self, creator: i64, max_members: usize) -> Result<Vec<i64>, String> {
-        let mut members = vec![creator];
+    pub fn members(&self, creator: &UserId, max_members: usize) -> Result<Vec<UserId>, String> {
+        let mut members = vec![creator.clone()];
         let mut seen = std::collections::HashSet::from([creator]);
         for id in &self.participants {
             // A set: a thousand participants must not cost a million comparisons.
-            if seen.insert(*id) {
-                members.push(*id);
+            if seen.insert(id) {
+                members.push(id.clone());
             }
         }
         if members.len() > max_members {
@@ -375,20 +376,24 @@ mod tests {
         assert!(e.to_string().starts_with("attachments:"), "{e}");
     }
 
+    fn ids(ids: &[i64]) -> Vec<UserId> {
+        ids.iter().copied().map(UserId::from).collect()
+    }
+
     #[test]
     fn private_conversations_have_two_people() {
         let c = CreateConversation {
             kind: ConversationType::Private,
             name: None,
-            participants: vec![2, 2, 1],
+            participants: ids(&[2, 2, 1]),
         };
-        assert_eq!(c.members(1, 1000).unwrap(), vec![1, 2]);
+        assert_eq!(c.members(&UserId::from(1), 1000).unwrap(), ids(&[1, 2]));
         let c = CreateConversation {
             kind: ConversationType::Private,
             name: None,
-            participants: vec![2, 3],
+            participants: ids(&[2, 3]),
         };
-        assert!(c.members(1, 1000).is_err());
+        assert!(c.members(&UserId::from(1), 1000).is_err());
     }
 
     #[test]
@@ -396,10 +401,10 @@ mod tests {
         let c = CreateConversation {
             kind: ConversationType::Group,
             name: None,
-            participants: vec![2, 3, 3, 1],
+            participants: ids(&[2, 3, 3, 1]),
         };
-        assert_eq!(c.members(1, 3).unwrap(), vec![1, 2, 3]);
-        let e = c.members(1, 2).unwrap_err();
+        assert_eq!(c.members(&UserId::from(1), 3).unwrap(), ids(&[1, 2, 3]));
+        let e = c.members(&UserId::from(1), 2).unwrap_err();
         assert!(e.starts_with("participants:"), "{e}");
     }
 }

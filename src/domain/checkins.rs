@@ -1,6 +1,7 @@
 //! Event check-ins (contract §7.5, §7.6; seed 002's dashboard): what a backend posts
 //! for a session, and what REST and the session's dashboards show of it.
 
+use crate::domain::user::UserId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -20,8 +21,9 @@ pub struct Checkin {
     pub id: Uuid,
     /// The event session it belongs to.
     pub session_id: Uuid,
-    /// Who checked in (an integer user id, as everywhere in Switchboard).
-    pub user_id: i64,
+    /// Who checked in: an integer or a string id (a UUID in seed 002), as the
+    /// backend sent it.
+    pub user_id: UserId,
     /// Their display name at check-in time.
     pub user_name: String,
     /// Their picture, if the backend sent one.
@@ -38,9 +40,9 @@ pub struct Checkin {
 /// `POST /api/sessions/:sessionId/checkins`.
 #[derive(Debug, Deserialize, Validate)]
 pub struct CreateCheckin {
-    /// Who checked in: a JSON integer or a decimal string.
+    /// Who checked in: a JSON integer or a string id.
     #[serde(deserialize_with = "user_id")]
-    pub user_id: i64,
+    pub user_id: UserId,
     /// 1..=200 characters.
     #[serde(deserialize_with = "trimmed")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
@@ -94,11 +96,12 @@ mod tests {
             "success": true, "message": "Check-in successful"
         }))
         .unwrap();
-        assert_eq!((ok.user_id, ok.user_name.as_str()), (42, "Ada"));
+        assert_eq!((ok.user_id.as_str(), ok.user_name.as_str()), ("42", "Ada"));
         assert_eq!(ok.profile_url, None);
         let base = json!({ "user_id": 1, "user_name": "A", "success": false, "message": "m" });
         let cases = [
-            ("user_id", json!("abc"), "user_id:"),
+            ("user_id", json!(""), "user_id:"),
+            ("user_id", json!(1.5), "user_id:"),
             ("user_name", json!(" "), "user_name: must be 1 to 200"),
             (
                 "user_name",

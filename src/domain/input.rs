@@ -4,6 +4,7 @@
 //! field) and then `validator`. A missing or `null` payload decodes like `{}`, so the
 //! error says which field is missing rather than "invalid type: null".
 
+use crate::domain::user::UserId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
@@ -176,23 +177,19 @@ pub fn trimmed_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
     Ok(s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
 }
 
-/// A user id: a JSON integer, or a decimal string (as `sub` is accepted).
-pub fn user_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(i64),
-        Text(String),
-    }
-    match Raw::deserialize(d)
-        .map_err(|_| serde::de::Error::custom("expected an integer user id"))?
-    {
-        Raw::Number(n) => Ok(n),
-        Raw::Text(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| serde::de::Error::custom("expected an integer user id")),
-    }
+/// A user id as `sub` is accepted (see [`UserId`]), with a message a client can act on.
+pub fn user_id<'de, D: Deserializer<'de>>(d: D) -> Result<UserId, D::Error> {
+    UserId::deserialize(d).map_err(|_| {
+        serde::de::Error::custom("expected a user id: an integer or 1-128 printable characters")
+    })
+}
+
+/// Like [`user_id`] for an optional field.
+pub fn user_id_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<UserId>, D::Error> {
+    Option::<serde_json::Value>::deserialize(d)?
+        .filter(|v| !v.is_null())
+        .map(|v| user_id(v).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -8,3 +8,4 @@ pub mod input;
 pub mod notifications;
 pub mod orders;
 pub mod time;
+pub mod user;

@@ -1,5 +1,6 @@
 //! Notification shapes (contract §5) and their payload rules.
 
+use crate::domain::user::UserId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -51,7 +52,7 @@ pub struct Notification {
     #[serde(rename = "_id")]
     pub id: Uuid,
     /// Owner; `null` for a broadcast.
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
     /// Kind.
     #[serde(rename = "type")]
     pub kind: NotificationType,
@@ -173,7 +174,7 @@ pub struct Ping {
 pub struct CreateNotification {
     /// Recipient.
     #[serde(deserialize_with = "user_id")]
-    pub user_id: i64,
+    pub user_id: UserId,
     /// Kind.
     #[serde(rename = "type")]
     pub kind: NotificationType,

@@ -1,6 +1,7 @@
 //! Restaurant orders (contract §6): statuses and their moves, stations, the shapes
 //! clients see, and the payloads they send.
 
+use crate::domain::user::UserId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
@@ -401,8 +402,8 @@ pub struct CreateOrder {
     #[validate(custom(function = "money"))]
     pub total: f64,
     /// The customer it is for: that user may subscribe to `order:<id>` on `/ws`.
-    #[serde(default)]
-    pub customer_id: Option<i64>,
+    #[serde(default, deserialize_with = "crate::domain::input::user_id_opt")]
+    pub customer_id: Option<UserId>,
 }
 
 /// `PATCH /api/orders/:id`.

@@ -37,7 +37,7 @@ async fn publish<A: Adapter>(
 ) -> (StatusCode, Json<Published>) {
     let publication = Publication::new(body.channel, body.kind, body.payload);
     let delivered = ws::publish(&app.ws, &publication);
-    tracing::debug!(by = me.user_id, delivered, "published to a /ws channel");
+    tracing::debug!(by = %me.user_id, delivered, "published to a /ws channel");
     let Publication { channel, kind, .. } = publication;
     (StatusCode::ACCEPTED, Json(Published { channel, kind }))
 }
@@ -50,7 +50,7 @@ async fn grant_channel<A: Adapter>(
 ) -> AppResult<(StatusCode, Json<ChannelGrant>)> {
     let (grant, created) = app
         .store
-        .insert_grant(&body.channel, body.user_id, me.user_id)
+        .insert_grant(&body.channel, &body.user_id, &me.user_id)
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -68,9 +68,9 @@ async fn revoke_channel<A: Adapter>(
     ServiceCaller(_): ServiceCaller,
     ApiJson(body): ApiJson<GrantChannel>,
 ) -> AppResult<StatusCode> {
-    if !app.store.delete_grant(&body.channel, body.user_id).await? {
+    if !app.store.delete_grant(&body.channel, &body.user_id).await? {
         return Err(AppError::not_found("no such grant"));
     }
-    ws::unsubscribe_user(&app.ws, &body.channel, body.user_id);
+    ws::unsubscribe_user(&app.ws, &body.channel, &body.user_id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -97,7 +97,7 @@ async fn list_conversations<A: Adapter>(
     // One more than the page tells whether another follows.
     let mut entries = app
         .store
-        .list_conversations(me.user_id, after, limit + 1)
+        .list_conversations(&me.user_id, after, limit + 1)
         .await?;
     let more = entries.len() > limit as usize;
     entries.truncate(limit as usize);
@@ -124,7 +124,7 @@ async fn get_conversation<A: Adapter>(
     Path(id): Path<String>,
 ) -> AppResult<Json<Conversation>> {
     let id = parse_id(&id)?;
-    member_access(&app, id, me.user_id).await?;
+    member_access(&app, id, &me.user_id).await?;
     let conversation = app
         .store
         .find_conversation(id)
@@ -160,7 +160,7 @@ async fn send_message<A: Adapter>(
 ) -> AppResult<(StatusCode, Json<Message>)> {
     let id = parse_id(&id)?;
     // Rights before the body's fields.
-    member_access(&app, id, me.user_id).await?;
+    member_access(&app, id, &me.user_id).await?;
     let mut object = match body.0 {
         Value::Object(map) => Value::Object(map),
         Value::Array(_) => {
@@ -239,7 +239,7 @@ async fn add_member<A: Adapter>(
     }
     object["conversationId"] = json!(id);
     let p: MemberChange = decode(object)?;
-    let user = p.user_id;
+    let user = p.user_id.clone();
     let status = match op::add(&app, &me, p).await? {
         MemberAdded::Added => StatusCode::CREATED,
         _ => StatusCode::OK,
@@ -272,13 +272,13 @@ async fn create_conversation<A: Adapter>(
     ApiJson(body): ApiJson<CreateConversation>,
 ) -> AppResult<(StatusCode, Json<Conversation>)> {
     let members = body
-        .members(me.user_id, app.config.max_conversation_members)
+        .members(&me.user_id, app.config.max_conversation_members)
         .map_err(AppError::bad_request)?;
     let conversation = app
         .store
         .insert_conversation(body.kind, body.name.as_deref(), &members)
         .await?;
-    let targets: Vec<String> = members.iter().map(|u| rooms::user(*u)).collect();
+    let targets: Vec<String> = members.iter().map(rooms::user).collect();
     app.broadcaster
         .emit(ns::CHAT, targets, ev::CONVERSATION_CREATED, &conversation)
         .await;
@@ -293,7 +293,7 @@ async fn delete_conversation<A: Adapter>(
     let id = parse_id(&id)?;
     let access = app
         .store
-        .find_access(id, me.user_id)
+        .find_access(id, &me.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
     if !access.can_manage(&me) {
@@ -307,7 +307,7 @@ async fn delete_conversation<A: Adapter>(
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
     let room = rooms::conversation(id);
-    let mut targets: Vec<String> = members.iter().map(|u| rooms::user(*u)).collect();
+    let mut targets: Vec<String> = members.iter().map(rooms::user).collect();
     targets.push(room.clone());
     let payload = serde_json::json!({ "conversationId": id });
     app.broadcaster

@@ -55,7 +55,7 @@ async fn list_notifications<A: Adapter>(
         ],
         &[],
     )?;
-    Ok(Json(op::list(&app, me.user_id, p).await?))
+    Ok(Json(op::list(&app, &me.user_id, p).await?))
 }
 
 /// `GET /api/notifications/:id`: `notification:get`.
@@ -65,7 +65,7 @@ async fn get_notification<A: Adapter>(
     Path(id): Path<String>,
 ) -> AppResult<Json<Notification>> {
     let id = parse_id(&id)?;
-    Ok(Json(op::get(&app, me.user_id, id).await?))
+    Ok(Json(op::get(&app, &me.user_id, id).await?))
 }
 
 /// `POST /api/notifications/:id/read`: `notification:read`.
@@ -75,7 +75,7 @@ async fn read_notification<A: Adapter>(
     Path(id): Path<String>,
 ) -> AppResult<Json<Notification>> {
     let id = parse_id(&id)?;
-    Ok(Json(op::read(&app, me.user_id, id).await?))
+    Ok(Json(op::read(&app, &me.user_id, id).await?))
 }
 
 /// `POST /api/notifications/read-all`: `notification:read_all`.
@@ -83,7 +83,7 @@ async fn read_all_notifications<A: Adapter>(
     State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
 ) -> AppResult<Json<Value>> {
-    let count = op::read_all(&app, me.user_id).await?;
+    let count = op::read_all(&app, &me.user_id).await?;
     Ok(Json(json!({ "count": count })))
 }
 
@@ -94,7 +94,7 @@ async fn delete_notification<A: Adapter>(
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     let id = parse_id(&id)?;
-    op::delete(&app, me.user_id, id).await?;
+    op::delete(&app, &me.user_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -103,7 +103,7 @@ async fn unread_count<A: Adapter>(
     State(app): State<AppState<A>>,
     Authenticated(me): Authenticated,
 ) -> AppResult<Json<Value>> {
-    let count = app.store.notification_count(me.user_id).await?;
+    let count = app.store.notification_count(&me.user_id).await?;
     Ok(Json(json!({ "count": count })))
 }
 
@@ -115,7 +115,7 @@ async fn create_notification<A: Adapter>(
     let created = app
         .store
         .insert_notification(NewNotification {
-            user_id: Some(body.user_id),
+            user_id: Some(&body.user_id),
             kind: body.kind,
             title: &body.title,
             content: &body.content,
@@ -124,7 +124,7 @@ async fn create_notification<A: Adapter>(
             priority: body.priority,
         })
         .await?;
-    let room = rooms::user(body.user_id);
+    let room = rooms::user(&body.user_id);
     app.broadcaster
         .emit(ns::NOTIFICATIONS, room.clone(), ev::CREATED, &created)
         .await;

@@ -1,6 +1,7 @@
 //! `POST /api/users/:userId/disconnect`: an operator ends every connection of a user on
 //! every node (logout everywhere, a ban), whatever the namespace or protocol.
 
+use crate::domain::user::UserId;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -23,14 +24,16 @@ async fn disconnect_user<A: Adapter>(
     ServiceCaller(me): ServiceCaller,
     Path(raw): Path<String>,
 ) -> AppResult<Json<Value>> {
-    let user_id: i64 = raw
-        .parse()
-        .map_err(|_| AppError::bad_request("userId: not an integer user id"))?;
+    let user_id = UserId::parse(&raw).ok_or_else(|| {
+        AppError::bad_request(
+            "userId: expected a user id: an integer or 1-128 printable characters",
+        )
+    })?;
     // A failure here is the other nodes not being told: a 500, so the caller retries.
-    let ended = end_user_sessions(&app, user_id).await?;
+    let ended = end_user_sessions(&app, &user_id).await?;
     tracing::info!(
-        by = me.user_id,
-        user = user_id,
+        by = %me.user_id,
+        user = %user_id,
         ended,
         "user disconnected by an operator"
     );

@@ -4,6 +4,7 @@
 //! others got it; the work behind it already succeeded, so failures are logged and
 //! counted here and never turned into a failed reply.
 
+use crate::domain::user::UserId;
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use socketioxide::SocketIo;
@@ -149,7 +150,7 @@ impl<A: Adapter> Broadcaster<A> {
 
     /// Distinct users with a socket connected to `ns` on any node (from the cluster's
     /// `user:<id>` rooms).
-    pub async fn connected_user_ids(&self, ns: &str) -> Vec<i64> {
+    pub async fn connected_user_ids(&self, ns: &str) -> Vec<UserId> {
         let Some(op) = self.io.of(ns) else {
             return Vec::new();
         };
@@ -160,7 +161,7 @@ impl<A: Adapter> Broadcaster<A> {
                 return Vec::new();
             }
         };
-        let mut ids: Vec<i64> = rooms
+        let mut ids: Vec<UserId> = rooms
             .iter()
             .filter_map(|r| super::rooms::parse_user(r))
             .collect();

@@ -43,7 +43,7 @@ pub fn on<A, T, F, Fut>(
             async move {
                 let _in_flight = session.app.in_flight.enter();
                 let started = Instant::now();
-                let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event);
+                let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = %session.user_id(), event);
                 let dialect = session.dialect;
                 let socket_for_budget = socket.clone();
                 let result = async {
@@ -75,7 +75,7 @@ pub fn on_unknown<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) 
     socket.on_fallback(move |socket: SocketRef<A>, Event(event): Event, reply: Reply<A>| {
         let session = session.clone();
         async move {
-            let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = session.user_id(), event = %event);
+            let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = %session.user_id(), event = %event);
             let _enter = span.enter();
             let started = Instant::now();
             // Every unknown name draws on one shared bucket: no key per invented name.

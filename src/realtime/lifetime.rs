@@ -13,6 +13,7 @@
 //! A connection registers when it is established and is removed when it closes, so a
 //! connection that closes before its token expires leaves nothing behind.
 
+use crate::domain::user::UserId;
 use crate::realtime::broadcast::Readable;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +61,7 @@ const RETRY: Duration = Duration::from_secs(1);
 
 struct Entry {
     deadline: Instant,
-    user_id: i64,
+    user_id: UserId,
     notice: Expired,
     connection: Arc<dyn Connection>,
 }
@@ -71,13 +72,16 @@ struct Table {
     /// Deadlines in order; the key makes equal deadlines distinct.
     deadlines: BTreeSet<(Instant, u64)>,
     entries: HashMap<u64, Entry>,
-    by_user: HashMap<i64, HashSet<u64>>,
+    by_user: HashMap<UserId, HashSet<u64>>,
 }
 
 impl Table {
     fn insert(&mut self, key: u64, entry: Entry) {
         self.deadlines.insert((entry.deadline, key));
-        self.by_user.entry(entry.user_id).or_default().insert(key);
+        self.by_user
+            .entry(entry.user_id.clone())
+            .or_default()
+            .insert(key);
         self.entries.insert(key, entry);
     }
 
@@ -150,7 +154,7 @@ impl Lifetimes {
     /// leeway (at once if that has passed).
     pub fn register(
         &self,
-        user_id: i64,
+        user_id: UserId,
         expires_at: i64,
         connection: Arc<dyn Connection>,
     ) -> LifetimeKey {
@@ -197,11 +201,11 @@ impl Lifetimes {
     }
 
     /// This node's connections of `user_id`.
-    pub fn connections_of(&self, user_id: i64) -> Vec<Arc<dyn Connection>> {
+    pub fn connections_of(&self, user_id: &UserId) -> Vec<Arc<dyn Connection>> {
         let table = self.0.lock();
         table
             .by_user
-            .get(&user_id)
+            .get(user_id)
             .into_iter()
             .flatten()
             .filter_map(|key| table.entries.get(key))
@@ -360,11 +364,11 @@ mod tests {
         let later = Arc::new(Probe::default());
         let removed = Arc::new(Probe::default());
         let soon = Arc::new(Probe::default());
-        lifetimes.register(1, now + 3600, later.clone());
-        let key = lifetimes.register(2, now + 1, removed.clone());
-        lifetimes.register(3, now + 1, soon.clone());
+        lifetimes.register(UserId::from(1), now + 3600, later.clone());
+        let key = lifetimes.register(UserId::from(2), now + 1, removed.clone());
+        lifetimes.register(UserId::from(3), now + 1, soon.clone());
         assert_eq!(lifetimes.len(), 3);
-        assert_eq!(lifetimes.connections_of(3).len(), 1);
+        assert_eq!(lifetimes.connections_of(&UserId::from(3)).len(), 1);
         lifetimes.remove(key);
         tokio::time::timeout(Duration::from_secs(5), soon.notify.notified())
             .await
@@ -373,6 +377,6 @@ mod tests {
         assert_eq!(removed.expired.load(Ordering::SeqCst), 0);
         assert_eq!(later.expired.load(Ordering::SeqCst), 0);
         assert_eq!(lifetimes.len(), 1);
-        assert!(lifetimes.connections_of(3).is_empty());
+        assert!(lifetimes.connections_of(&UserId::from(3)).is_empty());
     }
 }

@@ -1,17 +1,18 @@
 //! The only place that formats room names.
 
+use crate::domain::user::UserId;
 use uuid::Uuid;
 
 use crate::domain::orders::Station;
 
 /// Personal room of a user: every socket of that user on a namespace.
-pub fn user(user_id: i64) -> String {
+pub fn user(user_id: &UserId) -> String {
     format!("user:{user_id}")
 }
 
 /// The user id of a `user:<id>` room.
-pub fn parse_user(room: &str) -> Option<i64> {
-    room.strip_prefix("user:")?.parse().ok()
+pub fn parse_user(room: &str) -> Option<UserId> {
+    UserId::parse(room.strip_prefix("user:")?)
 }
 
 /// Room of a chat conversation.

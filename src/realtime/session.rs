@@ -1,5 +1,6 @@
 //! What a socket carries for its whole life: who it is, its rate limits, its dialect.
 
+use crate::domain::user::UserId;
 use std::sync::{Arc, Mutex};
 
 use socketioxide::adapter::Adapter;
@@ -122,7 +123,7 @@ impl<A: Adapter> Session<A> {
     }
 
     /// The acting user.
-    pub fn user_id(&self) -> i64 {
-        self.principal.user_id
+    pub fn user_id(&self) -> &UserId {
+        &self.principal.user_id
     }
 }

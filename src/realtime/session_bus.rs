@@ -7,6 +7,7 @@
 //!
 //! [`Lifetimes`]: super::lifetime::Lifetimes
 
+use crate::domain::user::UserId;
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 
@@ -17,7 +18,7 @@ use crate::state::AppState;
 /// One request: end `user`'s connections.
 #[derive(Debug, Serialize, Deserialize)]
 struct Request {
-    user: i64,
+    user: UserId,
 }
 
 /// Ends this node's connections of the users other nodes name (cluster only).
@@ -31,7 +32,7 @@ pub fn start<A: Adapter>(app: &AppState<A>) {
         while let Some(message) = rx.recv().await {
             match serde_json::from_value::<Request>(message) {
                 Ok(request) => {
-                    end_local(&app, request.user);
+                    end_local(&app, &request.user);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "unreadable session request from another node");
@@ -42,7 +43,7 @@ pub fn start<A: Adapter>(app: &AppState<A>) {
 }
 
 /// Ends this node's connections of `user`; returns how many.
-fn end_local<A: Adapter>(app: &AppState<A>, user: i64) -> usize {
+fn end_local<A: Adapter>(app: &AppState<A>, user: &UserId) -> usize {
     let connections = app.lifetimes.connections_of(user);
     let mut stuck = 0_usize;
     for connection in &connections {
@@ -53,13 +54,13 @@ fn end_local<A: Adapter>(app: &AppState<A>, user: i64) -> usize {
     if stuck > 0 {
         // Only a connection whose send queue is full: it is not reading at all.
         tracing::warn!(
-            user,
+            user = %user,
             stuck,
             "connections not ended: their send queues are full"
         );
     }
     tracing::info!(
-        user,
+        user = %user,
         ended = connections.len() - stuck,
         "user's connections ended on this node"
     );
@@ -68,11 +69,11 @@ fn end_local<A: Adapter>(app: &AppState<A>, user: i64) -> usize {
 
 /// Ends `user`'s connections on this node, then asks the other nodes to end theirs.
 /// Fails only when the other nodes could not be told (this node's are ended already).
-pub async fn end_user_sessions<A: Adapter>(app: &AppState<A>, user: i64) -> AppResult<usize> {
+pub async fn end_user_sessions<A: Adapter>(app: &AppState<A>, user: &UserId) -> AppResult<usize> {
     let ended = end_local(app, user);
     if let Some(bus) = app.cluster_bus() {
         // Logged and counted by the bus; the caller answers 500 so the operator retries.
-        bus.publish(Topic::Sessions, &Request { user })
+        bus.publish(Topic::Sessions, &Request { user: user.clone() })
             .await
             .map_err(|e| AppError::Internal(format!("other nodes not told: {e}")))?;
     }

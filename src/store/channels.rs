@@ -1,6 +1,7 @@
 //! Plain WebSocket channel access: grants (`POST`/`DELETE /api/channels/grants`) and
 //! the order facts `order:<id>` subscriptions are checked against.
 
+use crate::domain::user::UserId;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -8,18 +9,18 @@ use super::Store;
 use crate::domain::channels::ChannelGrant;
 
 /// Who an order concerns: its restaurant's staff and its customer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OrderParties {
     /// The restaurant it belongs to.
     pub restaurant_id: Uuid,
     /// The customer it was created for, if any.
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<UserId>,
 }
 
 #[derive(sqlx::FromRow)]
 struct GrantRow {
     channel: String,
-    user_id: i64,
+    user_id: UserId,
     created_at: DateTime<Utc>,
 }
 
@@ -39,8 +40,8 @@ impl Store {
     pub async fn insert_grant(
         &self,
         channel: &str,
-        user_id: i64,
-        granted_by: i64,
+        user_id: &UserId,
+        granted_by: &UserId,
     ) -> Result<(ChannelGrant, bool), sqlx::Error> {
         let inserted: Option<GrantRow> = sqlx::query_as(
             "insert into channel_grants (channel, user_id, granted_by) values ($1, $2, $3)
@@ -72,7 +73,7 @@ impl Store {
     }
 
     /// Removes a grant; `false` when there was none.
-    pub async fn delete_grant(&self, channel: &str, user_id: i64) -> Result<bool, sqlx::Error> {
+    pub async fn delete_grant(&self, channel: &str, user_id: &UserId) -> Result<bool, sqlx::Error> {
         let done = sqlx::query("delete from channel_grants where channel = $1 and user_id = $2")
             .bind(channel)
             .bind(user_id)
@@ -82,7 +83,7 @@ impl Store {
     }
 
     /// Whether `user_id` holds a grant for `channel`.
-    pub async fn has_grant(&self, channel: &str, user_id: i64) -> Result<bool, sqlx::Error> {
+    pub async fn has_grant(&self, channel: &str, user_id: &UserId) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar(
             "select exists (select 1 from channel_grants where channel = $1 and user_id = $2)",
         )
@@ -95,7 +96,7 @@ impl Store {
     /// The restaurant and customer of an order (deleted orders included: their customer
     /// may still follow them).
     pub async fn find_order_parties(&self, id: Uuid) -> Result<Option<OrderParties>, sqlx::Error> {
-        let row: Option<(Uuid, Option<i64>)> =
+        let row: Option<(Uuid, Option<UserId>)> =
             sqlx::query_as("select restaurant_id, customer_id from orders where id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)

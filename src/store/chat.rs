@@ -1,5 +1,6 @@
 //! Conversations, members, messages and read cursors.
 
+use crate::domain::user::UserId;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -30,7 +31,7 @@ pub(super) struct MessageRow {
     pub(super) id: Uuid,
     seq: i64,
     pub(super) conversation_id: Uuid,
-    sender_id: i64,
+    sender_id: UserId,
     content: String,
     attachments: Vec<String>,
     client_id: Option<String>,
@@ -38,7 +39,7 @@ pub(super) struct MessageRow {
     updated_at: Option<DateTime<Utc>>,
     message_type: String,
     sender_name: Option<String>,
-    seen_by: Vec<i64>,
+    seen_by: Vec<UserId>,
 }
 
 impl MessageRow {
@@ -117,7 +118,7 @@ struct ConversationRow {
     created_at: DateTime<Utc>,
     unread: i64,
     activity: DateTime<Utc>,
-    participants: Vec<i64>,
+    participants: Vec<UserId>,
 }
 
 fn parse_kind(s: &str) -> ConversationType {
@@ -135,10 +136,10 @@ impl Store {
         &self,
         kind: ConversationType,
         name: Option<&str>,
-        members: &[i64],
+        members: &[UserId],
     ) -> Result<Conversation, sqlx::Error> {
         let id = Uuid::now_v7();
-        let owner = members.first().copied().unwrap_or_default();
+        let owner = members.first().cloned().unwrap_or_else(|| UserId::from(0));
         let mut tx = self.pool.begin().await?;
         let created_at: DateTime<Utc> = sqlx::query_scalar(
             "insert into conversations (id, type, name, owner_id) values ($1, $2, $3, $4) returning created_at",
@@ -146,16 +147,16 @@ impl Store {
         .bind(id)
         .bind(kind.as_str())
         .bind(name)
-        .bind(owner)
+        .bind(&owner)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
             "insert into conversation_members (conversation_id, user_id, role)
-             select $1, u, case when u = $3 then 'owner' else 'member' end from unnest($2::bigint[]) as u",
+             select $1, u, case when u = $3 then 'owner' else 'member' end from unnest($2::text[]) as u",
         )
         .bind(id)
         .bind(members)
-        .bind(owner)
+        .bind(&owner)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -173,7 +174,7 @@ impl Store {
     /// the user's unread count and its activity.
     pub async fn list_conversations(
         &self,
-        user: i64,
+        user: &UserId,
         after: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
     ) -> Result<Vec<ConversationEntry>, sqlx::Error> {
@@ -241,7 +242,7 @@ impl Store {
     pub async fn find_access(
         &self,
         conversation_id: Uuid,
-        user_id: i64,
+        user_id: &UserId,
     ) -> Result<Option<Access>, sqlx::Error> {
         let row: Option<(String, Option<String>)> = sqlx::query_as(
             "select c.type, m.role from conversations c
@@ -268,9 +269,9 @@ impl Store {
     pub async fn delete_conversation(
         &self,
         conversation_id: Uuid,
-    ) -> Result<Option<Vec<i64>>, sqlx::Error> {
+    ) -> Result<Option<Vec<UserId>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let members: Vec<i64> = sqlx::query_scalar(
+        let members: Vec<UserId> = sqlx::query_scalar(
             "select user_id from conversation_members where conversation_id = $1 order by user_id",
         )
         .bind(conversation_id)
@@ -286,7 +287,7 @@ impl Store {
     }
 
     /// Member user ids of a conversation.
-    pub async fn list_member_ids(&self, conversation_id: Uuid) -> Result<Vec<i64>, sqlx::Error> {
+    pub async fn list_member_ids(&self, conversation_id: Uuid) -> Result<Vec<UserId>, sqlx::Error> {
         sqlx::query_scalar(
             "select user_id from conversation_members where conversation_id = $1 order by user_id",
         )
@@ -300,7 +301,7 @@ impl Store {
     pub async fn insert_member(
         &self,
         conversation_id: Uuid,
-        user_id: i64,
+        user_id: &UserId,
         max_members: usize,
     ) -> Result<MemberAdded, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
@@ -350,7 +351,7 @@ impl Store {
     pub async fn delete_member(
         &self,
         conversation_id: Uuid,
-        user_id: i64,
+        user_id: &UserId,
     ) -> Result<bool, sqlx::Error> {
         let deleted = sqlx::query(
             "delete from conversation_members where conversation_id = $1 and user_id = $2",
@@ -392,7 +393,7 @@ impl Store {
     pub async fn update_message_content(
         &self,
         message_id: Uuid,
-        sender_id: i64,
+        sender_id: &UserId,
         content: &str,
     ) -> Result<Option<Message>, sqlx::Error> {
         let updated: Option<(Uuid,)> = sqlx::query_as(
@@ -446,7 +447,7 @@ impl Store {
     pub async fn mark_read(
         &self,
         conversation_id: Uuid,
-        user_id: i64,
+        user_id: &UserId,
         seq: i64,
     ) -> Result<DateTime<Utc>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
@@ -533,17 +534,17 @@ impl Store {
     /// messages past the member's cursor, not deleted, not their own; see migration 0006).
     pub async fn unread_counts(
         &self,
-        user_ids: &[i64],
-    ) -> Result<HashMap<i64, UnreadCount>, sqlx::Error> {
+        user_ids: &[UserId],
+    ) -> Result<HashMap<UserId, UnreadCount>, sqlx::Error> {
         unread_counts(&self.pool, user_ids).await
     }
 
     /// One user's unread count.
-    pub async fn unread_count(&self, user_id: i64) -> Result<UnreadCount, sqlx::Error> {
+    pub async fn unread_count(&self, user_id: &UserId) -> Result<UnreadCount, sqlx::Error> {
         Ok(self
-            .unread_counts(&[user_id])
+            .unread_counts(std::slice::from_ref(user_id))
             .await?
-            .remove(&user_id)
+            .remove(user_id)
             .unwrap_or_default())
     }
 }
@@ -551,18 +552,18 @@ impl Store {
 /// Unread counts of several users (see `Store::unread_counts`).
 pub(super) async fn unread_counts(
     pool: &sqlx::PgPool,
-    user_ids: &[i64],
-) -> Result<HashMap<i64, UnreadCount>, sqlx::Error> {
-    let rows: Vec<(i64, Uuid, i64)> = sqlx::query_as(
+    user_ids: &[UserId],
+) -> Result<HashMap<UserId, UnreadCount>, sqlx::Error> {
+    let rows: Vec<(UserId, Uuid, i64)> = sqlx::query_as(
         "select user_id, conversation_id, unread_count::bigint from conversation_members
              where user_id = any($1) and unread_count > 0",
     )
     .bind(user_ids)
     .fetch_all(pool)
     .await?;
-    let mut out: HashMap<i64, UnreadCount> = user_ids
+    let mut out: HashMap<UserId, UnreadCount> = user_ids
         .iter()
-        .map(|u| (*u, UnreadCount::default()))
+        .map(|u| (u.clone(), UnreadCount::default()))
         .collect();
     for (user, conversation, count) in rows {
         let entry = out.entry(user).or_default();
@@ -593,7 +594,7 @@ pub(super) async fn first_with_client_id(
         "where m.conversation_id = $1 and m.sender_id = $2 and m.client_id = $3"
     ))
     .bind(new.conversation_id)
-    .bind(new.sender_id)
+    .bind(&new.sender_id)
     .bind(new.client_id.as_deref())
     .fetch_one(pool)
     .await?;

@@ -18,6 +18,7 @@
 //! connection dropped while the answer was on its way), the retry finds the stored row
 //! and answers with it instead of storing it twice or answering an error.
 
+use crate::domain::user::UserId;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ pub struct NewMessage {
     /// Conversation (the send is refused unless the sender is a member).
     pub conversation_id: Uuid,
     /// Sender.
-    pub sender_id: i64,
+    pub sender_id: UserId,
     /// Trimmed content.
     pub content: String,
     /// Attachment URLs.
@@ -62,10 +63,10 @@ pub struct Sent {
     pub created: bool,
     /// Members whose unread counts this send should push: each member concerned by the
     /// transaction appears in exactly one of its sends (empty when not created).
-    pub readers: Vec<i64>,
+    pub readers: Vec<UserId>,
     /// Every member of the conversation when it was stored, the sender included (empty
     /// when not created): who the message is delivered to.
-    pub members: Vec<i64>,
+    pub members: Vec<UserId>,
 }
 
 /// Why a send was not stored.
@@ -180,7 +181,7 @@ fn take(results: &mut HashMap<Uuid, Outcome>, id: Uuid) -> Outcome {
 #[derive(sqlx::FromRow)]
 struct MemberRow {
     conversation_id: Uuid,
-    user_id: i64,
+    user_id: UserId,
 }
 
 /// Writes `batch` in one transaction; the outcome of each send by its job id.
@@ -218,7 +219,7 @@ async fn write(
     .bind(&conversations)
     .fetch_all(&mut *tx)
     .await?;
-    let mut by_conversation: HashMap<Uuid, Vec<i64>> = HashMap::new();
+    let mut by_conversation: HashMap<Uuid, Vec<UserId>> = HashMap::new();
     for m in members {
         by_conversation
             .entry(m.conversation_id)
@@ -247,7 +248,7 @@ async fn write(
         }
         ids.push(*id);
         conversation_ids.push(m.conversation_id);
-        senders.push(m.sender_id);
+        senders.push(&m.sender_id);
         contents.push(m.content.as_str());
         attachments.push(
             serde_json::to_string(&m.attachments).map_err(|e| sqlx::Error::Encode(e.into()))?,
@@ -266,7 +267,7 @@ async fn write(
     // has unread only what others sent after it; any other member gains what others sent.
     let inserted: Vec<MessageRow> = sqlx::query_as(
         "with input as (
-            select * from unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+            select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
                                  $7::text[], $8::text[])
                 with ordinality as t(id, conversation_id, sender_id, content, attachments, client_id,
                                      message_type, sender_name, ord)
@@ -299,7 +300,7 @@ async fn write(
             where cm.conversation_id = o.conversation_id and cm.user_id = o.user_id
          )
          select id, seq, conversation_id, sender_id, content, attachments, client_id, created_at, updated_at,
-                message_type, sender_name, array[]::bigint[] as seen_by
+                message_type, sender_name, array[]::text[] as seen_by
          from ins",
     )
     .bind(&ids)
@@ -317,8 +318,8 @@ async fn write(
     let mut created: HashMap<Uuid, MessageRow> = inserted.into_iter().map(|r| (r.id, r)).collect();
     // One count per reader per transaction: the last send that concerns a reader pushes
     // it (read after the commit, it covers every send of the batch).
-    let mut readers_by_job: HashMap<Uuid, Vec<i64>> = HashMap::new();
-    let mut assigned: BTreeSet<i64> = BTreeSet::new();
+    let mut readers_by_job: HashMap<Uuid, Vec<UserId>> = HashMap::new();
+    let mut assigned: BTreeSet<&UserId> = BTreeSet::new();
     for (id, m) in batch.iter().rev() {
         if !created.contains_key(id) {
             continue;
@@ -328,8 +329,8 @@ async fn write(
             .into_iter()
             .flatten()
         {
-            if *u != m.sender_id && assigned.insert(*u) {
-                readers_by_job.entry(*id).or_default().push(*u);
+            if *u != m.sender_id && assigned.insert(u) {
+                readers_by_job.entry(*id).or_default().push(u.clone());
             }
         }
     }
@@ -363,15 +364,15 @@ async fn not_inserted(
     pool: &PgPool,
     id: Uuid,
     m: &NewMessage,
-    members: &HashMap<Uuid, Vec<i64>>,
+    members: &HashMap<Uuid, Vec<UserId>>,
 ) -> Outcome {
     if let Some(row) = stored_by_id(pool, id).await? {
         let readers = members
             .get(&m.conversation_id)
             .into_iter()
             .flatten()
-            .copied()
-            .filter(|u| *u != m.sender_id)
+            .filter(|u| **u != m.sender_id)
+            .cloned()
             .collect();
         return Ok(Sent {
             message: stored(row).message,

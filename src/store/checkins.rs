@@ -1,5 +1,6 @@
 //! Event check-ins (`POST`/`GET /api/sessions/:sessionId/checkins`).
 
+use crate::domain::user::UserId;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -10,7 +11,7 @@ use crate::domain::checkins::{Checkin, CreateCheckin};
 struct CheckinRow {
     id: Uuid,
     session_id: Uuid,
-    user_id: i64,
+    user_id: UserId,
     user_name: String,
     profile_url: Option<String>,
     success: bool,
@@ -47,7 +48,7 @@ impl Store {
         )
         .bind(Uuid::now_v7())
         .bind(session_id)
-        .bind(checkin.user_id)
+        .bind(&checkin.user_id)
         .bind(&checkin.user_name)
         .bind(&checkin.profile_url)
         .bind(checkin.success)

@@ -1,5 +1,6 @@
 //! Notifications: personal rows and broadcasts with per-user receipts.
 
+use crate::domain::user::UserId;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use crate::domain::notifications::{Notification, NotificationType, Priority};
 #[derive(FromRow)]
 struct Row {
     id: Uuid,
-    user_id: Option<i64>,
+    user_id: Option<UserId>,
     #[sqlx(rename = "type")]
     kind: String,
     title: String,
@@ -74,7 +75,7 @@ macro_rules! broadcast_page {
 #[derive(Debug, Clone, Copy)]
 pub struct NewNotification<'a> {
     /// Owner; `None` makes it a broadcast.
-    pub user_id: Option<i64>,
+    pub user_id: Option<&'a UserId>,
     /// Kind.
     pub kind: NotificationType,
     /// Headline.
@@ -127,7 +128,7 @@ impl Store {
     /// notifications pays for one page, not for all of them.
     pub async fn list_notifications(
         &self,
-        user_id: i64,
+        user_id: &UserId,
         unread_only: bool,
         before: Option<Uuid>,
         limit: i64,
@@ -172,7 +173,7 @@ impl Store {
 
     async fn find_notification_seq(
         &self,
-        user_id: i64,
+        user_id: &UserId,
         id: Uuid,
     ) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query_scalar(concat!("select seq from (", visible!(), "and n.id = $2) v"))
@@ -185,7 +186,7 @@ impl Store {
     /// One notification as `user_id` sees it, if visible to them.
     pub async fn find_notification(
         &self,
-        user_id: i64,
+        user_id: &UserId,
         id: Uuid,
     ) -> Result<Option<Notification>, sqlx::Error> {
         let row: Option<Row> = sqlx::query_as(concat!(visible!(), "and n.id = $2"))
@@ -199,7 +200,7 @@ impl Store {
     /// Marks one notification read for `user_id`; `None` when not visible to them.
     pub async fn mark_notification_read(
         &self,
-        user_id: i64,
+        user_id: &UserId,
         id: Uuid,
     ) -> Result<Option<Notification>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
@@ -228,7 +229,7 @@ impl Store {
     }
 
     /// Marks everything visible to `user_id` read; returns how many changed.
-    pub async fn mark_all_notifications_read(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+    pub async fn mark_all_notifications_read(&self, user_id: &UserId) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let personal = sqlx::query(
             "update notifications set is_read = true where user_id = $1 and not is_read",
@@ -254,7 +255,11 @@ impl Store {
 
     /// Deletes a notification for `user_id` (a broadcast is only hidden from them).
     /// False when it was not visible to them.
-    pub async fn delete_notification(&self, user_id: i64, id: Uuid) -> Result<bool, sqlx::Error> {
+    pub async fn delete_notification(
+        &self,
+        user_id: &UserId,
+        id: Uuid,
+    ) -> Result<bool, sqlx::Error> {
         let personal = sqlx::query("delete from notifications where id = $1 and user_id = $2")
             .bind(id)
             .bind(user_id)
@@ -281,9 +286,9 @@ impl Store {
     /// Unread counts of several users in one query, broadcasts included.
     pub async fn notification_counts(
         &self,
-        user_ids: &[i64],
-    ) -> Result<HashMap<i64, i64>, sqlx::Error> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+        user_ids: &[UserId],
+    ) -> Result<HashMap<UserId, i64>, sqlx::Error> {
+        let rows: Vec<(UserId, i64)> = sqlx::query_as(
             "select u.id,
                     (select count(*) from notifications n where n.user_id = u.id and not n.is_read)
                   + (select count(*) from notifications n
@@ -291,7 +296,7 @@ impl Store {
                        and not exists (select 1 from notification_receipts r
                                        where r.notification_id = n.id and r.user_id = u.id
                                          and (r.read_at is not null or r.deleted_at is not null)))
-             from unnest($1::bigint[]) as u(id)",
+             from unnest($1::text[]) as u(id)",
         )
         .bind(user_ids)
         .fetch_all(&self.pool)
@@ -300,11 +305,11 @@ impl Store {
     }
 
     /// One user's unread count.
-    pub async fn notification_count(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+    pub async fn notification_count(&self, user_id: &UserId) -> Result<i64, sqlx::Error> {
         Ok(self
-            .notification_counts(&[user_id])
+            .notification_counts(std::slice::from_ref(user_id))
             .await?
-            .remove(&user_id)
+            .remove(user_id)
             .unwrap_or(0))
     }
 }

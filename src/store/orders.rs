@@ -195,7 +195,7 @@ impl Store {
         .bind(new.kind.as_str())
         .bind(&new.table_number)
         .bind(new.total)
-        .bind(new.customer_id)
+        .bind(&new.customer_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(Order::from(row))

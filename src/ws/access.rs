@@ -42,7 +42,7 @@ pub async fn check<A: Adapter>(
         Rule::Denied => {
             let granted = app
                 .store
-                .has_grant(name, me.user_id)
+                .has_grant(name, &me.user_id)
                 .await
                 .map_err(AppError::from)?;
             if granted {
@@ -83,7 +83,7 @@ async fn by_rule<A: Adapter>(
                 None => Rule::Denied,
                 Some(order) => allowed(
                     anywhere
-                        || order.customer_id == Some(me.user_id)
+                        || order.customer_id.as_ref() == Some(&me.user_id)
                         || (me.rank() >= Role::Staff
                             && me.restaurants.contains(&order.restaurant_id)),
                 ),

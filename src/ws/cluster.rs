@@ -13,6 +13,7 @@
 //! queue drops the cast (logged and counted in `switchboard_ws_cluster_casts_dropped_total`),
 //! as the bus drops for a reader that does not keep up.
 
+use crate::domain::user::UserId;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -65,7 +66,7 @@ pub enum Cast {
         /// The channel.
         channel: String,
         /// The user.
-        user: i64,
+        user: UserId,
     },
 }
 
@@ -134,7 +135,7 @@ pub fn apply(hub: &Hub, cast: Cast) -> usize {
             }
         }
         Cast::Publish(publication) => super::publish_local(hub, &publication),
-        Cast::Revoke { channel, user } => super::unsubscribe_local(hub, &channel, user),
+        Cast::Revoke { channel, user } => super::unsubscribe_local(hub, &channel, &user),
     }
 }
 
@@ -185,7 +186,7 @@ mod tests {
         let wire = serde_json::to_value(&cast).unwrap_or_default();
         let back: Cast = serde_json::from_value(wire).unwrap_or(Cast::Revoke {
             channel: String::new(),
-            user: 0,
+            user: UserId::from(0),
         });
         match back {
             Cast::Frames {

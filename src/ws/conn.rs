@@ -175,7 +175,7 @@ pub async fn run<A: Adapter>(
         Start::Dashboard { principal, .. } => {
             if let Some(principal) = principal {
                 conn.lifetime = Some(app.lifetimes.register(
-                    principal.user_id,
+                    principal.user_id.clone(),
                     principal.expires_at,
                     peer.clone(),
                 ));
@@ -194,7 +194,10 @@ pub async fn run<A: Adapter>(
     }
     metrics.connections.get_or_create(&route).dec();
     tracing::debug!(
-        user = conn.principal.as_ref().map(|p| p.user_id),
+        user = conn
+            .principal
+            .as_ref()
+            .map(|p| tracing::field::display(&p.user_id)),
         reason = reason.label(),
         route = route.route,
         "plain WebSocket connection closed"
@@ -517,7 +520,7 @@ impl<A: Adapter> Conn<A> {
                 return;
             }
         };
-        let user_id = principal.user_id;
+        let user_id = principal.user_id.clone();
         let joined = self.adopt(principal);
         self.reply(server::AUTH_SUCCESS, AuthSuccess { user_id }, id);
         if joined.is_err() {
@@ -529,7 +532,7 @@ impl<A: Adapter> Conn<A> {
     /// Takes `principal` as the connection's identity and joins its `user:` channel
     /// (leaving what another user's identity was let into).
     fn adopt(&mut self, principal: Principal) -> Result<(), TooManyChannels> {
-        let user_id = principal.user_id;
+        let user_id = principal.user_id.clone();
         if let Some(before) = self.principal.take()
             && before.user_id != user_id
         {
@@ -549,11 +552,11 @@ impl<A: Adapter> Conn<A> {
             self.app.lifetimes.remove(key);
         }
         self.lifetime = Some(self.app.lifetimes.register(
-            user_id,
+            user_id.clone(),
             principal.expires_at,
             self.peer.clone(),
         ));
-        self.peer.set_user(user_id);
+        self.peer.set_user(&user_id);
         self.principal = Some(principal);
         self.app
             .ws

@@ -5,6 +5,7 @@
 //! outgoing messages are rendered here, each once, into a text frame that every
 //! recipient's queue shares. What a message means is `conn`'s business.
 
+use crate::domain::user::UserId;
 use std::borrow::Cow;
 
 use axum::extract::ws::{Message, Utf8Bytes};
@@ -220,7 +221,7 @@ pub fn render<P: Serialize>(
 #[derive(Serialize)]
 pub struct AuthSuccess {
     /// The authenticated user.
-    pub user_id: i64,
+    pub user_id: UserId,
 }
 
 /// `auth_error` payload.

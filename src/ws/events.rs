@@ -16,6 +16,7 @@
 //! These run on the node that caused the event, which renders it and casts the frames
 //! to the other nodes ([`super::cluster`]); they deliver them as they are.
 
+use crate::domain::user::UserId;
 use axum::extract::ws::{Message, Utf8Bytes};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -52,7 +53,7 @@ pub mod kind {
     pub const CHECKIN: &str = "checkin";
 }
 
-fn user_channel(user: i64) -> String {
+fn user_channel(user: &UserId) -> String {
     format!("user:{user}")
 }
 
@@ -80,7 +81,7 @@ struct EnvelopeChat<'a> {
 #[derive(Serialize)]
 struct EnvelopeChatBody<'a> {
     id: Uuid,
-    sender_id: i64,
+    sender_id: &'a UserId,
     sender_name: Option<&'a str>,
     content: &'a str,
     message_type: &'a str,
@@ -93,7 +94,7 @@ struct EnvelopeChatBody<'a> {
 struct BareChat<'a> {
     id: Uuid,
     conversation_id: Uuid,
-    sender_id: i64,
+    sender_id: &'a UserId,
     content: &'a str,
     message_type: &'a str,
     #[serde(serialize_with = "ts")]
@@ -106,7 +107,7 @@ fn bare_chat(message: &ChatMessage, is_deleted: bool) -> Option<Message> {
     bare(&BareChat {
         id: message.id,
         conversation_id: message.conversation_id,
-        sender_id: message.sender_id,
+        sender_id: &message.sender_id,
         content: &message.content,
         message_type: &message.message_type,
         created_at: message.created_at,
@@ -121,7 +122,7 @@ pub fn envelope_chat(message: &ChatMessage, id: Option<&str>) -> Option<Message>
         conversation_id: message.conversation_id,
         message: EnvelopeChatBody {
             id: message.id,
-            sender_id: message.sender_id,
+            sender_id: &message.sender_id,
             sender_name: message.sender_name.as_deref(),
             content: &message.content,
             message_type: &message.message_type,
@@ -137,7 +138,7 @@ pub fn envelope_chat(message: &ChatMessage, id: Option<&str>) -> Option<Message>
 pub fn message_created(
     hub: &Hub,
     message: &ChatMessage,
-    members: &[i64],
+    members: &[UserId],
     except: Option<u64>,
 ) -> usize {
     if !hub.has_audience() {
@@ -148,7 +149,7 @@ pub fn message_created(
         bare: bare_chat(message, false),
         ..Frames::default()
     };
-    let channels: Vec<String> = members.iter().map(|m| user_channel(*m)).collect();
+    let channels: Vec<String> = members.iter().map(user_channel).collect();
     let delivered = channels
         .iter()
         .map(|c| hub.deliver_frames(c, &frames, kind::CHAT_MESSAGE, except))
@@ -163,7 +164,7 @@ pub fn message_created(
 
 /// An edited or deleted message, in full with its flags, to the members' bare
 /// connections.
-pub fn message_changed(hub: &Hub, message: &ChatMessage, members: &[i64], deleted: bool) {
+pub fn message_changed(hub: &Hub, message: &ChatMessage, members: &[UserId], deleted: bool) {
     if !hub.has_audience() {
         return;
     }
@@ -176,7 +177,7 @@ pub fn message_changed(hub: &Hub, message: &ChatMessage, members: &[i64], delete
     } else {
         kind::CHAT_MESSAGE_EDITED
     };
-    let channels: Vec<String> = members.iter().map(|m| user_channel(*m)).collect();
+    let channels: Vec<String> = members.iter().map(user_channel).collect();
     for channel in &channels {
         hub.deliver_frames(channel, &frames, label, None);
     }
@@ -207,7 +208,7 @@ struct NullString<'a> {
 #[derive(Serialize)]
 struct BareNotification<'a> {
     id: Uuid,
-    user_id: Option<i64>,
+    user_id: Option<&'a UserId>,
     #[serde(rename = "type")]
     kind: &'a str,
     title: &'a str,
@@ -241,7 +242,7 @@ pub fn notification_created(hub: &Hub, n: &Notification) {
     );
     let bare = bare(&BareNotification {
         id: n.id,
-        user_id: n.user_id,
+        user_id: n.user_id.as_ref(),
         kind: n.kind.as_str(),
         title: &n.title,
         message: &n.content,
@@ -258,7 +259,7 @@ pub fn notification_created(hub: &Hub, n: &Notification) {
         bare,
         ..Frames::default()
     };
-    let target = match n.user_id {
+    let target = match &n.user_id {
         Some(user) => {
             let channel = user_channel(user);
             hub.deliver_frames(&channel, &frames, kind::NOTIFICATION, None);
@@ -279,7 +280,7 @@ struct BareNotificationChange {
     notification_id: Option<Uuid>,
 }
 
-fn notification_change(hub: &Hub, user: i64, event: &'static str, id: Option<Uuid>) {
+fn notification_change(hub: &Hub, user: &UserId, event: &'static str, id: Option<Uuid>) {
     if !hub.has_audience() {
         return;
     }
@@ -305,17 +306,17 @@ fn notification_change(hub: &Hub, user: i64, event: &'static str, id: Option<Uui
 }
 
 /// `user` read one notification (bare `{event:"read", notification_id}`).
-pub fn notification_read(hub: &Hub, user: i64, id: Uuid) {
+pub fn notification_read(hub: &Hub, user: &UserId, id: Uuid) {
     notification_change(hub, user, "read", Some(id));
 }
 
 /// `user` read every notification (bare `{event:"read_all"}`).
-pub fn notifications_read_all(hub: &Hub, user: i64) {
+pub fn notifications_read_all(hub: &Hub, user: &UserId) {
     notification_change(hub, user, "read_all", None);
 }
 
 /// `user` deleted one notification (bare `{event:"deleted", notification_id}`).
-pub fn notification_deleted(hub: &Hub, user: i64, id: Uuid) {
+pub fn notification_deleted(hub: &Hub, user: &UserId, id: Uuid) {
     notification_change(hub, user, "deleted", Some(id));
 }
 
@@ -371,7 +372,7 @@ struct DashboardCheckin<'a> {
     profile_url: Option<&'a str>,
     session_id: Uuid,
     success: bool,
-    user_id: i64,
+    user_id: &'a UserId,
     user_name: &'a str,
 }
 
@@ -387,7 +388,7 @@ pub fn checkin_stored(hub: &Hub, checkin: &Checkin) -> usize {
         profile_url: checkin.profile_url.as_deref(),
         session_id: checkin.session_id,
         success: checkin.success,
-        user_id: checkin.user_id,
+        user_id: &checkin.user_id,
         user_name: &checkin.user_name,
     }) else {
         return 0;

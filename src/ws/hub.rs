@@ -12,10 +12,11 @@
 //! does not fit closes that connection (1013, a slow consumer) instead of holding up
 //! the others. A message is rendered once and its bytes are shared by every queue.
 
+use crate::domain::user::UserId;
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -30,9 +31,6 @@ use crate::realtime::lifetime::{Connection, Expired};
 
 /// Shards of the channel map: enough that concurrent subscribes rarely meet.
 const SHARDS: usize = 32;
-
-/// `user` of a connection that has not authenticated.
-const NO_USER: i64 = i64::MIN;
 
 /// Why a connection ends, with the close code the server sends for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +154,8 @@ pub struct Peer {
     dialect: Dialect,
     queue: mpsc::Sender<Message>,
     closing: watch::Sender<Option<CloseReason>>,
-    user: AtomicI64,
+    /// Who the connection acts as; `None` until it authenticates.
+    user: std::sync::RwLock<Option<UserId>>,
     subscriptions: Mutex<Subscriptions>,
     /// `switchboard_ws_closes_total`, counted when the reason is decided (the close
     /// frame may take a while to reach a client that does not read).
@@ -209,7 +208,10 @@ impl Peer {
     }
 
     fn is_authenticated(&self) -> bool {
-        self.user.load(Ordering::Relaxed) != NO_USER
+        self.user
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// Asks the connection to close for `reason` (the first reason wins, and is the
@@ -238,12 +240,12 @@ impl Peer {
     }
 
     /// Records who the connection acts as (for revoking grants).
-    pub fn set_user(&self, user: i64) {
-        self.user.store(user, Ordering::Relaxed);
+    pub fn set_user(&self, user: &UserId) {
+        *self.user.write().unwrap_or_else(|p| p.into_inner()) = Some(user.clone());
     }
 
-    fn is_user(&self, user: i64) -> bool {
-        user != NO_USER && self.user.load(Ordering::Relaxed) == user
+    fn is_user(&self, user: &UserId) -> bool {
+        self.user.read().unwrap_or_else(|p| p.into_inner()).as_ref() == Some(user)
     }
 }
 
@@ -359,7 +361,7 @@ impl Hub {
             dialect,
             queue,
             closing,
-            user: AtomicI64::new(NO_USER),
+            user: std::sync::RwLock::new(None),
             subscriptions: Mutex::default(),
             closes: self.0.metrics.closes.clone(),
             dropped: self.0.metrics.dropped.clone(),
@@ -529,7 +531,7 @@ impl Hub {
     }
 
     /// The connections of `user` in `channel`, taken out of it (a revoked grant).
-    pub fn revoke(&self, channel: &str, user: i64) -> Vec<Arc<Peer>> {
+    pub fn revoke(&self, channel: &str, user: &UserId) -> Vec<Arc<Peer>> {
         let members: Vec<Arc<Peer>> = {
             let shard = self
                 .shard(channel)
@@ -683,8 +685,8 @@ mod tests {
         let (env, _) = hub.register(tx_env, Dialect::Envelope);
         let (bare, _) = hub.register(tx_bare, Dialect::Bare);
         let (dash, _) = hub.register(tx_dash, Dialect::Dashboard);
-        env.set_user(1);
-        bare.set_user(1);
+        env.set_user(&UserId::from(1));
+        bare.set_user(&UserId::from(1));
         for peer in [&env, &bare, &dash] {
             hub.subscribe(peer, "c:1").unwrap();
         }
@@ -718,13 +720,13 @@ mod tests {
         let (tx_b, _rb) = mpsc::channel(4);
         let (a, _) = hub.register(tx_a, Dialect::Envelope);
         let (b, _) = hub.register(tx_b, Dialect::Envelope);
-        a.set_user(1);
-        b.set_user(2);
+        a.set_user(&UserId::from(1));
+        b.set_user(&UserId::from(2));
         hub.subscribe(&a, "order:9").unwrap();
         hub.subscribe(&b, "order:9").unwrap();
-        let revoked = hub.revoke("order:9", 1);
+        let revoked = hub.revoke("order:9", &UserId::from(1));
         assert_eq!(revoked.len(), 1);
         assert_eq!(hub.deliver("order:9", &text("m"), "published"), 1);
-        assert!(hub.revoke("order:9", 1).is_empty());
+        assert!(hub.revoke("order:9", &UserId::from(1)).is_empty());
     }
 }

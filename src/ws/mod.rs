@@ -24,6 +24,7 @@ mod hub;
 
 pub use hub::{CloseReason, Dialect, Hub};
 
+use crate::domain::user::UserId;
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, RawQuery, State};
@@ -89,11 +90,11 @@ pub fn publish(hub: &Hub, publication: &Publication) -> usize {
 
 /// Takes `user`'s connections out of `channel` on every node (a revoked grant); each is
 /// told `unsubscribed`. Returns how many of this node's.
-pub fn unsubscribe_user(hub: &Hub, channel: &str, user: i64) -> usize {
+pub fn unsubscribe_user(hub: &Hub, channel: &str, user: &UserId) -> usize {
     let told = unsubscribe_local(hub, channel, user);
     hub.cast(cluster::Cast::Revoke {
         channel: channel.to_owned(),
-        user,
+        user: user.clone(),
     });
     told
 }
@@ -114,7 +115,7 @@ fn publish_local(hub: &Hub, publication: &Publication) -> usize {
 
 /// Takes `user`'s connections on this node out of `channel`; each is told
 /// `unsubscribed`. Returns how many.
-fn unsubscribe_local(hub: &Hub, channel: &str, user: i64) -> usize {
+fn unsubscribe_local(hub: &Hub, channel: &str, user: &UserId) -> usize {
     let revoked = hub.revoke(channel, user);
     if revoked.is_empty() {
         return 0;

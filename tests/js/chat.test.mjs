@@ -422,7 +422,7 @@ for (const mode of TRANSPORTS) {
         ['message:list', { conversationId: id, limit: 'ten' }, 'limit'],
         ['message:list', { conversationId: id, before: 'yesterday' }, 'before'],
         ['typing', { conversationId: id, isTyping: 'yes' }, 'isTyping'],
-        ['members:add', { conversationId: id, userId: 'abc' }, 'userId'],
+        ['members:add', { conversationId: id, userId: '' }, 'userId'],
         ['members:remove', { conversationId: id }, 'userId'],
       ];
       for (const [event, payload, field] of cases) {

@@ -41,7 +41,8 @@ const refused = [
   ['a token without exp', () => ({ token: token(1, ['user'], { exp: undefined }) })],
   ['a token for another issuer', () => ({ token: token(1, ['user'], { iss: 'someone-else' }) })],
   ['a token for another audience', () => ({ token: token(1, ['user'], { aud: 'other-app' }) })],
-  ['a token whose sub is not an integer', () => ({ token: token('alice') })],
+  ['a token whose sub is an empty string', () => ({ token: token('') })],
+  ['a token whose sub is longer than 128 characters', () => ({ token: token('a'.repeat(129)) })],
   ['a bad auth.token even when the header carries a good one (first found wins)', () => ({
     auth: { token: 'Bearer garbage' },
     extraHeaders: { Authorization: 'Bearer ' + token(1) },

@@ -476,7 +476,7 @@ for (const mode of TRANSPORTS) {
         [{ ...good, content: 'x'.repeat(4001) }, 'content'],
         [{ ...good, content: undefined }, 'content'],
         [{ ...good, user_id: undefined }, 'user_id'],
-        [{ ...good, user_id: 'alice' }, 'user_id'],
+        [{ ...good, user_id: '' }, 'user_id'],
         [{ ...good, related_id: 'r'.repeat(201) }, 'related_id'],
         [[good], 'payload'],
       ];

@@ -536,7 +536,7 @@ const PROBES = {
     return [
       { why: 'service, a user with no socket', expect: 200, auth: c.service, params: { userId: u } },
       { why: 'a manager token', expect: 403, auth: c.manager, params: { userId: u } },
-      { why: 'not an integer', expect: 400, auth: c.admin, params: { userId: 'bob' } },
+      { why: 'not a user id (over 128 characters)', expect: 400, auth: c.admin, params: { userId: 'b'.repeat(129) } },
     ];
   },
   async listConversations(c) {

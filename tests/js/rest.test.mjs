@@ -87,7 +87,7 @@ describe('POST /api/conversations', () => {
     const cases = [
       [{ type: 'channel', participants: [1] }, 'type'],
       [{ type: 'group', participants: 'everyone' }, 'participants'],
-      [{ type: 'group', participants: ['x'] }, 'participants'],
+      [{ type: 'group', participants: [''] }, 'participants'],
       [{ type: 'group', name: 'n'.repeat(201), participants: [1] }, 'name'],
       [{ name: 'no type', participants: [1] }, 'type'],
     ];

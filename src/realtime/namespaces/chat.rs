@@ -3,6 +3,7 @@
 //! Membership is read from the database on every event, so a removed member loses
 //! access at once, whatever rooms its sockets are in.
 
+use crate::domain::user::UserId;
 use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
@@ -44,8 +45,8 @@ pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Sessio
 }
 
 /// After CONNECT: the socket's unread counts.
-pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, user_id: i64) {
-    match app.store.unread_count(user_id).await {
+pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, user_id: UserId) {
+    match app.store.unread_count(&user_id).await {
         Ok(count) => {
             if let Err(e) = socket.emit(ev::UNREAD_COUNT, &Readable(&count)) {
                 tracing::debug!(error = %e, "unread:count not delivered");
@@ -67,7 +68,7 @@ async fn require_member<A: Adapter>(
 pub async fn member_access<A: Adapter>(
     app: &AppState<A>,
     conversation_id: Uuid,
-    user: i64,
+    user: &UserId,
 ) -> AppResult<Access> {
     let access = app
         .store
@@ -81,7 +82,7 @@ pub async fn member_access<A: Adapter>(
 }
 
 /// Sends each user its current unread counts (every device, through `user:` rooms).
-pub async fn push_unread_counts<A: Adapter>(app: &AppState<A>, user_ids: &[i64]) {
+pub async fn push_unread_counts<A: Adapter>(app: &AppState<A>, user_ids: &[UserId]) {
     if user_ids.is_empty() {
         return;
     }
@@ -89,7 +90,7 @@ pub async fn push_unread_counts<A: Adapter>(app: &AppState<A>, user_ids: &[i64])
         Ok(counts) => {
             for (user, count) in counts {
                 app.broadcaster
-                    .emit(ns::CHAT, rooms::user(user), ev::UNREAD_COUNT, &count)
+                    .emit(ns::CHAT, rooms::user(&user), ev::UNREAD_COUNT, &count)
                     .await;
             }
         }
@@ -152,12 +153,12 @@ pub async fn send<A: Adapter>(
     p: SendMessage,
     message_type: String,
 ) -> AppResult<Message> {
-    let user = from.principal.user_id;
+    let user = &from.principal.user_id;
     let outcome = app
         .store
         .send_message(NewMessage {
             conversation_id: p.conversation_id,
-            sender_id: user,
+            sender_id: user.clone(),
             content: p.content,
             attachments: p.attachments,
             client_id: p.client_id,
@@ -284,12 +285,12 @@ pub async fn edit<A: Adapter>(
         .find_message(p.message_id)
         .await?
         .ok_or_else(|| AppError::not_found("message not found"))?;
-    member_access(app, found.message.conversation_id, me.user_id).await?;
+    member_access(app, found.message.conversation_id, &me.user_id).await?;
     if found.message.sender_id != me.user_id {
         return Err(AppError::forbidden("only the sender may edit a message"));
     }
     let message = store
-        .update_message_content(p.message_id, me.user_id, &p.content)
+        .update_message_content(p.message_id, &me.user_id, &p.content)
         .await?
         .ok_or_else(|| AppError::not_found("message not found"))?;
     let room = rooms::conversation(message.conversation_id);
@@ -318,7 +319,7 @@ pub async fn delete<A: Adapter>(
     let conversation_id = found.message.conversation_id;
     // An admin may moderate a conversation it is not in; anyone else must be a member.
     let access = store
-        .find_access(conversation_id, me.user_id)
+        .find_access(conversation_id, &me.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
     if !access.is_member() && !me.is_admin() {
@@ -362,10 +363,10 @@ pub async fn read<A: Adapter>(
         .await?
         .ok_or_else(|| AppError::not_found("message not found"))?;
     let conversation_id = found.message.conversation_id;
-    member_access(app, conversation_id, me.user_id).await?;
+    member_access(app, conversation_id, &me.user_id).await?;
     let read_at = app
         .store
-        .mark_read(conversation_id, me.user_id, found.seq)
+        .mark_read(conversation_id, &me.user_id, found.seq)
         .await?;
     let payload = json!({
         "messageId": message_id,
@@ -381,7 +382,7 @@ pub async fn read<A: Adapter>(
             &payload,
         )
         .await;
-    push_unread_counts(app, &[me.user_id]).await;
+    push_unread_counts(app, std::slice::from_ref(&me.user_id)).await;
     Ok(payload)
 }
 
@@ -391,7 +392,7 @@ pub async fn list<A: Adapter>(
     me: &Principal,
     p: ListMessages,
 ) -> AppResult<Vec<Message>> {
-    member_access(app, p.conversation_id, me.user_id).await?;
+    member_access(app, p.conversation_id, &me.user_id).await?;
     let store = &app.store;
     let seq_of = |field: &'static str, id: Option<Uuid>| async move {
         match id {
@@ -426,7 +427,7 @@ pub async fn add<A: Adapter>(
 ) -> AppResult<MemberAdded> {
     let store = &app.store;
     let access = store
-        .find_access(p.conversation_id, me.user_id)
+        .find_access(p.conversation_id, &me.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
     if !access.can_manage(me) {
@@ -441,7 +442,7 @@ pub async fn add<A: Adapter>(
     }
     let cap = app.config.max_conversation_members;
     let added = store
-        .insert_member(p.conversation_id, p.user_id, cap)
+        .insert_member(p.conversation_id, &p.user_id, cap)
         .await?;
     if added == MemberAdded::Full {
         return Err(AppError::bad_request(format!(
@@ -452,7 +453,7 @@ pub async fn add<A: Adapter>(
         let payload = json!({ "conversationId": p.conversation_id, "userId": p.user_id });
         let targets = [
             rooms::conversation(p.conversation_id),
-            rooms::user(p.user_id),
+            rooms::user(&p.user_id),
         ];
         app.broadcaster
             .emit(ns::CHAT, targets, ev::MEMBERS_ADDED, &payload)
@@ -470,7 +471,7 @@ pub async fn remove<A: Adapter>(
 ) -> AppResult<()> {
     let store = &app.store;
     let access = store
-        .find_access(p.conversation_id, me.user_id)
+        .find_access(p.conversation_id, &me.user_id)
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
     let removing_self = p.user_id == me.user_id && access.is_member();
@@ -479,7 +480,7 @@ pub async fn remove<A: Adapter>(
             "only the conversation owner may remove other members",
         ));
     }
-    if !store.delete_member(p.conversation_id, p.user_id).await? {
+    if !store.delete_member(p.conversation_id, &p.user_id).await? {
         return Err(AppError::not_found(
             "userId: not a member of this conversation",
         ));
@@ -490,12 +491,12 @@ pub async fn remove<A: Adapter>(
     let b = &app.broadcaster;
     b.emit(
         ns::CHAT,
-        [room.clone(), rooms::user(p.user_id)],
+        [room.clone(), rooms::user(&p.user_id)],
         ev::MEMBERS_REMOVED,
         &payload,
     )
     .await;
-    b.leave(ns::CHAT, rooms::user(p.user_id), room).await;
+    b.leave(ns::CHAT, rooms::user(&p.user_id), room).await;
     push_unread_counts(app, &[p.user_id]).await;
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod chat;
 pub mod notifications;
 pub mod restaurant;
 
+use crate::domain::user::UserId;
 use socketioxide::adapter::Adapter;
 use socketioxide_core::adapter::DefinedAdapter;
 use std::future::Future;
@@ -109,7 +110,7 @@ fn track_lifetime<A: Adapter>(app: &AppState<A>, socket: &SocketRef<A>) {
     };
     let connection = SocketConnection::new(app.broadcaster.io().clone(), socket);
     let key = app.lifetimes.register(
-        principal.user_id,
+        principal.user_id.clone(),
         principal.expires_at,
         Arc::new(connection),
     );
@@ -176,7 +177,7 @@ type Admit<A> = fn(
     Principal,
     Option<Arc<Hold<A>>>,
 ) -> BoxFuture<Result<(), AppError>>;
-type OnConnected<A> = fn(AppState<A>, SocketRef<A>, i64) -> BoxFuture<()>;
+type OnConnected<A> = fn(AppState<A>, SocketRef<A>, UserId) -> BoxFuture<()>;
 
 /// What differs between namespace families; authentication and dispatch are shared.
 pub struct Family<A: Adapter> {
@@ -243,7 +244,7 @@ impl<A: Adapter> Family<A> {
                     cut_transport(&app, &socket).await;
                     return Err(refuse(AppError::Internal("stale namespace".into())));
                 }
-                tracing::debug!(ns = %socket.ns(), sid = %socket.id, user = principal.user_id, "socket authenticated");
+                tracing::debug!(ns = %socket.ns(), sid = %socket.id, user = %principal.user_id, "socket authenticated");
                 socket.extensions.insert(principal.clone());
                 on_disconnect(&socket, &app, path);
                 let outbound = socket
@@ -274,7 +275,7 @@ impl<A: Adapter> Family<A> {
                 if let (Some(run), Some(principal)) =
                     (self.on_connected, socket.extensions.get::<Principal>())
                 {
-                    run(app, socket, principal.user_id).await;
+                    run(app, socket, principal.user_id.clone()).await;
                 }
             }
         };

@@ -3,6 +3,7 @@
 //! Every state change is followed by `notification:count` to all of that user's
 //! sockets (the `user:` room), so every device shows the same badge.
 
+use crate::domain::user::UserId;
 use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
@@ -35,8 +36,8 @@ pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Sessio
 }
 
 /// After CONNECT: the user's unread count.
-pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, user_id: i64) {
-    match app.store.notification_count(user_id).await {
+pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, user_id: UserId) {
+    match app.store.notification_count(&user_id).await {
         Ok(count) => {
             if let Err(e) = socket.emit(ev::COUNT, &Readable(&NotificationCount { count })) {
                 tracing::debug!(error = %e, "notification:count not delivered");
@@ -47,7 +48,7 @@ pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, us
 }
 
 /// Sends each user its unread count on every one of its sockets.
-pub async fn push_counts<A: Adapter>(app: &AppState<A>, user_ids: &[i64]) {
+pub async fn push_counts<A: Adapter>(app: &AppState<A>, user_ids: &[UserId]) {
     if user_ids.is_empty() {
         return;
     }
@@ -56,7 +57,7 @@ pub async fn push_counts<A: Adapter>(app: &AppState<A>, user_ids: &[i64]) {
             for (user, count) in counts {
                 let payload = NotificationCount { count };
                 app.broadcaster
-                    .emit(ns::NOTIFICATIONS, rooms::user(user), ev::COUNT, &payload)
+                    .emit(ns::NOTIFICATIONS, rooms::user(&user), ev::COUNT, &payload)
                     .await;
             }
         }
@@ -113,7 +114,7 @@ async fn delete_notification<A: Adapter>(
 /// `notification:list`: `me`'s notifications (and broadcasts), newest first.
 pub async fn list<A: Adapter>(
     app: &AppState<A>,
-    me: i64,
+    me: &UserId,
     p: ListNotifications,
 ) -> AppResult<Vec<Notification>> {
     let limit = p.limit.unwrap_or(DEFAULT_PAGE);
@@ -124,7 +125,7 @@ pub async fn list<A: Adapter>(
 }
 
 /// `notification:get`.
-pub async fn get<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult<Notification> {
+pub async fn get<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> AppResult<Notification> {
     app.store
         .find_notification(me, id)
         .await?
@@ -132,7 +133,7 @@ pub async fn get<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult<
 }
 
 /// `notification:read`: marks it read, tells every socket of `me`, pushes the count.
-pub async fn read<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult<Notification> {
+pub async fn read<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> AppResult<Notification> {
     let read = app
         .store
         .mark_notification_read(me, id)
@@ -143,23 +144,23 @@ pub async fn read<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ, &payload)
         .await;
     ws::events::notification_read(&app.ws, me, id);
-    push_counts(app, &[me]).await;
+    push_counts(app, std::slice::from_ref(me)).await;
     Ok(read)
 }
 
 /// `notification:read_all`: how many were marked.
-pub async fn read_all<A: Adapter>(app: &AppState<A>, me: i64) -> AppResult<i64> {
+pub async fn read_all<A: Adapter>(app: &AppState<A>, me: &UserId) -> AppResult<i64> {
     let count = app.store.mark_all_notifications_read(me).await?;
     app.broadcaster
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ_ALL, &json!({}))
         .await;
     ws::events::notifications_read_all(&app.ws, me);
-    push_counts(app, &[me]).await;
+    push_counts(app, std::slice::from_ref(me)).await;
     Ok(count)
 }
 
 /// `notification:delete`.
-pub async fn delete<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResult<()> {
+pub async fn delete<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> AppResult<()> {
     if !app.store.delete_notification(me, id).await? {
         return Err(AppError::not_found("notification not found"));
     }
@@ -168,7 +169,7 @@ pub async fn delete<A: Adapter>(app: &AppState<A>, me: i64, id: Uuid) -> AppResu
         .emit(ns::NOTIFICATIONS, rooms::user(me), ev::DELETED, &payload)
         .await;
     ws::events::notification_deleted(&app.ws, me, id);
-    push_counts(app, &[me]).await;
+    push_counts(app, std::slice::from_ref(me)).await;
     Ok(())
 }
 

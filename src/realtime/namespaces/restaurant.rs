@@ -7,6 +7,7 @@
 //! `table:complete`) also takes staff+ (`staff`, `manager`, `admin`, or `service`), the
 //! rule of their REST twins; reading and joining boards does not.
 
+use crate::domain::user::UserId;
 use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
@@ -160,7 +161,7 @@ fn joined_restaurant<A: Adapter>(socket: &SocketRef<A>) -> Option<Uuid> {
 }
 
 /// After CONNECT on every restaurant namespace: seed 001's `connection:status`.
-pub async fn on_connected<A: Adapter>(_: AppState<A>, socket: SocketRef<A>, _: i64) {
+pub async fn on_connected<A: Adapter>(_: AppState<A>, socket: SocketRef<A>, _: UserId) {
     if let Err(e) = socket.emit(ev::CONNECTION_STATUS, &json!({ "state": "connected" })) {
         tracing::debug!(error = %e, "connection:status not delivered");
     }
