@@ -302,7 +302,18 @@ async function open(settings) {
     showConn('connected', `live · ${t}`, t);
     board.joinAndSync();
   });
-  socket.on('disconnect', (reason) => showConn('offline', `offline (${reason}), reconnecting…`));
+  let expired = false;
+  socket.on('session:expired', () => { expired = true; });
+  socket.on('disconnect', (reason) => {
+    if (reason !== 'io server disconnect') {
+      showConn('offline', `offline (${reason}), reconnecting…`);
+      return;
+    }
+    // The server ended the session (token expired, or an operator): socket.io-client
+    // does not reconnect by itself, and the same token would not help.
+    showConn('refused', expired ? 'session expired: sign in again' : 'disconnected by the server');
+    $('#login').hidden = false;
+  });
   socket.on('connect_error', (err) => {
     if (socket.active) {
       // A transport failure (server down, or this origin not allowed): the client retries.
