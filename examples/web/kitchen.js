@@ -1,6 +1,6 @@
 // Kitchen board: the active orders of one restaurant in a column per station, live.
 // Plain socket.io-client 4.x, loaded from the Switchboard server itself
-// (`/socket.io/socket.io.js`, served when SOCKETIO_CLIENT_DIR is set) or from `client=`.
+// (`/socket.io/socket.io.js`, served when SOCKETIO_CLIENT_DIR is set).
 //
 // Settings come from the URL fragment (never sent to any server) or the login form:
 //   server=     Switchboard's base URL (default http://localhost:3001)
@@ -8,7 +8,9 @@
 //   restaurant= the restaurant's UUID (default: the token's only `restaurants` entry)
 //   station=    all (default: the restaurant room) | kitchen | bar | expo | pos
 //   transport=  auto (polling, then upgrade) | websocket | polling
-//   client=     URL of socket.io.js (default <server>/socket.io/socket.io.js)
+//
+// The page runs the socket.io.js of the server it is pointed at, so it connects only to
+// an http(s) server and should live on an origin of its own (it keeps nothing there).
 //
 // What it shows off: rooms (`join:restaurant`, or `join:station` for a single-station
 // screen, re-joined on every reconnect), acks with timeouts on every call, and the
@@ -82,7 +84,7 @@ function loadClient(src) {
     script.onload = () => (window.io ? resolve(window.io) : reject(new Error(`${src} did not define io`)));
     script.onerror = () => reject(new Error(
       `could not load the socket.io client from ${src}: start the server with ` +
-      'SOCKETIO_CLIENT_DIR set, or pass client=<url of socket.io.js>',
+      'SOCKETIO_CLIENT_DIR set',
     ));
     document.head.append(script);
   });
@@ -146,8 +148,11 @@ class Board {
     s.on('order:status_changed', (e) => {
       const o = this.orders.get(e.orderId);
       if (!o) {
-        // An order this board never saw (e.g. created while it was offline): re-read.
-        if (!FINAL.has(e.status)) this.joinAndSync();
+        // An order this board never saw (e.g. created while it was offline): re-read,
+        // once for a burst of such events.
+        if (!FINAL.has(e.status) && !this.resyncing) {
+          this.resyncing = this.joinAndSync().finally(() => { this.resyncing = null; });
+        }
         return;
       }
       this.put({ ...o, status: e.status, updated_at: e.timestamp });
@@ -267,6 +272,7 @@ function showConn(state, text, transport) {
 
 async function open(settings) {
   const server = (settings.server || 'http://localhost:3001').replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+$/.test(server)) throw new Error(`server: an http(s) origin, not ${server}`);
   const token = settings.token;
   const claims = claimsOf(token);
   const restaurantId = settings.restaurant
@@ -277,7 +283,7 @@ async function open(settings) {
   const roles = claims.roles ?? (claims.role ? [claims.role] : []);
   $('#who').textContent = `user ${claims.sub ?? '?'} (${roles.join(', ') || 'no role'})`;
 
-  const io = await loadClient(settings.client || `${server}/socket.io/socket.io.js`);
+  const io = await loadClient(`${server}/socket.io/socket.io.js`);
   const transports = { websocket: ['websocket'], polling: ['polling'] }[settings.transport];
   const socket = io(`${server}/restaurant`, {
     auth: { token },
