@@ -371,9 +371,13 @@ async fn every_dashboard_query_reads_metrics_the_server_exports(pool: PgPool) {
     fn collect(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(map) => {
+                // A query variable's `query` is PromQL; a datasource variable's names
+                // the plugin.
+                let variable = map.get("type").and_then(Value::as_str) == Some("query");
                 for (k, v) in map {
                     match (k.as_str(), v) {
-                        ("expr" | "query", Value::String(s)) => out.push(s.clone()),
+                        ("expr", Value::String(s)) => out.push(s.clone()),
+                        ("query", Value::String(s)) if variable => out.push(s.clone()),
                         _ => collect(v, out),
                     }
                 }
@@ -393,10 +397,55 @@ async fn every_dashboard_query_reads_metrics_the_server_exports(pool: PgPool) {
         );
     }
 
-    // A scrape of a server that did some of everything, so labelled families exist.
-    let server = TestServer::start(pool).await;
+    // A scrape of a clustered node that did some of everything, so the labelled
+    // families that only appear with their first event exist.
+    let prefix = format!("sbdash-{}", uuid::Uuid::new_v4().simple());
+    let server = TestServer::start_with(
+        pool,
+        &[("ADAPTER", "postgres"), ("ADAPTER_PREFIX", prefix.as_str())],
+    )
+    .await;
+    server.serving().await;
     let c = server.client("/chat", 1).await;
     c.recv("unread:count").await;
+    let conv = create_conversation(&server, 1, "group", &[]).await;
+    assert_ok(
+        &c.emit_ack("conversation:join", json!({ "conversationId": conv }))
+            .await,
+    );
+    assert_ok(
+        &c.emit_ack(
+            "message:send",
+            json!({ "conversationId": conv, "content": "hello" }),
+        )
+        .await,
+    );
+    assert_error(&c.emit_ack("message:send", json!({})).await, "BAD_REQUEST");
+    assert!(
+        SioClient::connect(
+            &server.base,
+            "/chat",
+            ConnectOptions::with_auth(json!({ "token": "not a token" }))
+        )
+        .await
+        .is_err()
+    );
+    c.close().await;
+    let url = format!(
+        "{}/ws?token={}",
+        server.base.replacen("http", "ws", 1),
+        token(2, &["user"])
+    );
+    let (mut plain, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    plain.next().await.unwrap().unwrap();
+    plain.close(None).await.unwrap();
+    wait_metric(
+        &server,
+        "switchboard_ws_closes_total{reason=\"client\"}",
+        1.0,
+        Duration::from_secs(5),
+    )
+    .await;
     let text = metrics_text(&server.url("")).await;
     let exported = metric_names(&text);
     let mut checked = 0;
@@ -421,4 +470,5 @@ async fn every_dashboard_query_reads_metrics_the_server_exports(pool: PgPool) {
         }
     }
     assert!(checked >= 20, "only {checked} metric references found");
+    assert!(server.stop().await.is_ok());
 }

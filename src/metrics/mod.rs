@@ -479,6 +479,20 @@ impl Default for Metrics {
             "engine.io 'Session ID unknown' answers (sticky sessions misconfigured when it grows)",
             session_id_unknown.clone(),
         );
+        // Series that exist from the start read 0 rather than absent: `rate()` and the
+        // dashboard's queries work before the first event.
+        for namespace in ["/chat", "/notifications", "restaurant"] {
+            sockets.get_or_create(&NsLabel { namespace });
+        }
+        for reason in ["budget", "stall"] {
+            slow_consumers.get_or_create(&ReasonLabel { reason });
+        }
+        for kind in ["header", "idle"] {
+            connection_timeouts.get_or_create(&TimeoutLabel { kind });
+        }
+        for route in ["/ws", "/ws/dashboard"] {
+            ws.connections.get_or_create(&RouteLabel { route });
+        }
         let mut process = Registry::default();
         process.register_collector(Box::new(process::ProcessCollector));
         Metrics {
