@@ -482,16 +482,16 @@ impl Default for Metrics {
         // Series that exist from the start read 0 rather than absent: `rate()` and the
         // dashboard's queries work before the first event.
         for namespace in ["/chat", "/notifications", "restaurant"] {
-            sockets.get_or_create(&NsLabel { namespace });
+            let _ = sockets.get_or_create(&NsLabel { namespace });
         }
         for reason in ["budget", "stall"] {
-            slow_consumers.get_or_create(&ReasonLabel { reason });
+            let _ = slow_consumers.get_or_create(&ReasonLabel { reason });
         }
         for kind in ["header", "idle"] {
-            connection_timeouts.get_or_create(&TimeoutLabel { kind });
+            let _ = connection_timeouts.get_or_create(&TimeoutLabel { kind });
         }
         for route in ["/ws", "/ws/dashboard"] {
-            ws.connections.get_or_create(&RouteLabel { route });
+            let _ = ws.connections.get_or_create(&RouteLabel { route });
         }
         let mut process = Registry::default();
         process.register_collector(Box::new(process::ProcessCollector));
