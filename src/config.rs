@@ -95,6 +95,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// One log line per REST request and per handshake (`ACCESS_LOG`).
     pub access_log: bool,
+    /// Where systemd listens for readiness (`NOTIFY_SOCKET`, set by systemd for
+    /// `Type=notify` units).
+    pub notify_socket: Option<String>,
     /// Socket.io adapter (`ADAPTER`).
     pub adapter: AdapterKind,
     /// Redis for `ADAPTER=redis` (`REDIS_URL`).
@@ -456,6 +459,7 @@ impl Config {
                 10,
             )?),
             access_log: parse("ACCESS_LOG", var("ACCESS_LOG"), true)?,
+            notify_socket: var("NOTIFY_SOCKET"),
             adapter,
             redis_url,
             adapter_prefix: var("ADAPTER_PREFIX").unwrap_or_else(|| "socket.io".to_owned()),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod notify;
 pub mod outbound;
 pub mod realtime;
 pub mod shutdown;
@@ -595,6 +596,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let grace = config.shutdown_grace;
+    let notify_socket = config.notify_socket.clone();
     let limits_config = config.clone();
     let (router, app) = build_app(config, pool).await?;
     let limits = listener::Limits::new(&limits_config, app.metrics(), app.meters().clone());
@@ -603,6 +605,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = listener::run(listener, router, limits, stop_rx);
     let mut server = tokio::spawn(server);
+    notify::notify(notify_socket.as_deref(), "READY=1");
     tokio::select! {
         result = &mut server => {
             probe.abort();
@@ -610,6 +613,7 @@ pub async fn serve(
         }
         () = shutdown => {}
     }
+    notify::notify(notify_socket.as_deref(), "STOPPING=1");
     let signalled = tokio::time::Instant::now();
     let deadline = signalled + grace;
     app.start_draining();

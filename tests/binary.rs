@@ -341,3 +341,37 @@ async fn access_log_false_turns_the_access_log_off(pool: sqlx::PgPool) {
     );
     assert!(!out.lines().any(|l| l.contains(" access ")), "{out}");
 }
+
+#[sqlx::test]
+async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::PgPool) {
+    let dir = std::env::temp_dir().join(format!("sb-notify-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("notify.sock");
+    let systemd = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let notify_socket = socket_path.to_str().unwrap().to_owned();
+    let systemd = &systemd;
+    let heard = stdout_of(
+        &pool,
+        &[("NOTIFY_SOCKET", notify_socket.as_str())],
+        |base| async move {
+            let mut buf = [0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
+                .await
+                .expect("READY=1 within 5 s of /readyz answering 200")
+                .unwrap();
+            assert_eq!(&buf[..n], b"READY=1");
+            // Ready means serving.
+            let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+            assert_eq!(ready.status(), 200);
+        },
+    )
+    .await;
+    assert!(heard.contains("switchboard listening"));
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
+        .await
+        .expect("STOPPING=1 after SIGTERM")
+        .unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let _ = std::fs::remove_dir_all(&dir);
+}
