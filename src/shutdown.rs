@@ -8,7 +8,8 @@
 //!    window instead of all in the same second. A socket.io client sees its transport
 //!    close and reconnects by itself; a plain WebSocket gets its close frame (1001).
 //!    A connection with an event being handled waits for a later wave, so its ack
-//!    goes out first.
+//!    goes out first; so does a socket whose batch window (restaurant batch mode) was
+//!    just delivered.
 //! 3. `serve` then stops accepting, lets what still runs finish, and closes the rest.
 //!
 //! Engine.io sessions with no namespace socket are not counted here: nothing lists
@@ -113,6 +114,14 @@ impl Drain {
                 break;
             }
             if sockets.iter().any(is_busy) {
+                continue;
+            }
+            // A batch window delivered now needs time to leave before the transport
+            // is closed under it: the socket waits for a later wave (or the end).
+            let flushed = sockets.iter().fold(false, |any, s| {
+                crate::realtime::orders::flush_batch(s) || any
+            });
+            if flushed {
                 continue;
             }
             if let Some(socket) = sockets.first() {
