@@ -118,9 +118,12 @@ impl Drain {
             }
             // A batch window delivered now needs time to leave before the transport
             // is closed under it: the socket waits for a later wave (or the end).
-            let flushed = sockets.iter().fold(false, |any, s| {
-                crate::realtime::orders::flush_batch(s) || any
-            });
+            // Every socket's window, not only the first that held something.
+            let flushed = sockets
+                .iter()
+                .filter(|s| crate::realtime::orders::flush_batch(s))
+                .count()
+                > 0;
             if flushed {
                 continue;
             }
