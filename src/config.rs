@@ -90,8 +90,14 @@ pub struct Config {
     pub rest_rate_limit_burst: f64,
     /// Restaurant batch window (`ORDER_BATCH_MS`).
     pub order_batch: Duration,
-    /// How long shutdown waits for in-flight acks (`SHUTDOWN_GRACE_SECS`).
+    /// The shutdown window (`SHUTDOWN_GRACE_SECS`): connections are closed in waves
+    /// over it, and running handlers get up to its end to send their acks.
     pub shutdown_grace: Duration,
+    /// One log line per REST request and per handshake (`ACCESS_LOG`).
+    pub access_log: bool,
+    /// Where systemd listens for readiness (`NOTIFY_SOCKET`, set by systemd for
+    /// `Type=notify` units).
+    pub notify_socket: Option<String>,
     /// Socket.io adapter (`ADAPTER`).
     pub adapter: AdapterKind,
     /// Redis for `ADAPTER=redis` (`REDIS_URL`).
@@ -452,6 +458,8 @@ impl Config {
                 var("SHUTDOWN_GRACE_SECS"),
                 10,
             )?),
+            access_log: parse("ACCESS_LOG", var("ACCESS_LOG"), true)?,
+            notify_socket: var("NOTIFY_SOCKET"),
             adapter,
             redis_url,
             adapter_prefix: var("ADAPTER_PREFIX").unwrap_or_else(|| "socket.io".to_owned()),

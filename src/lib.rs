@@ -13,8 +13,10 @@ pub mod error;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod notify;
 pub mod outbound;
 pub mod realtime;
+pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -124,6 +126,12 @@ pub trait Running: Send + Sync {
     fn spawn_readiness_probe(&self) -> tokio::task::JoinHandle<()>;
     /// The cluster bus (none on a single node).
     fn cluster_bus(&self) -> Option<&ClusterBus>;
+    /// `/readyz` answers 503 and new sessions are refused from now on.
+    fn start_draining(&self);
+    /// Connections open now (see [`shutdown::Drain::open`]).
+    fn open_connections(&self, drain: &shutdown::Drain) -> usize;
+    /// Closes one wave of connections (see [`shutdown::Drain::close_wave`]).
+    fn close_wave(&self, drain: &mut shutdown::Drain, waves_left: usize) -> shutdown::Wave;
 }
 
 impl<A: Adapter> Running for AppState<A> {
@@ -167,6 +175,15 @@ impl<A: Adapter> Running for AppState<A> {
     }
     fn cluster_bus(&self) -> Option<&ClusterBus> {
         AppState::cluster_bus(self)
+    }
+    fn start_draining(&self) {
+        self.readiness.start_draining();
+    }
+    fn open_connections(&self, drain: &shutdown::Drain) -> usize {
+        drain.open(self)
+    }
+    fn close_wave(&self, drain: &mut shutdown::Drain, waves_left: usize) -> shutdown::Wave {
+        drain.close_wave(self, waves_left)
     }
 }
 
@@ -389,6 +406,18 @@ where
             track_rest::<A>,
         ))
         .layer(io_layer)
+        // Right around the engine: sees its answers, not `link_sessions`' own.
+        .layer(axum::middleware::from_fn_with_state(
+            http::access::EngineAnswers {
+                engine_path: Arc::from(app.config.engine.path.as_str()),
+                session_unknown: app.metrics.session_id_unknown.clone(),
+            },
+            http::access::count_unknown_sessions,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            shutdown::refuse_new_sessions::<A>,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             EngineGate {
                 path: Arc::from(app.config.engine.path.as_str()),
@@ -417,6 +446,15 @@ where
             app.config.allowed_origins.clone(),
             refuse_foreign_websockets,
         ));
+    // Outermost: the line carries the status the client got, whoever answered.
+    let router = if app.config.access_log {
+        router.layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(app.config.engine.path.as_str()),
+            http::access::log,
+        ))
+    } else {
+        router
+    };
     Ok((router, Arc::new(app)))
 }
 
@@ -546,9 +584,11 @@ async fn refuse_foreign_websockets(
     next.run(req).await
 }
 
-/// Serves on `listener` until `shutdown` resolves, then: stops accepting, lets running
-/// handlers finish their acks (up to `SHUTDOWN_GRACE_SECS`), disconnects every socket
-/// so clients reconnect elsewhere, and returns.
+/// Serves on `listener` until `shutdown` resolves, then drains (see [`shutdown`]):
+/// `/readyz` turns 503 at once and new sessions are refused; open connections are
+/// closed in waves over `SHUTDOWN_GRACE_SECS` so their clients reconnect elsewhere
+/// spread over that window; then it stops accepting, lets running handlers finish their
+/// acks (until the window ends), closes what is left, and returns.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -556,6 +596,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let grace = config.shutdown_grace;
+    let notify_socket = config.notify_socket.clone();
     let limits_config = config.clone();
     let (router, app) = build_app(config, pool).await?;
     let limits = listener::Limits::new(&limits_config, app.metrics(), app.meters().clone());
@@ -564,6 +605,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = listener::run(listener, router, limits, stop_rx);
     let mut server = tokio::spawn(server);
+    notify::notify(notify_socket.as_deref(), "READY=1");
     tokio::select! {
         result = &mut server => {
             probe.abort();
@@ -571,12 +613,40 @@ pub async fn serve(
         }
         () = shutdown => {}
     }
-    tracing::info!("shutting down: no new connections, finishing in-flight events");
+    notify::notify(notify_socket.as_deref(), "STOPPING=1");
+    let signalled = tokio::time::Instant::now();
+    let deadline = signalled + grace;
+    app.start_draining();
+    let mut drain = shutdown::Drain::default();
+    let waves = shutdown::wave_count(app.open_connections(&drain));
+    tracing::info!(
+        waves,
+        grace_secs = grace.as_secs(),
+        "shutting down: /readyz answers 503, closing connections in waves"
+    );
+    for wave in 0..waves {
+        tokio::time::sleep_until(signalled + shutdown::wave_offset(grace, wave, waves)).await;
+        let done = app.close_wave(&mut drain, waves - wave);
+        tracing::debug!(
+            wave,
+            closed = done.closed,
+            open = done.open,
+            "shutdown wave"
+        );
+        if done.open == 0 {
+            break;
+        }
+    }
+    // The listener keeps answering /readyz (503) and REST through the waves; now it
+    // stops accepting.
     let _ = stop_tx.send(true);
     // A /ws client with a backlog of messages would otherwise keep the server busy
-    // (and waiting) for the whole grace period.
+    // (and waiting) until the deadline.
     app.stop_reading();
-    let left = app.in_flight().wait_idle(grace).await;
+    let left = app
+        .in_flight()
+        .wait_idle(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
     if left > 0 {
         tracing::warn!(left, "shutdown grace elapsed with events still running");
     }

@@ -52,6 +52,14 @@ pub struct Limits {
     refused: Counter,
     timeouts: Family<TimeoutLabel, Counter>,
     meters: Arc<Meters>,
+    bytes: Bytes,
+}
+
+/// `switchboard_bytes_sent_total` and `switchboard_bytes_received_total`.
+#[derive(Clone)]
+struct Bytes {
+    sent: Counter,
+    received: Counter,
 }
 
 impl Limits {
@@ -65,6 +73,10 @@ impl Limits {
             refused: metrics.connections_refused.clone(),
             timeouts: metrics.connection_timeouts.clone(),
             meters,
+            bytes: Bytes {
+                sent: metrics.bytes_sent.clone(),
+                received: metrics.bytes_received.clone(),
+            },
         }
     }
 
@@ -173,10 +185,12 @@ async fn serve_connection(
 ) {
     let activity = Arc::new(Activity::new());
     let meter = limits.meters.open();
+    let peer = tcp.peer_addr().ok();
     let io = TokioIo::new(Tracked {
         inner: tcp,
         activity: activity.clone(),
         meter: meter.clone(),
+        bytes: limits.bytes.clone(),
         _slot: slot,
     });
     let parks = activity.clone();
@@ -189,6 +203,10 @@ async fn serve_connection(
         let mut req = req.map(Body::new);
         // Sockets opened by this request charge their replies to this connection.
         req.extensions_mut().insert(meter.clone());
+        // For the access log.
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(PeerAddr(peer));
+        }
         async move {
             let response = tower::Service::call(&mut router, req).await;
             drop(parked);
@@ -236,6 +254,10 @@ async fn serve_connection(
 fn is_long_poll(req: &Request<Incoming>, engine_path: &str) -> bool {
     req.method() == Method::GET && crate::outbound::under(req.uri().path(), engine_path)
 }
+
+/// The client's address, in every request's extensions (for the access log).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// When a connection last moved a byte, and whether a long-poll is parked on it.
 struct Activity {
@@ -291,6 +313,7 @@ struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
     meter: Arc<Meter>,
+    bytes: Bytes,
     _slot: Slot,
 }
 
@@ -305,6 +328,9 @@ impl AsyncRead for Tracked {
         let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
+            self.bytes
+                .received
+                .inc_by((buf.filled().len() - before) as u64);
         }
         result
     }
@@ -319,8 +345,11 @@ impl AsyncWrite for Tracked {
         std::task::ready!(self.meter.poll_write_allowed(cx))?;
         let result = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
         self.meter.wrote(&result, |n| *n);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+        if let Poll::Ready(Ok(n)) = result
+            && n > 0
+        {
             self.activity.touch();
+            self.bytes.sent.inc_by(n as u64);
         }
         result
     }
@@ -333,8 +362,11 @@ impl AsyncWrite for Tracked {
         std::task::ready!(self.meter.poll_write_allowed(cx))?;
         let result = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.meter.wrote(&result, |n| *n);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+        if let Poll::Ready(Ok(n)) = result
+            && n > 0
+        {
             self.activity.touch();
+            self.bytes.sent.inc_by(n as u64);
         }
         result
     }

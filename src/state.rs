@@ -81,7 +81,11 @@ impl<A: Adapter> AppState<A> {
         cluster_bus: Option<ClusterBus>,
     ) -> Self {
         let dynamic = DynamicNamespaces::new(io.clone());
-        let broadcaster = Broadcaster::new(io, metrics.broadcast_failures.clone());
+        let broadcaster = Broadcaster::new(
+            io,
+            metrics.broadcast_failures.clone(),
+            metrics.socketio_emits.clone(),
+        );
         let meters = Meters::new(
             config.max_socket_buffer_bytes,
             config.write_stall_timeout,

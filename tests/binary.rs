@@ -210,3 +210,168 @@ async fn tokens_never_reach_the_logs_even_at_trace_level(pool: sqlx::PgPool) {
         );
     }
 }
+
+/// Runs the binary on `pool`'s database with `env`, lets `act` talk to it (given its
+/// base URL), stops it with SIGTERM and returns what it wrote to stdout.
+async fn stdout_of<F, Fut>(pool: &sqlx::PgPool, env: &[(&str, &str)], act: F) -> String
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let database: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .env("DATABASE_URL", url_for_database(&database))
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("JWT_SECRET", SECRET)
+        .env("RUST_LOG", "info")
+        .env("SHUTDOWN_GRACE_SECS", "2")
+        .env("NO_COLOR", "1")
+        .env_remove("ACCESS_LOG")
+        .env_remove("LOG_FORMAT")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out).await;
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reqwest::get(format!("{base}/readyz"))
+        .await
+        .is_ok_and(|res| res.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "not ready within 30 s");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    act(base).await;
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    reader.await.unwrap()
+}
+
+/// A REST request with a credential in the query and the header, a socket.io
+/// handshake and a /ws upgrade with `?token=`.
+async fn requests_with_secrets(base: String, jwt: String) {
+    let rest = reqwest::Client::new()
+        .get(format!(
+            "{base}/api/conversations?token=supersecret-query&limit=5"
+        ))
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 200);
+    let handshake = reqwest::get(format!(
+        "{base}/socket.io/?EIO=4&transport=polling&token={jwt}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(handshake.status(), 200);
+    let ws = format!("{}/ws?token={jwt}", base.replacen("http", "ws", 1));
+    let (mut plain, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    use futures_util::StreamExt;
+    plain.next().await.unwrap().unwrap();
+    let _ = plain.close(None).await;
+}
+
+#[sqlx::test]
+async fn the_access_log_has_a_line_per_request_and_handshake_without_secrets(pool: sqlx::PgPool) {
+    let jwt = token(7, &["user"]);
+    let out = stdout_of(&pool, &[], |base| requests_with_secrets(base, jwt.clone())).await;
+    let access: Vec<&str> = out.lines().filter(|l| l.contains(" access ")).collect();
+    let line = |needle: &str| {
+        access
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no access line with {needle:?} in:\n{out}"))
+            .to_string()
+    };
+    let rest = line("path=/api/conversations?token=REDACTED&limit=5");
+    for field in ["method=GET", "status=200", "ms=", "remote=127.0.0.1:"] {
+        assert!(rest.contains(field), "{field} missing in {rest}");
+    }
+    let handshake = line("path=/socket.io/?EIO=4&transport=polling&token=REDACTED");
+    assert!(handshake.contains("status=200"), "{handshake}");
+    let upgrade = line("path=/ws?token=REDACTED");
+    assert!(upgrade.contains("status=101"), "{upgrade}");
+    // Probes are not logged at info.
+    assert!(!access.iter().any(|l| l.contains("path=/readyz")), "{out}");
+    let signature = jwt.rsplit('.').next().unwrap();
+    assert!(!out.contains("supersecret-query"), "{out}");
+    assert!(!out.contains(signature), "the token is in the log:\n{out}");
+    assert!(!out.contains("Bearer"), "{out}");
+}
+
+#[sqlx::test]
+async fn access_log_false_turns_the_access_log_off(pool: sqlx::PgPool) {
+    let jwt = token(7, &["user"]);
+    let out = stdout_of(&pool, &[("ACCESS_LOG", "false")], |base| {
+        requests_with_secrets(base, jwt.clone())
+    })
+    .await;
+    assert!(
+        out.contains("switchboard listening"),
+        "stdout not captured:\n{out}"
+    );
+    assert!(!out.lines().any(|l| l.contains(" access ")), "{out}");
+}
+
+#[sqlx::test]
+async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::PgPool) {
+    let dir = std::env::temp_dir().join(format!("sb-notify-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("notify.sock");
+    let systemd = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let notify_socket = socket_path.to_str().unwrap().to_owned();
+    let systemd = &systemd;
+    let heard = stdout_of(
+        &pool,
+        &[("NOTIFY_SOCKET", notify_socket.as_str())],
+        |base| async move {
+            let mut buf = [0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
+                .await
+                .expect("READY=1 within 5 s of /readyz answering 200")
+                .unwrap();
+            assert_eq!(&buf[..n], b"READY=1");
+            // Ready means serving.
+            let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+            assert_eq!(ready.status(), 200);
+        },
+    )
+    .await;
+    assert!(heard.contains("switchboard listening"));
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
+        .await
+        .expect("STOPPING=1 after SIGTERM")
+        .unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,10 +1,11 @@
 //! `/healthz` (the process answers), `/readyz` (the database and cluster links answered
-//! the background probe lately) and `/metrics`.
+//! the background probe lately, and the node is not shutting down) and `/metrics`.
 //!
 //! `/readyz` reads the probe's last result instead of asking the database itself: a
 //! load balancer or an attacker polling it costs no database round trip.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use tokio::time::Instant;
 
-use crate::metrics::PoolLabel;
+use crate::metrics::{PoolLabel, TransportLabel};
 use crate::state::AppState;
 
 /// How often the background probe asks the database and the cluster links.
@@ -33,9 +34,13 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
         .route("/metrics", get(metrics))
 }
 
-/// The last readiness probe's result, shared by the probe task and `/readyz`.
+/// The last readiness probe's result, shared by the probe task and `/readyz`, and
+/// whether the node is draining (shutting down: never ready again).
 #[derive(Debug, Default)]
-pub struct Readiness(Mutex<Option<Probed>>);
+pub struct Readiness {
+    probed: Mutex<Option<Probed>>,
+    draining: AtomicBool,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Probed {
@@ -47,17 +52,27 @@ struct Probed {
 impl Readiness {
     fn last(&self) -> Option<Probed> {
         *self
-            .0
+            .probed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stores a result; returns the previous one.
     fn record(&self, probed: Probed) -> Option<Probed> {
-        self.0
+        self.probed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .replace(probed)
+    }
+
+    /// From now on `/readyz` answers 503 (the shutdown signal arrived).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the shutdown signal arrived.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }
 
@@ -135,9 +150,19 @@ async fn readyz<A: Adapter>(State(app): State<AppState<A>>) -> (StatusCode, Json
     };
     let database = fresh.map(|p| p.database);
     let adapter = fresh.map(|p| p.adapter);
-    let ready = database == Some(true) && adapter == Some(true);
+    // Draining wins over a good probe: the load balancer must stop sending clients here
+    // before the connections are closed.
+    let draining = app.readiness.is_draining();
+    let ready = !draining && database == Some(true) && adapter == Some(true);
+    let status = if draining {
+        "draining"
+    } else if ready {
+        "ready"
+    } else {
+        "unavailable"
+    };
     let body = json!({
-        "status": if ready { "ready" } else { "unavailable" },
+        "status": status,
         "database": word(database),
         "adapter": word(adapter),
     });
@@ -158,6 +183,12 @@ async fn metrics<A: Adapter>(State(app): State<AppState<A>>) -> impl axum::respo
     m.pool
         .get_or_create(&PoolLabel { state: "in_use" })
         .set(size - idle);
+    let (polling, websocket) = sessions_by_transport(&app);
+    for (transport, n) in [("polling", polling), ("websocket", websocket)] {
+        m.socketio_connections
+            .get_or_create(&TransportLabel { transport })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     let namespaces = app.broadcaster.io().nsps().len();
     m.namespaces
         .set(i64::try_from(namespaces).unwrap_or(i64::MAX));
@@ -178,4 +209,22 @@ async fn metrics<A: Adapter>(State(app): State<AppState<A>>) -> impl axum::respo
         )],
         m.render(),
     )
+}
+
+/// This node's engine.io sessions with a namespace socket, by current transport
+/// (long-polling, websocket). One pass over the sockets per scrape.
+fn sessions_by_transport<A: Adapter>(app: &AppState<A>) -> (usize, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let (mut polling, mut websocket) = (0, 0);
+    for ns in app.broadcaster.io().nsps() {
+        for socket in ns.sockets() {
+            if seen.insert(socket.id) {
+                match socket.transport_type() {
+                    socketioxide::TransportType::Polling => polling += 1,
+                    socketioxide::TransportType::Websocket => websocket += 1,
+                }
+            }
+        }
+    }
+    (polling, websocket)
 }

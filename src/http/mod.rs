@@ -1,5 +1,6 @@
 //! REST under `/api`, health and readiness, the plain WebSocket routes; JSON errors as `{ error: { code, message } }`.
 
+pub mod access;
 mod channels;
 mod checkins;
 pub mod client_bundle;

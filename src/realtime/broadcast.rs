@@ -6,11 +6,14 @@
 
 use crate::domain::user::UserId;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide_core::adapter::RoomParam;
+
+use crate::metrics::NsLabel;
 
 /// `data` as the JSON parser sends it, whatever the parser. Types that serialize
 /// differently for binary formats do so under `PARSER=msgpack` (its serializer is not
@@ -36,12 +39,36 @@ impl<T: Serialize + ?Sized> Serialize for Readable<'_, T> {
 pub struct Broadcaster<A: Adapter> {
     io: SocketIo<A>,
     failures: Counter,
+    emits: Family<NsLabel, Counter>,
+}
+
+/// The `namespace` label of a namespace path: its family, as `switchboard_sockets_connected`
+/// spells it (every restaurant namespace is `restaurant`).
+pub fn ns_family(ns: &str) -> &'static str {
+    use super::events::ns;
+    match ns {
+        ns::CHAT => ns::CHAT,
+        ns::NOTIFICATIONS => ns::NOTIFICATIONS,
+        _ => "restaurant",
+    }
 }
 
 impl<A: Adapter> Broadcaster<A> {
-    /// Wraps the socket.io handle; failures are counted on `failures`.
-    pub fn new(io: SocketIo<A>, failures: Counter) -> Self {
-        Broadcaster { io, failures }
+    /// Wraps the socket.io handle; failures are counted on `failures`, emits on `emits`.
+    pub fn new(io: SocketIo<A>, failures: Counter, emits: Family<NsLabel, Counter>) -> Self {
+        Broadcaster {
+            io,
+            failures,
+            emits,
+        }
+    }
+
+    fn count(&self, ns: &str) {
+        self.emits
+            .get_or_create(&NsLabel {
+                namespace: ns_family(ns),
+            })
+            .inc();
     }
 
     /// The socket.io handle.
@@ -66,6 +93,7 @@ impl<A: Adapter> Broadcaster<A> {
             self.failed(event, &format_args!("namespace {ns} not registered"));
             return;
         };
+        self.count(ns);
         if let Err(e) = op.to(rooms).emit(event, &Readable(data)).await {
             self.failed(event, &e);
         }
@@ -83,6 +111,7 @@ impl<A: Adapter> Broadcaster<A> {
         let Some(op) = self.io.of(ns) else {
             return;
         };
+        self.count(ns);
         if let Err(e) = op.local().to(rooms).emit(event, &Readable(data)).await {
             self.failed(event, &e);
         }
@@ -94,6 +123,7 @@ impl<A: Adapter> Broadcaster<A> {
             self.failed(event, &format_args!("namespace {ns} not registered"));
             return;
         };
+        self.count(ns);
         if let Err(e) = op.emit(event, &Readable(data)).await {
             self.failed(event, &e);
         }
@@ -107,6 +137,7 @@ impl<A: Adapter> Broadcaster<A> {
         event: &str,
         data: &T,
     ) {
+        self.count(socket.ns());
         if let Err(e) = socket.to(rooms).emit(event, &Readable(data)).await {
             self.failed(event, &e);
         }

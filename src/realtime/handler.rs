@@ -40,7 +40,10 @@ pub fn on<A, T, F, Fut>(
             // refused event does not wait for its turn) and the event's turn.
             let allowed = session.limiter.check(event);
             let mut turn = allowed.is_ok().then(|| session.turn()).flatten();
+            // Counted from arrival, so a shutdown wave does not close the socket under it.
+            let busy = session.busy.enter();
             async move {
+                let _busy = busy;
                 let _in_flight = session.app.in_flight.enter();
                 let started = Instant::now();
                 let span = tracing::info_span!("event", ns = session.ns, sid = %socket.id, user = %session.user_id(), event);

@@ -111,17 +111,25 @@ pub fn set_batch<A: Adapter>(
 pub fn flush_all_batches<A: Adapter>(app: &AppState<A>) {
     for op in app.broadcaster.io().nsps() {
         for socket in op.sockets() {
-            let Some(batch) = socket.extensions.get::<Arc<Batch>>() else {
-                continue;
-            };
-            let items = batch.take();
-            if !items.is_empty()
-                && let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &Readable(&items))
-            {
-                tracing::warn!(sid = %socket.id, error = %e, "batch not delivered at shutdown");
-            }
+            flush_batch(&socket);
         }
     }
+}
+
+/// Delivers `socket`'s open batch window now (a shutdown wave is about to close it);
+/// true when it held something.
+pub fn flush_batch<A: Adapter>(socket: &SocketRef<A>) -> bool {
+    let Some(batch) = socket.extensions.get::<Arc<Batch>>() else {
+        return false;
+    };
+    let items = batch.take();
+    if items.is_empty() {
+        return false;
+    }
+    if let Err(e) = socket.emit(ev::ORDERS_BATCH_UPDATE, &Readable(&items)) {
+        tracing::warn!(sid = %socket.id, error = %e, "batch not delivered at shutdown");
+    }
+    true
 }
 
 /// Where this node sends a restaurant's events.

@@ -30,6 +30,8 @@ pub struct Session<A: Adapter> {
     /// On the restaurant namespaces, the socket's events are handled one at a time, in
     /// the order they arrived (see [`Turns`]).
     turns: Option<Turns>,
+    /// Events being handled (also in the socket's extensions, for shutdown waves).
+    pub busy: Arc<crate::shutdown::Busy>,
 }
 
 /// One event at a time per socket, in arrival order.
@@ -100,6 +102,7 @@ impl<A: Adapter> Session<A> {
             ns,
             outbound,
             turns,
+            busy: Arc::default(),
         }
     }
 

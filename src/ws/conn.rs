@@ -312,7 +312,11 @@ impl<A: Adapter> Conn<A> {
                 Err(_) => self.peer.close(CloseReason::Idle),
                 Ok(None) | Ok(Some(Ok(Message::Close(_)))) => self.peer.close(CloseReason::Client),
                 Ok(Some(Err(e))) => self.peer.close(failure(e)),
-                Ok(Some(Ok(Message::Text(text)))) => self.on_text(text.as_str()).await,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let peer = self.peer.clone();
+                    let _handling = peer.handling();
+                    self.on_text(text.as_str()).await;
+                }
                 Ok(Some(Ok(Message::Binary(_)))) => self.on_binary(),
                 // Pings are answered by the protocol layer; both only prove liveness.
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}

@@ -16,7 +16,7 @@ use crate::domain::user::UserId;
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -163,6 +163,9 @@ pub struct Peer {
     /// `switchboard_ws_dropped_total`: messages that did not fit in the queue, or came
     /// after the connection began closing.
     dropped: Counter,
+    /// A client message is being handled: a shutdown wave leaves the connection for a
+    /// later wave, so the reply goes out before the close frame.
+    busy: AtomicBool,
 }
 
 impl std::fmt::Debug for Peer {
@@ -195,6 +198,12 @@ impl Peer {
                 false
             }
         }
+    }
+
+    /// Marks a client message as being handled until the guard drops.
+    pub fn handling(&self) -> Handling<'_> {
+        self.busy.store(true, Ordering::SeqCst);
+        Handling(self)
     }
 
     /// The registry's id of this connection.
@@ -246,6 +255,16 @@ impl Peer {
 
     fn is_user(&self, user: &UserId) -> bool {
         self.user.read().unwrap_or_else(|p| p.into_inner()).as_ref() == Some(user)
+    }
+}
+
+/// A client message in hand (see [`Peer::handling`]).
+#[derive(Debug)]
+pub struct Handling<'a>(&'a Peer);
+
+impl Drop for Handling<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::SeqCst);
     }
 }
 
@@ -365,6 +384,7 @@ impl Hub {
             subscriptions: Mutex::default(),
             closes: self.0.metrics.closes.clone(),
             dropped: self.0.metrics.dropped.clone(),
+            busy: AtomicBool::new(false),
         });
         self.peers().insert(peer.id, peer.clone());
         let closed_with = *self.0.closed_with.lock().unwrap_or_else(|p| p.into_inner());
@@ -571,6 +591,33 @@ impl Hub {
         for peer in peers {
             peer.close(reason);
         }
+    }
+
+    /// Connections not closing yet.
+    pub fn open_peers(&self) -> usize {
+        self.peers()
+            .values()
+            .filter(|peer| peer.closing().is_none())
+            .count()
+    }
+
+    /// Asks up to `n` connections that are neither closing nor handling a message to
+    /// close for `reason` (a shutdown wave); returns how many it asked.
+    pub fn close_idle(&self, n: usize, reason: CloseReason) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        let chosen: Vec<Arc<Peer>> = self
+            .peers()
+            .values()
+            .filter(|peer| peer.closing().is_none() && !peer.busy.load(Ordering::SeqCst))
+            .take(n)
+            .cloned()
+            .collect();
+        for peer in &chosen {
+            peer.close(reason);
+        }
+        chosen.len()
     }
 
     /// Waits until every connection is removed, or `limit` passes; returns how many

@@ -157,6 +157,14 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// Signals shutdown (as SIGTERM does the binary) without waiting; [`Self::stop`]
+    /// then waits for `serve` to return.
+    pub fn signal(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Signals shutdown and waits for `serve` to return.
     pub async fn stop(mut self) -> Result<(), switchboard::StartError> {
         if let Some(stop) = self.stop.take() {

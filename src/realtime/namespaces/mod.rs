@@ -31,7 +31,7 @@ use super::lifetime::{LifetimeKey, SocketConnection};
 use super::session::Session;
 use crate::auth::{Principal, token_from_handshake};
 use crate::error::{AppError, ErrorCode};
-use crate::metrics::NsLabel;
+use crate::metrics::{CodeLabel, DisconnectLabels, NsLabel};
 use crate::outbound::MeterSlot;
 use crate::realtime::dynamic::{self, Hold};
 use crate::realtime::orders as fanout;
@@ -95,9 +95,30 @@ fn on_disconnect<A: Adapter>(socket: &SocketRef<A>, app: &AppState<A>, label: &'
                 .sockets
                 .get_or_create(&NsLabel { namespace: label })
                 .dec();
+            app.metrics
+                .disconnects
+                .get_or_create(&DisconnectLabels {
+                    namespace: label,
+                    reason: disconnect_label(reason),
+                })
+                .inc();
             tracing::debug!(ns = %socket.ns(), sid = %socket.id, ?reason, "socket disconnected");
         },
     );
+}
+
+/// The `reason` label of `switchboard_disconnects_total`.
+fn disconnect_label(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::TransportClose => "transport_close",
+        DisconnectReason::MultipleHttpPollingError => "multiple_http_polling",
+        DisconnectReason::PacketParsingError => "packet_parsing_error",
+        DisconnectReason::TransportError => "transport_error",
+        DisconnectReason::HeartbeatTimeout => "heartbeat_timeout",
+        DisconnectReason::ClientNSDisconnect => "client_namespace_disconnect",
+        DisconnectReason::ServerNSDisconnect => "server_namespace_disconnect",
+        DisconnectReason::ClosingServer => "closing_server",
+    }
 }
 
 /// Registers a connected socket to end when its token expires (or when an operator
@@ -205,7 +226,14 @@ impl<A: Adapter> Family<A> {
         let middleware = move |socket: SocketRef<A>, TryData(auth): TryData<Value>| {
             let app = mw_app.clone();
             async move {
-                let refuse = |e: AppError| Refusal(self.dialect.code(e.code()));
+                let refuse = |e: AppError| {
+                    let code = self.dialect.code(e.code());
+                    app.metrics
+                        .connects_refused
+                        .get_or_create(&CodeLabel { code })
+                        .inc();
+                    Refusal(code)
+                };
                 let path: &'static str = if self.dialect == Dialect::Chat {
                     ns_name(&socket)
                 } else {
@@ -253,6 +281,7 @@ impl<A: Adapter> Family<A> {
                     .get::<Arc<MeterSlot>>()
                     .cloned();
                 let session = Arc::new(Session::new(app, principal, self.dialect, path, outbound));
+                socket.extensions.insert(session.busy.clone());
                 (self.register)(&socket, &session);
                 on_unknown(&socket, &session);
                 Ok::<(), Refusal>(())

@@ -3,6 +3,11 @@
 //! Label sets are bounded: namespaces are the mounted families (dynamic restaurant
 //! namespaces share one label), event names are the known ones or `unknown`, error codes
 //! are the closed set. Recording is a read-locked map lookup plus atomics.
+//!
+//! Names follow Prometheus conventions under the `switchboard_` prefix, except the
+//! process metrics ([`process`]), named as Node's prom-client names them.
+
+pub mod process;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,6 +37,31 @@ pub struct EventLabels {
 pub struct CodeLabel {
     /// Error code (chat dialect spelling).
     pub code: &'static str,
+}
+
+/// `namespace`, `reason` labels of socket.io disconnects.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DisconnectLabels {
+    /// Namespace family.
+    pub namespace: &'static str,
+    /// socketioxide's reason, in snake case (`transport_close`, `heartbeat_timeout`, ...).
+    pub reason: &'static str,
+}
+
+/// `transport` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabel {
+    /// `polling` or `websocket`.
+    pub transport: &'static str,
+}
+
+/// `version`, `git_sha` labels of `switchboard_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate version.
+    pub version: &'static str,
+    /// The commit built from (`unknown` outside a git checkout).
+    pub git_sha: &'static str,
 }
 
 /// `state` label of the pool gauge.
@@ -201,6 +231,8 @@ fn latency_histogram() -> Histogram {
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
+    /// The unprefixed `process_*` metrics.
+    process: Registry,
     /// Connected sockets per namespace family.
     pub sockets: Family<NsLabel, Gauge>,
     /// Client events received.
@@ -246,6 +278,24 @@ pub struct Metrics {
     pub cluster_bus: ClusterBusMetrics,
     /// Plain WebSocket routes.
     pub ws: WsMetrics,
+    /// Connections refused at connect, by code: socket.io `connect_error` codes, and
+    /// `SHUTTING_DOWN` for new sessions while the node drains.
+    pub connects_refused: Family<CodeLabel, Counter>,
+    /// socket.io namespace sockets disconnected, by namespace family and reason.
+    pub disconnects: Family<DisconnectLabels, Counter>,
+    /// socket.io engine sessions with a namespace socket, by current transport (set at
+    /// scrape time).
+    pub socketio_connections: Family<TransportLabel, Gauge>,
+    /// Server-initiated socket.io emits to rooms (one per emit, whatever the audience).
+    pub socketio_emits: Family<NsLabel, Counter>,
+    /// Bytes the kernel accepted from us, on every connection.
+    pub bytes_sent: Counter,
+    /// Bytes read from clients, on every connection.
+    pub bytes_received: Counter,
+    /// engine.io's "Session ID unknown" answers: a request naming a session this node
+    /// does not have. Steady growth behind a load balancer means sticky sessions are
+    /// not configured (each long-poll lands on a random node).
+    pub session_id_unknown: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -375,7 +425,78 @@ impl Default for Metrics {
         cluster_bus.register(&mut registry);
         let ws = WsMetrics::default();
         ws.register(&mut registry);
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                git_sha: env!("SWITCHBOARD_GIT_SHA"),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; labels name the version and the commit built from",
+            build_info,
+        );
+        let connects_refused = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "connects_refused",
+            "Connections refused at connect, by code (connect_error code, or SHUTTING_DOWN)",
+            connects_refused.clone(),
+        );
+        let disconnects = Family::<DisconnectLabels, Counter>::default();
+        registry.register(
+            "disconnects",
+            "socket.io sockets disconnected, by namespace and reason",
+            disconnects.clone(),
+        );
+        let socketio_connections = Family::<TransportLabel, Gauge>::default();
+        registry.register(
+            "socketio_connections",
+            "socket.io engine sessions with a namespace socket, by transport",
+            socketio_connections.clone(),
+        );
+        let socketio_emits = Family::<NsLabel, Counter>::default();
+        registry.register(
+            "socketio_emits",
+            "Server-initiated socket.io emits to rooms, by namespace (one per emit)",
+            socketio_emits.clone(),
+        );
+        let bytes_sent = Counter::default();
+        registry.register(
+            "bytes_sent",
+            "Bytes written to clients on every connection",
+            bytes_sent.clone(),
+        );
+        let bytes_received = Counter::default();
+        registry.register(
+            "bytes_received",
+            "Bytes read from clients on every connection",
+            bytes_received.clone(),
+        );
+        let session_id_unknown = Counter::default();
+        registry.register(
+            "engine_session_unknown",
+            "engine.io 'Session ID unknown' answers (sticky sessions misconfigured when it grows)",
+            session_id_unknown.clone(),
+        );
+        // Series that exist from the start read 0 rather than absent: `rate()` and the
+        // dashboard's queries work before the first event.
+        for namespace in ["/chat", "/notifications", "restaurant"] {
+            let _ = sockets.get_or_create(&NsLabel { namespace });
+        }
+        for reason in ["budget", "stall"] {
+            let _ = slow_consumers.get_or_create(&ReasonLabel { reason });
+        }
+        for kind in ["header", "idle"] {
+            let _ = connection_timeouts.get_or_create(&TimeoutLabel { kind });
+        }
+        for route in ["/ws", "/ws/dashboard"] {
+            let _ = ws.connections.get_or_create(&RouteLabel { route });
+        }
+        let mut process = Registry::default();
+        process.register_collector(Box::new(process::ProcessCollector));
         Metrics {
+            process,
             registry,
             sockets,
             events,
@@ -399,6 +520,13 @@ impl Default for Metrics {
             tokio_tasks_alive,
             cluster_bus,
             ws,
+            connects_refused,
+            disconnects,
+            socketio_connections,
+            socketio_emits,
+            bytes_sent,
+            bytes_received,
+            session_id_unknown,
         }
     }
 }
@@ -406,8 +534,12 @@ impl Default for Metrics {
 impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = encode_registry(&mut out, &self.process)
+            .and_then(|()| encode_registry(&mut out, &self.registry))
+            .and_then(|()| encode_eof(&mut out));
+        if let Err(e) = encoded {
             tracing::warn!(error = %e, "metrics encoding failed");
         }
         out
