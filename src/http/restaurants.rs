@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::extract::{ApiQuery, Authenticated, JsonBody, ServiceCaller, parse_id};
 use crate::auth::{Principal, Role};
+use crate::domain::floor::RestaurantItem;
 use crate::domain::input::decode;
 use crate::domain::orders::{
     BoardQuery, CreateOrder, CreateRestaurant, DeleteOrder, KitchenAlert, Order, PatchOrder,
-    Restaurant,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
@@ -25,6 +25,7 @@ use crate::realtime::events::restaurant as ev;
 use crate::realtime::namespaces::restaurant::{announce_table_ready, board, emit_status_changed};
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
+use crate::ws::gateway::snapshots::{self, Op};
 
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
@@ -39,7 +40,7 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
 
 /// REST rule: `service` and `admin` act anywhere; others need the restaurant in their
 /// token and at least `min` in `user < staff < manager < admin`. Then it must exist.
-async fn authorize<A: Adapter>(
+pub(super) async fn authorize<A: Adapter>(
     app: &AppState<A>,
     me: &Principal,
     restaurant_id: Uuid,
@@ -82,9 +83,10 @@ async fn create_restaurant<A: Adapter>(
     State(app): State<AppState<A>>,
     _: ServiceCaller,
     body: JsonBody,
-) -> AppResult<(StatusCode, Json<Restaurant>)> {
+) -> AppResult<(StatusCode, Json<RestaurantItem>)> {
     let body: CreateRestaurant = body.decode()?;
-    let created = app.store.insert_restaurant(body.id, &body.name).await?;
+    let created = app.store.insert_restaurant(&body).await?;
+    snapshots::restaurant(&app.ws, Op::Created, &created, None);
     Ok((StatusCode::CREATED, Json(created)))
 }
 
