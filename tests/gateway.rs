@@ -361,6 +361,36 @@ async fn refusals_come_before_the_upgrade_in_the_contracts_order(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn with_allowed_origins_a_foreign_origin_is_refused_first(pool: PgPool) {
+    let server =
+        TestServer::start_with(pool, &[("ALLOWED_ORIGINS", "https://floor.example")]).await;
+    let with_origin = |path: &str, origin: &str| {
+        let mut req = request(&server, path);
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        req
+    };
+    let t = token(5, &["user"]);
+    assert_eq!(
+        refused(with_origin("/ws/users/main", "https://evil.example")).await,
+        (403, "FORBIDDEN".to_owned())
+    );
+    assert_eq!(
+        refused(with_origin(
+            &format!("/ws/tables/main/{t}"),
+            "https://evil.example"
+        ))
+        .await,
+        (403, "FORBIDDEN".to_owned())
+    );
+    let gw = Gw::open(with_origin(
+        &format!("/ws/tables/main/{t}"),
+        "https://floor.example",
+    ))
+    .await;
+    assert_eq!(gw.hello["data"]["entity"], "tables");
+}
+
+#[sqlx::test]
 async fn every_token_place_capitalisation_and_the_legacy_route_connect(pool: PgPool) {
     let server =
         TestServer::start_with(pool, &[("WEBSOCKET_ALLOWED_ACTIONS", "create, seat_guest")]).await;
