@@ -968,8 +968,8 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
         );
         assert_eq!(m["data"]["item"], moved);
         assert_eq!(
-            m["section"], gw.hello["section"],
-            "the message names the connection's section"
+            m["section"], "south",
+            "the message names the item's section"
         );
         gw.quiet(200).await;
     }

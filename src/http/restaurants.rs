@@ -25,7 +25,6 @@ use crate::realtime::events::restaurant as ev;
 use crate::realtime::namespaces::restaurant::{announce_table_ready, board, emit_status_changed};
 use crate::realtime::orders as fanout;
 use crate::state::AppState;
-use crate::ws::gateway::snapshots::{self, Op};
 
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
@@ -85,8 +84,9 @@ async fn create_restaurant<A: Adapter>(
     body: JsonBody,
 ) -> AppResult<(StatusCode, Json<RestaurantItem>)> {
     let body: CreateRestaurant = body.decode()?;
+    // Not announced on the entity gateway: contract §8 gives this route no event (the
+    // gateway's restaurant snapshots come from `PATCH /api/restaurants/:id`).
     let created = app.store.insert_restaurant(&body).await?;
-    snapshots::restaurant(&app.ws, Op::Created, &created, None);
     Ok((StatusCode::CREATED, Json(created)))
 }
 

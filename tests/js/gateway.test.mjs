@@ -168,7 +168,7 @@ describe('/ws/:entity/:section[/:token], as a floor-plan screen', () => {
       guest_name: 'Ada', party_size: 4, starts_at: '2030-05-01T19:00:00Z', table_id: 'table-2',
     }, 201);
     const snapshot = await stand.next();
-    assert.deepEqual([snapshot.event, snapshot.section, snapshot.data.op], ['reservations.snapshot', 'all', 'created']);
+    assert.deepEqual([snapshot.event, snapshot.section, snapshot.data.op], ['reservations.snapshot', 'main-hall', 'created']);
     assert.deepEqual(snapshot.data.item, booked);
     assert.equal(booked.section, 'main-hall');
     const found = await stand.command('list_reservation', { search: 'ADA' });

@@ -1,10 +1,11 @@
 //! `{entity}.snapshot` (contract §7.4): an item created, updated or deleted, to every
 //! gateway connection of its section (and of `all`) that may see it, on every node.
 //!
-//! An item that moved to another section is announced in both: the old section's
-//! connections learn it is no longer theirs (its `section` says where it went), the
-//! new one's that it arrived. Each section's message is rendered once, with that
-//! section in its envelope, and cast to the other nodes as it is.
+//! The message is rendered once, with the item's section in its envelope (an `all`
+//! connection learns where the item is), delivered to the channels of every section
+//! concerned, and cast to the other nodes once. An item that moved to another section
+//! is announced in both: the old section's connections learn it is no longer theirs
+//! (its `section` says where it went), the new one's that it arrived.
 
 use chrono::Utc;
 use serde::Serialize;
@@ -90,29 +91,29 @@ fn announce<T: Serialize>(
         return;
     }
     let label = entity.topic(Topic::Snapshot);
-    let at = Utc::now();
+    let Some(message) = wire::render(
+        label,
+        entity,
+        section,
+        Snapshot { op, item },
+        Metadata::at(Utc::now()),
+    ) else {
+        return;
+    };
+    let frames = Frames::gateway(message);
     let mut sections = vec![section, ALL_SECTIONS];
     if let Some(before) = section_before.filter(|b| *b != section) {
         sections.push(before);
     }
-    for section in sections {
-        let Some(message) = wire::render(
-            label,
-            entity,
-            section,
-            Snapshot { op, item },
-            Metadata::at(at),
-        ) else {
-            return;
-        };
-        let frames = Frames::gateway(message);
-        let mut channels = vec![channel(entity, section, None)];
-        if let Some(r) = restaurant {
-            channels.push(channel(entity, section, Some(r)));
-        }
-        for c in &channels {
-            hub.deliver_frames(c, &frames, label, None);
-        }
-        hub.cast(Cast::frames(Target::Channels(channels), &frames, label));
+    let channels: Vec<String> = sections
+        .into_iter()
+        .flat_map(|s| {
+            std::iter::once(channel(entity, s, None))
+                .chain(restaurant.map(|r| channel(entity, s, Some(r))))
+        })
+        .collect();
+    for c in &channels {
+        hub.deliver_frames(c, &frames, label, None);
     }
+    hub.cast(Cast::frames(Target::Channels(channels), &frames, label));
 }
