@@ -275,6 +275,9 @@ pub struct WsConfig {
     /// `/ws/dashboard/:sessionID` requires a staff+ token (`DASHBOARD_REQUIRE_TOKEN`,
     /// default false: seed 002's dashboards connect without one).
     pub dashboard_require_token: bool,
+    /// Extra actions the entity gateway lists in `system.connected`'s topics as
+    /// `{entity}.{action}` (`WEBSOCKET_ALLOWED_ACTIONS`, comma list, default none).
+    pub allowed_actions: Vec<String>,
 }
 
 /// A configuration variable with a bad value.
@@ -531,9 +534,40 @@ impl Config {
                     var("DASHBOARD_REQUIRE_TOKEN"),
                     false,
                 )?,
+                allowed_actions: allowed_actions(var("WEBSOCKET_ALLOWED_ACTIONS"))?,
             },
         })
     }
+}
+
+/// Most entries of `WEBSOCKET_ALLOWED_ACTIONS`: each becomes a topic in every
+/// gateway connection's first message.
+const MAX_ALLOWED_ACTIONS: usize = 32;
+
+/// `WEBSOCKET_ALLOWED_ACTIONS`: a comma list of action names, each 1–64 characters of
+/// `[A-Za-z0-9_.-]`; blanks between commas are skipped, repeats kept once.
+fn allowed_actions(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let mut actions: Vec<String> = Vec::new();
+    for action in raw.iter().flat_map(|r| r.split(',')).map(str::trim) {
+        if action.is_empty() || actions.iter().any(|a| a == action) {
+            continue;
+        }
+        if action.len() > 64
+            || !action
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        {
+            return Err(problem(
+                "WEBSOCKET_ALLOWED_ACTIONS",
+                "each action is 1 to 64 characters of A-Z, a-z, 0-9, _ . -",
+            ));
+        }
+        actions.push(action.to_owned());
+    }
+    if actions.len() > MAX_ALLOWED_ACTIONS {
+        return Err(problem("WEBSOCKET_ALLOWED_ACTIONS", "at most 32 actions"));
+    }
+    Ok(actions)
 }
 
 /// The development placeholder shipped in `.env.example`, read from that file at build
@@ -674,6 +708,28 @@ mod tests {
         assert_eq!(c.ws.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.ws.max_channels, 100);
         assert!(!c.ws.dashboard_require_token);
+        assert!(c.ws.allowed_actions.is_empty());
+    }
+
+    #[test]
+    fn allowed_actions_are_a_checked_comma_list() {
+        let c = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", SECRET),
+            (
+                "WEBSOCKET_ALLOWED_ACTIONS",
+                " create, update,,create ,seat_guest",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.ws.allowed_actions, ["create", "update", "seat_guest"]);
+        for bad in ["a b", "x/y", &"a".repeat(65)] {
+            let err = Config::from_lookup(lookup(&[
+                ("JWT_SECRET", SECRET),
+                ("WEBSOCKET_ALLOWED_ACTIONS", bad),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.name, "WEBSOCKET_ALLOWED_ACTIONS", "{bad}");
+        }
     }
 
     #[test]

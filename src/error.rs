@@ -28,6 +28,10 @@ pub enum AppError {
     /// An order status move that the rules forbid (HTTP 409).
     #[error("{0}")]
     InvalidTransition(Cow<'static, str>),
+    /// The thing exists already (a table id taken in its restaurant). Classified with
+    /// [`ErrorCode::InvalidTransition`]: contract §9's one 409 code (HTTP 409).
+    #[error("{0}")]
+    Conflict(Cow<'static, str>),
     /// A restaurant the principal may act in but that does not exist (HTTP 404).
     #[error("restaurant not found")]
     InvalidRestaurant,
@@ -147,7 +151,7 @@ impl AppError {
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::BadRequest(_) => ErrorCode::BadRequest,
             AppError::RateLimited => ErrorCode::RateLimited,
-            AppError::InvalidTransition(_) => ErrorCode::InvalidTransition,
+            AppError::InvalidTransition(_) | AppError::Conflict(_) => ErrorCode::InvalidTransition,
             AppError::InvalidRestaurant => ErrorCode::InvalidRestaurant,
             AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             AppError::Database(_) | AppError::Internal(_) => ErrorCode::Internal,

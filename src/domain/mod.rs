@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod chat;
 pub mod checkins;
+pub mod floor;
 pub mod input;
 pub mod notifications;
 pub mod orders;

@@ -129,18 +129,6 @@ impl OrderType {
     }
 }
 
-/// A restaurant.
-#[derive(Debug, Clone, Serialize)]
-pub struct Restaurant {
-    /// Id (UUID).
-    pub id: Uuid,
-    /// Display name.
-    pub name: String,
-    /// Creation time.
-    #[serde(serialize_with = "super::time::serialize")]
-    pub created_at: DateTime<Utc>,
-}
-
 /// One line of an order.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct OrderItem {
@@ -358,6 +346,18 @@ pub struct CreateRestaurant {
     #[serde(deserialize_with = "trimmed")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
     pub name: String,
+    /// The gateway section it is listed in (contract §7.4); `main` when absent.
+    #[serde(default)]
+    #[validate(custom(function = "super::floor::section_rule"))]
+    pub section: Option<String>,
+    /// At most 500 characters.
+    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[validate(length(max = 500, message = "must be at most 500 characters"))]
+    pub address: Option<String>,
+    /// At most 100 characters.
+    #[serde(default, deserialize_with = "trimmed_opt")]
+    #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    pub cuisine: Option<String>,
 }
 
 /// One line in `POST /api/restaurants/:id/orders` or a PATCH.

@@ -6,6 +6,7 @@ mod checkins;
 pub mod client_bundle;
 mod conversations;
 mod extract;
+mod floor;
 pub mod health;
 mod notifications;
 pub mod rate_limit;
@@ -31,6 +32,7 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
             conversations::router()
                 .merge(channels::router())
                 .merge(checkins::router())
+                .merge(floor::router())
                 .merge(notifications::router())
                 .merge(restaurants::router())
                 .merge(users::router()),

@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::extract::{ApiQuery, Authenticated, JsonBody, ServiceCaller, parse_id};
 use crate::auth::{Principal, Role};
+use crate::domain::floor::RestaurantItem;
 use crate::domain::input::decode;
 use crate::domain::orders::{
     BoardQuery, CreateOrder, CreateRestaurant, DeleteOrder, KitchenAlert, Order, PatchOrder,
-    Restaurant,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
@@ -39,7 +39,7 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
 
 /// REST rule: `service` and `admin` act anywhere; others need the restaurant in their
 /// token and at least `min` in `user < staff < manager < admin`. Then it must exist.
-async fn authorize<A: Adapter>(
+pub(super) async fn authorize<A: Adapter>(
     app: &AppState<A>,
     me: &Principal,
     restaurant_id: Uuid,
@@ -82,9 +82,11 @@ async fn create_restaurant<A: Adapter>(
     State(app): State<AppState<A>>,
     _: ServiceCaller,
     body: JsonBody,
-) -> AppResult<(StatusCode, Json<Restaurant>)> {
+) -> AppResult<(StatusCode, Json<RestaurantItem>)> {
     let body: CreateRestaurant = body.decode()?;
-    let created = app.store.insert_restaurant(body.id, &body.name).await?;
+    // Not announced on the entity gateway: contract §8 gives this route no event (the
+    // gateway's restaurant snapshots come from `PATCH /api/restaurants/:id`).
+    let created = app.store.insert_restaurant(&body).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

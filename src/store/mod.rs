@@ -8,6 +8,7 @@ pub mod channels;
 pub mod chat;
 pub mod chat_send;
 pub mod checkins;
+pub mod floor;
 pub mod notifications;
 pub mod orders;
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::domain::orders::{
-    CreateOrder, NewItem, Order, OrderItem, OrderStatus, OrderType, PatchOrder, Restaurant, Station,
+    CreateOrder, NewItem, Order, OrderItem, OrderStatus, OrderType, PatchOrder, Station,
 };
 use crate::error::{AppError, AppResult};
 
@@ -137,24 +137,6 @@ pub struct Patched {
 }
 
 impl Store {
-    /// Creates a restaurant. A taken id is a client error.
-    pub async fn insert_restaurant(&self, id: Option<Uuid>, name: &str) -> AppResult<Restaurant> {
-        let row: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-            "insert into restaurants (id, name) values ($1, $2) on conflict (id) do nothing returning id, name, created_at",
-        )
-        .bind(id.unwrap_or_else(Uuid::now_v7))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        let (id, name, created_at) =
-            row.ok_or_else(|| AppError::bad_request("id: a restaurant with this id exists"))?;
-        Ok(Restaurant {
-            id,
-            name,
-            created_at,
-        })
-    }
-
     /// Whether the restaurant exists.
     pub async fn restaurant_exists(&self, id: Uuid) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar("select exists (select 1 from restaurants where id = $1)")

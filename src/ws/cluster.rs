@@ -56,6 +56,10 @@ pub enum Cast {
         /// nodes that predate dashboards).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dashboard: Option<String>,
+        /// The entity gateway's rendering, if its connections get it (absent from
+        /// casts of nodes that predate the gateway).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gateway: Option<String>,
         /// The `ws_messages_out` label.
         kind: String,
     },
@@ -85,6 +89,7 @@ impl Cast {
             envelope: text(&frames.envelope),
             bare: text(&frames.bare),
             dashboard: text(&frames.dashboard),
+            gateway: text(&frames.gateway),
             kind: label.to_owned(),
         }
     }
@@ -92,20 +97,21 @@ impl Cast {
 
 /// The static label of a delivery kind that came from another node.
 fn label(name: &str) -> &'static str {
-    [
-        kind::CHAT_MESSAGE,
-        kind::CHAT_MESSAGE_EDITED,
-        kind::CHAT_MESSAGE_DELETED,
-        kind::NOTIFICATION,
-        kind::NOTIFICATION_READ,
-        kind::NOTIFICATION_READ_ALL,
-        kind::NOTIFICATION_DELETED,
-        kind::ORDER_UPDATE,
-        kind::CHECKIN,
-    ]
-    .into_iter()
-    .find(|k| *k == name)
-    .unwrap_or("other")
+    super::gateway::SNAPSHOT_LABELS
+        .into_iter()
+        .chain([
+            kind::CHAT_MESSAGE,
+            kind::CHAT_MESSAGE_EDITED,
+            kind::CHAT_MESSAGE_DELETED,
+            kind::NOTIFICATION,
+            kind::NOTIFICATION_READ,
+            kind::NOTIFICATION_READ_ALL,
+            kind::NOTIFICATION_DELETED,
+            kind::ORDER_UPDATE,
+            kind::CHECKIN,
+        ])
+        .find(|k| *k == name)
+        .unwrap_or("other")
 }
 
 /// Makes on this node a delivery another node cast. Returns how many connections took
@@ -117,6 +123,7 @@ pub fn apply(hub: &Hub, cast: Cast) -> usize {
             envelope,
             bare,
             dashboard,
+            gateway,
             kind,
         } => {
             let message = |t: String| Message::Text(Utf8Bytes::from(t));
@@ -124,6 +131,7 @@ pub fn apply(hub: &Hub, cast: Cast) -> usize {
                 envelope: envelope.map(message),
                 bare: bare.map(message),
                 dashboard: dashboard.map(message),
+                gateway: gateway.map(message),
             };
             let label = label(&kind);
             match target {
@@ -194,11 +202,12 @@ mod tests {
                 envelope,
                 bare,
                 dashboard,
+                gateway,
                 kind,
             } => {
                 assert_eq!(target, Target::Channels(vec!["user:7".into()]));
                 assert_eq!(envelope.as_deref(), Some("{\"type\":\"x\"}"));
-                assert_eq!((bare, dashboard), (None, None));
+                assert_eq!((bare, dashboard, gateway), (None, None, None));
                 assert_eq!(label(&kind), kind::NOTIFICATION);
             }
             other => panic!("read back as {other:?}"),

@@ -26,6 +26,7 @@ use super::envelope::{
     server, string_field,
 };
 use super::events;
+use super::gateway;
 use super::hub::{CloseReason, Dialect, Peer, TooManyChannels};
 use crate::auth::Principal;
 use crate::domain::channels::Channel;
@@ -44,6 +45,7 @@ fn route(dialect: Dialect) -> RouteLabel {
         route: match dialect {
             Dialect::Envelope | Dialect::Bare => "/ws",
             Dialect::Dashboard => "/ws/dashboard",
+            Dialect::Gateway => "/ws/:entity/:section",
         },
     }
 }
@@ -85,6 +87,14 @@ pub enum Start {
         /// Who it acts as, if a token was required.
         principal: Option<Principal>,
     },
+    /// An entity gateway connection (contract §7.4), whose token was verified before
+    /// the upgrade.
+    Gateway {
+        /// Its entity and section.
+        context: gateway::Context,
+        /// Who it acts as.
+        principal: Principal,
+    },
 }
 
 impl Start {
@@ -93,6 +103,7 @@ impl Start {
             Start::Envelope(_) => Dialect::Envelope,
             Start::Bare(_) => Dialect::Bare,
             Start::Dashboard { .. } => Dialect::Dashboard,
+            Start::Gateway { .. } => Dialect::Gateway,
         }
     }
 }
@@ -128,6 +139,15 @@ pub fn register<A: Adapter>(app: &AppState<A>, start: &Start) -> Registered {
         // Only a channel limit of 0 refuses a fresh connection; configuration forbids it.
         tracing::warn!("a dashboard could not join its session's channel");
     }
+    if let Start::Gateway { context, principal } = start {
+        // `system.connected` is the first message, ahead of any snapshot.
+        if let Some(hello) = gateway::connected(context, &app.config.ws.allowed_actions)
+            && peer.push(hello)
+        {
+            app.ws.count_out(gateway::CONNECTED, 1);
+        }
+        context.subscribe(&app.ws, &peer, principal);
+    }
     Registered {
         hub: app.ws.clone(),
         peer,
@@ -159,6 +179,7 @@ pub async fn run<A: Adapter>(
         peer: peer.clone(),
         principal: None,
         lifetime: None,
+        gateway: None,
     };
     match start {
         Start::Envelope(Some(token)) => conn.authenticate(&token, None),
@@ -181,6 +202,17 @@ pub async fn run<A: Adapter>(
                 ));
                 conn.principal = Some(principal);
             }
+        }
+        // The gateway joined its channels at registration; its token's expiry and
+        // operator disconnects end it as on `/ws`.
+        Start::Gateway { context, principal } => {
+            conn.lifetime = Some(app.lifetimes.register(
+                principal.user_id.clone(),
+                principal.expires_at,
+                peer.clone(),
+            ));
+            conn.principal = Some(principal);
+            conn.gateway = Some(context);
         }
     }
     let writer = write(sink, outbox, closing.clone(), &peer, limits.ping_interval);
@@ -283,6 +315,8 @@ struct Conn<A: Adapter> {
     principal: Option<Principal>,
     lifetime: Option<LifetimeKey>,
     limiter: RateLimiter,
+    /// An entity gateway connection's entity and section.
+    gateway: Option<gateway::Context>,
 }
 
 impl<A: Adapter> Conn<A> {
@@ -356,6 +390,21 @@ impl<A: Adapter> Conn<A> {
                 let app = self.app.clone();
                 let _running = app.in_flight.enter();
                 return self.on_bare(text).await;
+            }
+            Dialect::Gateway => {
+                let _running = self.app.in_flight.enter();
+                if let (Some(context), Some(principal)) = (&self.gateway, &self.principal) {
+                    gateway::on_text(
+                        &self.app,
+                        &self.peer,
+                        context,
+                        principal,
+                        &self.limiter,
+                        text,
+                    )
+                    .await;
+                }
+                return;
             }
             Dialect::Envelope => {}
         }
@@ -455,6 +504,9 @@ impl<A: Adapter> Conn<A> {
     fn on_binary(&mut self) {
         if self.peer.dialect() == Dialect::Dashboard {
             return self.count_in(IGNORED);
+        }
+        if let Some(context) = &self.gateway {
+            return gateway::on_binary(&self.app, &self.peer, context, &self.limiter);
         }
         self.count_in("invalid");
         if self.peer.dialect() == Dialect::Bare {

@@ -93,6 +93,9 @@ pub enum Dialect {
     /// Seed 002's check-in dashboard (`/ws/dashboard/:sessionID`, contract §7.6): bare
     /// check-in objects of one session, nothing else.
     Dashboard,
+    /// Seed 000's entity gateway (`/ws/:entity/:section`, contract §7.4):
+    /// `{event, entity, section, data, metadata}` messages.
+    Gateway,
 }
 
 /// One event rendered for each dialect that gets it (each rendering serialized once,
@@ -105,6 +108,8 @@ pub struct Frames {
     pub bare: Option<Message>,
     /// For check-in dashboards.
     pub dashboard: Option<Message>,
+    /// For entity gateway connections.
+    pub gateway: Option<Message>,
 }
 
 impl Frames {
@@ -124,16 +129,28 @@ impl Frames {
         }
     }
 
+    /// Only entity gateway connections get it.
+    pub fn gateway(message: Message) -> Self {
+        Frames {
+            gateway: Some(message),
+            ..Frames::default()
+        }
+    }
+
     fn for_dialect(&self, dialect: Dialect) -> Option<&Message> {
         match dialect {
             Dialect::Envelope => self.envelope.as_ref(),
             Dialect::Bare => self.bare.as_ref(),
             Dialect::Dashboard => self.dashboard.as_ref(),
+            Dialect::Gateway => self.gateway.as_ref(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.envelope.is_none() && self.bare.is_none() && self.dashboard.is_none()
+        self.envelope.is_none()
+            && self.bare.is_none()
+            && self.dashboard.is_none()
+            && self.gateway.is_none()
     }
 }
 
@@ -405,10 +422,27 @@ impl Hub {
         }
         let name: Arc<str> = Arc::from(channel);
         subscriptions.channels.insert(name.clone());
-        let mut shard = self
-            .shard(channel)
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        self.join_shard(peer, name);
+        Ok(true)
+    }
+
+    /// Joins `peer` to `channel` whatever it holds already: for channels the server
+    /// chooses from a verified token (an entity gateway connection's restaurants), which
+    /// the client cannot grow. `false` when it was already in it or is gone.
+    pub fn subscribe_server(&self, peer: &Arc<Peer>, channel: &str) -> bool {
+        let mut subscriptions = peer.subscriptions();
+        if subscriptions.gone || subscriptions.channels.contains(channel) {
+            return false;
+        }
+        let name: Arc<str> = Arc::from(channel);
+        subscriptions.channels.insert(name.clone());
+        self.join_shard(peer, name);
+        true
+    }
+
+    /// The shard half of a subscribe (the caller holds the connection's set).
+    fn join_shard(&self, peer: &Arc<Peer>, name: Arc<str>) {
+        let mut shard = self.shard(&name).write().unwrap_or_else(|p| p.into_inner());
         match shard.entry(name) {
             Entry::Occupied(mut members) => {
                 members.get_mut().insert(peer.id, peer.clone());
@@ -419,7 +453,6 @@ impl Hub {
             }
         }
         self.0.metrics.hub_entries.inc();
-        Ok(true)
     }
 
     /// Takes `peer` out of `channel`; false when it was not in it.

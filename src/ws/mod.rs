@@ -1,7 +1,9 @@
 //! Plain WebSocket routes (contract §7): `/ws` in the envelope dialect of seed 003 and
 //! the bare dialect of seed 002, and seed 002's check-in dashboard
 //! `/ws/dashboard/:sessionID` (§7.6), which is a connection of the same hub in the
-//! channel `checkins:<session>`.
+//! channel `checkins:<session>`, and seed 000's entity gateway
+//! `/ws/:entity/:section[/:token]` (§7.4, [`gateway`]), connections of the same hub in
+//! their own dialect.
 //!
 //! - `hub`: the channel registry and the one queue per connection;
 //! - `conn`: one connection's life (read, handle, reply, heartbeat, close);
@@ -20,6 +22,7 @@ pub mod cluster;
 mod conn;
 mod envelope;
 pub mod events;
+pub mod gateway;
 mod hub;
 
 pub use hub::{CloseReason, Dialect, Hub};
@@ -51,6 +54,11 @@ pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .route("/ws", get(upgrade::<A>))
         .route("/ws/dashboard/{session}", get(upgrade_dashboard::<A>))
+        .route("/ws/{entity}/{section}", get(upgrade_gateway::<A>))
+        .route(
+            "/ws/{entity}/{section}/{token}",
+            get(upgrade_gateway_token::<A>),
+        )
 }
 
 /// A payload for the subscribers of a channel, as a backend published it: rendered
@@ -247,4 +255,58 @@ async fn upgrade_dashboard<A: Adapter>(
         None
     };
     accept(app, upgrade, conn::Start::Dashboard { session, principal })
+}
+
+/// `GET /ws/:entity/:section` (contract §7.4): the token from `Authorization: Bearer` or
+/// `?token=`.
+async fn upgrade_gateway<A: Adapter>(
+    State(app): State<AppState<A>>,
+    Path((entity, section)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let token = bearer_from_headers(&headers)
+        .map(str::to_owned)
+        .or_else(|| token_from_query(query.as_deref()));
+    accept_gateway(app, &entity, &section, token, upgrade)
+}
+
+/// `GET /ws/:entity/:section/:token` (contract §7.4): the token in the path.
+async fn upgrade_gateway_token<A: Adapter>(
+    State(app): State<AppState<A>>,
+    Path((entity, section, token)): Path<(String, String, String)>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    accept_gateway(app, &entity, &section, Some(token), upgrade)
+}
+
+/// The gateway's refusals, all before the upgrade and in this order (contract §7.7):
+/// an unknown entity (404, even without a token), a bad section (400), a request that
+/// is not an upgrade (400), then a missing or bad token (401). Any valid token may
+/// connect; what it sees is decided per item.
+fn accept_gateway<A: Adapter>(
+    app: AppState<A>,
+    entity: &str,
+    section: &str,
+    token: Option<String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let context = match gateway::Context::from_path(entity, section) {
+        Ok(context) => context,
+        Err(e) => return e.into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(_) => return AppError::bad_request("expected a WebSocket upgrade").into_response(),
+    };
+    let principal = token
+        .as_deref()
+        .map(|t| t.strip_prefix("Bearer ").unwrap_or(t).trim())
+        .ok_or(AppError::Unauthenticated)
+        .and_then(|token| app.verifier.verify(token));
+    match principal {
+        Ok(principal) => accept(app, upgrade, conn::Start::Gateway { context, principal }),
+        Err(e) => e.into_response(),
+    }
 }

@@ -325,7 +325,9 @@ describe('the document names exactly the routes of src/http', () => {
     walk(path.join(root, 'src'));
     // Plain WebSocket upgrades are not REST: PROTOCOL §8 describes them. Each must stay
     // a `get(` upgrade route, so a REST route added there is still caught.
-    const WEBSOCKET_ROUTES = { 'src/ws/mod.rs': ['"/ws"', '"/ws/dashboard/{session}"'] };
+    const WEBSOCKET_ROUTES = {
+      'src/ws/mod.rs': ['"/ws"', '"/ws/dashboard/{session}"', '"/ws/{entity}/{section}"', '"/ws/{entity}/{section}/{token}"'],
+    };
     for (const [file, routes] of Object.entries(WEBSOCKET_ROUTES)) {
       const text = readFileSync(path.join(root, file), 'utf8');
       const made = calls(text, 'route').map(({ args }) => args.trim());
@@ -764,6 +766,84 @@ const PROBES = {
       { why: 'not a UUID', expect: 400, auth: c.staff, params: { sessionId: 's1' } },
     ];
   },
+  async patchRestaurant(c) {
+    const r = (await c.ok('POST', '/api/restaurants', c.serviceToken, { name: 'Patch me' })).id;
+    return [
+      { why: 'a manager of it', expect: 200, auth: c.managerOf(r), params: { id: r }, body: { section: 'downtown', address: ' 1 Main St ', cuisine: 'Thai' } },
+      { why: 'service clears the address', expect: 200, auth: c.service, params: { id: r }, body: { address: null } },
+      { why: 'staff of it', expect: 403, auth: c.staffOf(r), params: { id: r }, body: { name: 'x' } },
+      { why: 'an unknown restaurant', expect: 404, auth: c.admin, params: { id: randomUUID() }, body: { name: 'x' } },
+      { why: 'section all', expect: 400, auth: c.service, params: { id: r }, body: { section: 'all' } },
+      { why: 'not a UUID', expect: 400, auth: c.service, params: { id: 'r1' }, body: {} },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.service, params: { id: r }, body: tooLarge() },
+    ];
+  },
+  async createTable(c) {
+    const id = `t-${randomUUID().slice(0, 8)}`;
+    const body = { id, name: 'Window', section: 'main-hall', seats: 4 };
+    return [
+      { why: 'a manager, chosen id', expect: 201, auth: c.manager, params: { id: c.restaurant }, body },
+      { why: 'service, id made by the server', expect: 201, auth: c.service, params: { id: c.restaurant }, body: { name: 'Bar 1', seats: 2, status: 'occupied' } },
+      { why: 'the id again', expect: 409, auth: c.admin, params: { id: c.restaurant }, body },
+      { why: 'staff', expect: 403, auth: c.staff, params: { id: c.restaurant }, body },
+      { why: 'an unknown restaurant', expect: 404, auth: c.service, params: { id: randomUUID() }, body },
+      { why: 'seats 0', expect: 400, auth: c.service, params: { id: c.restaurant }, body: { ...body, seats: 0 } },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.service, params: { id: c.restaurant }, body: tooLarge() },
+    ];
+  },
+  async patchTable(c) {
+    const tableId = await c.table();
+    return [
+      { why: 'a manager', expect: 200, auth: c.manager, params: { id: c.restaurant, tableId }, body: { status: 'cleaning', seats: 6 } },
+      { why: 'nothing to change', expect: 200, auth: c.service, params: { id: c.restaurant, tableId }, body: {} },
+      { why: 'staff', expect: 403, auth: c.staff, params: { id: c.restaurant, tableId }, body: { status: 'available' } },
+      { why: 'no such table', expect: 404, auth: c.service, params: { id: c.restaurant, tableId: 'nope' }, body: {} },
+      { why: 'a bad status', expect: 400, auth: c.service, params: { id: c.restaurant, tableId }, body: { status: 'broken' } },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.service, params: { id: c.restaurant, tableId }, body: tooLarge() },
+    ];
+  },
+  async deleteTable(c) {
+    const tableId = await c.table();
+    return [
+      { why: 'staff', expect: 403, auth: c.staff, params: { id: c.restaurant, tableId } },
+      { why: 'a manager', expect: 204, auth: c.manager, params: { id: c.restaurant, tableId } },
+      { why: 'gone', expect: 404, auth: c.manager, params: { id: c.restaurant, tableId } },
+      { why: 'not a UUID', expect: 400, auth: c.service, params: { id: 'r1', tableId } },
+    ];
+  },
+  async createReservation(c) {
+    const tableId = await c.table();
+    const body = { guest_name: 'Ada', party_size: 4, starts_at: '2030-05-01T19:00:00+02:00' };
+    return [
+      { why: 'staff, with a table and notes', expect: 201, auth: c.staff, params: { id: c.restaurant }, body: { ...body, table_id: tableId, notes: 'window' } },
+      { why: 'service, bare', expect: 201, auth: c.service, params: { id: c.restaurant }, body },
+      { why: 'a user of the restaurant', expect: 403, auth: c.user, params: { id: c.restaurant }, body },
+      { why: 'an unknown restaurant', expect: 404, auth: c.service, params: { id: randomUUID() }, body },
+      { why: 'a negative party', expect: 400, auth: c.staff, params: { id: c.restaurant }, body: { ...body, party_size: -1 } },
+      { why: 'an unknown table', expect: 400, auth: c.staff, params: { id: c.restaurant }, body: { ...body, table_id: 'nope' } },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.staff, params: { id: c.restaurant }, body: tooLarge() },
+    ];
+  },
+  async patchReservation(c) {
+    const id = await c.reservation();
+    return [
+      { why: 'staff seats them', expect: 200, auth: c.staff, params: { id }, body: { status: 'seated', notes: null } },
+      { why: 'a user of the restaurant', expect: 403, auth: c.user, params: { id }, body: { status: 'no_show' } },
+      { why: 'staff of another restaurant', expect: 404, auth: c.staffElsewhere, params: { id }, body: { status: 'no_show' } },
+      { why: 'a bad status', expect: 400, auth: c.staff, params: { id }, body: { status: 'late' } },
+      { why: 'not a UUID', expect: 400, auth: c.staff, params: { id: 'nope' }, body: {} },
+      { why: 'over MAX_PAYLOAD_BYTES', expect: 413, auth: c.staff, params: { id }, body: tooLarge() },
+    ];
+  },
+  async deleteReservation(c) {
+    const id = await c.reservation();
+    return [
+      { why: 'a user of the restaurant', expect: 403, auth: c.user, params: { id } },
+      { why: 'staff', expect: 204, auth: c.staff, params: { id } },
+      { why: 'gone', expect: 404, auth: c.staff, params: { id } },
+      { why: 'not a UUID', expect: 400, auth: c.staff, params: { id: 'nope' } },
+    ];
+  },
   healthz: async () => [{ why: 'no token', expect: 200 }],
   readyz: async () => [{ why: 'no token, database up', expect: 200 }],
   metrics: async () => [{ why: 'no token', expect: 200 }],
@@ -789,6 +869,14 @@ describe('a real server answers every operation with a documented status', () =>
     c.manager = bearer(token(manager, ['manager'], { restaurants: of }));
     c.user = bearer(token(user, ['user'], { restaurants: of }));
     c.staffElsewhere = bearer(token(other, ['staff'], { restaurants: [randomUUID()] }));
+    c.managerOf = (r) => bearer(token(manager, ['manager'], { restaurants: [r] }));
+    c.staffOf = (r) => bearer(token(staff, ['staff'], { restaurants: [r] }));
+    c.table = async () => (await c.ok('POST', `/api/restaurants/${c.restaurant}/tables`, token(svc, ['service']), {
+      name: 'Probe table', seats: 2,
+    })).id;
+    c.reservation = async () => (await c.ok('POST', `/api/restaurants/${c.restaurant}/reservations`, token(svc, ['service']), {
+      guest_name: 'Probe guest', party_size: 2, starts_at: '2030-01-01T12:00:00Z',
+    })).id;
     c.order = async () => (await c.ok('POST', `/api/restaurants/${c.restaurant}/orders`, token(svc, ['service']), {
       order_number: 'A1', type: 'dine_in', table_number: 3, total: 9.99,
       items: [{ name: 'Soup', quantity: 1, station: 'kitchen' }],

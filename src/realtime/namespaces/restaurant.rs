@@ -31,6 +31,7 @@ use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
 use crate::store::orders::{Moved, TableReady};
+use crate::ws::gateway::snapshots::{self, Op};
 
 /// Registers every restaurant event (from the connect middleware).
 pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) {
@@ -269,6 +270,16 @@ async fn complete_table<A: Adapter>(
         .store
         .complete_table(p.restaurant_id, &p.table_number)
         .await?;
+    // The table itself is free again (contract §7.7: `available`, not `cleaning`), on
+    // the floor plan of every gateway connection that may see it.
+    let freed = s
+        .app
+        .store
+        .free_table(p.restaurant_id, &p.table_number)
+        .await?;
+    for table in &freed {
+        snapshots::table(&s.app.ws, Op::Updated, table, None);
+    }
     let ids: Vec<Uuid> = completed.iter().map(|(_, o)| o.id).collect();
     let payload = json!({
         "tableNumber": p.table_number,
