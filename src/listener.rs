@@ -173,6 +173,9 @@ async fn serve_connection(
 ) {
     let activity = Arc::new(Activity::new());
     let meter = limits.meters.open();
+    // The peer, for what keys on it (the Admin UI's login limit); socket.io keeps the
+    // handshake request's extensions, so a socket's peer stays readable.
+    let peer = tcp.peer_addr().ok().map(axum::extract::ConnectInfo);
     let io = TokioIo::new(Tracked {
         inner: tcp,
         activity: activity.clone(),
@@ -189,6 +192,9 @@ async fn serve_connection(
         let mut req = req.map(Body::new);
         // Sockets opened by this request charge their replies to this connection.
         req.extensions_mut().insert(meter.clone());
+        if let Some(peer) = peer {
+            req.extensions_mut().insert(peer);
+        }
         async move {
             let response = tower::Service::call(&mut router, req).await;
             drop(parked);
