@@ -202,7 +202,10 @@ mod tests {
         let mut names: Vec<&str> = files.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(names, ["index.html", "js/app.js"], "links are not followed");
-        assert_eq!(files["js/app.js"].content_type, "application/javascript; charset=utf-8");
+        assert_eq!(
+            files["js/app.js"].content_type,
+            "application/javascript; charset=utf-8"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -87,7 +87,11 @@ impl Login {
     }
 
     /// Admits the handshake `auth` of a connection from `peer`, or refuses it.
-    pub async fn admit(&self, auth: Option<&Value>, peer: Option<IpAddr>) -> Result<Admitted, InvalidCredentials> {
+    pub async fn admit(
+        &self,
+        auth: Option<&Value>,
+        peer: Option<IpAddr>,
+    ) -> Result<Admitted, InvalidCredentials> {
         let field = |name: &str| auth.and_then(|a| a.get(name)).and_then(Value::as_str);
         if let Some(id) = field("sessionId")
             && self.session_is_live(id, Instant::now())
@@ -161,7 +165,10 @@ impl Login {
 
     /// Sessions kept now.
     pub fn sessions(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 
@@ -194,7 +201,10 @@ mod tests {
         };
         assert_eq!(id.len(), 32);
         let again = json!({ "sessionId": id });
-        assert_eq!(l.admit(Some(&again), ip).await.ok(), Some(Admitted::Session));
+        assert_eq!(
+            l.admit(Some(&again), ip).await.ok(),
+            Some(Admitted::Session)
+        );
         let forged = json!({ "sessionId": "0123456789abcdef0123456789abcdef" });
         assert!(l.admit(Some(&forged), ip).await.is_err());
     }
@@ -213,7 +223,11 @@ mod tests {
             json!("admin"),
         ] {
             let err = l.admit(Some(&auth), ip).await.err();
-            assert_eq!(err.map(|e| e.to_string()).as_deref(), Some(INVALID_CREDENTIALS), "{auth}");
+            assert_eq!(
+                err.map(|e| e.to_string()).as_deref(),
+                Some(INVALID_CREDENTIALS),
+                "{auth}"
+            );
         }
         assert!(l.admit(None, ip).await.is_err());
         assert_eq!(l.sessions(), 0);

@@ -128,7 +128,9 @@ fn handler<A: Adapter>(
             emit_stats(io, &stats).await;
             if let Some(bus) = app.cluster_bus() {
                 // Logged and counted by the bus; the UI then sees this node only.
-                let _ = bus.publish(Topic::Admin, &Message::NewWatcher { room }).await;
+                let _ = bus
+                    .publish(Topic::Admin, &Message::NewWatcher { room })
+                    .await;
             }
         }
     };
@@ -269,7 +271,12 @@ fn register_actions<A: Adapter>(app: &AppState<A>, socket: &SocketRef<A>) {
 }
 
 /// Runs `action` on the sockets of `nsp` that `filter` selects, on every node.
-async fn run_action<A: Adapter>(app: &AppState<A>, nsp: &str, filter: Option<&str>, action: Action) {
+async fn run_action<A: Adapter>(
+    app: &AppState<A>,
+    nsp: &str,
+    filter: Option<&str>,
+    action: Action,
+) {
     let io = app.broadcaster.io();
     // The UI's own namespace is not listed, so not acted on either.
     let Some(op) = io.of(nsp).filter(|_| nsp != NAMESPACE) else {

@@ -196,8 +196,9 @@ impl Watch {
 
     /// `/admin` sockets on this node.
     pub fn local_watchers<A: Adapter>(io: &SocketIo<A>) -> usize {
-        io.of(NAMESPACE)
-            .map_or(0, |op| op.sockets().into_iter().filter(|s| s.connected()).count())
+        io.of(NAMESPACE).map_or(0, |op| {
+            op.sockets().into_iter().filter(|s| s.connected()).count()
+        })
     }
 
     /// One tick: whether anyone watches; if so, the changes since the last tick go to
@@ -226,7 +227,10 @@ impl Watch {
 
         if let Some(before) = &shown.clients {
             let opened = taken.clients.keys().filter(|c| !before.contains(c)).count();
-            let closed = before.iter().filter(|c| !taken.clients.contains_key(c)).count();
+            let closed = before
+                .iter()
+                .filter(|c| !taken.clients.contains_key(c))
+                .count();
             for (kind, count) in [("rawConnection", opened), ("rawDisconnection", closed)] {
                 if count > 0 {
                     shown.pending.push(Aggregated {
@@ -404,13 +408,19 @@ async fn changes<A: Adapter>(
             emit(admin, "room_left", &(nsp, room, id, date)).await;
         }
         if seen.view.transport != old.view.transport {
-            let update = serde_json::json!({ "id": id, "nsp": nsp, "transport": seen.view.transport });
+            let update =
+                serde_json::json!({ "id": id, "nsp": nsp, "transport": seen.view.transport });
             emit(admin, "socket_updated", &update).await;
         }
     }
     for (nsp, id) in before.keys().filter(|k| !now.contains_key(*k)) {
         // The reason is not known here (socketioxide tells the namespace's own handler).
-        emit(admin, "socket_disconnected", &(nsp, id, "disconnected", date)).await;
+        emit(
+            admin,
+            "socket_disconnected",
+            &(nsp, id, "disconnected", date),
+        )
+        .await;
     }
 }
 

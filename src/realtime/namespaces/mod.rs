@@ -247,9 +247,9 @@ impl<A: Adapter> Family<A> {
                 socket.extensions.insert(principal.clone());
                 if app.config.admin_ui.enabled {
                     // The Admin UI lists when each socket connected.
-                    socket
-                        .extensions
-                        .insert(crate::admin::watch::ConnectedAt(std::time::SystemTime::now()));
+                    socket.extensions.insert(crate::admin::watch::ConnectedAt(
+                        std::time::SystemTime::now(),
+                    ));
                 }
                 on_disconnect(&socket, &app, path);
                 let outbound = socket
