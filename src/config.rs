@@ -129,6 +129,54 @@ pub struct Config {
     /// engine.io options, as Node's `new Server({ path, pingInterval, pingTimeout,
     /// transports })`.
     pub engine: EngineConfig,
+    /// The socket.io Admin UI (`ADMIN_UI*`), Node's `instrument(io, ...)`.
+    pub admin_ui: AdminUiConfig,
+}
+
+/// The socket.io Admin UI's `/admin` namespace and its files, as Node's
+/// `instrument(io, { auth: { type: "basic", username, password }, mode: "production" })`.
+#[derive(Debug, Clone)]
+pub struct AdminUiConfig {
+    /// `/admin` is mounted (`ADMIN_UI`, default false: then `/admin` is refused like any
+    /// unknown namespace).
+    pub enabled: bool,
+    /// The login name (`ADMIN_UI_USERNAME`, default `admin`).
+    pub username: String,
+    /// The password's bcrypt hash (`ADMIN_UI_PASSWORD_HASH`), required when enabled.
+    pub password_hash: Option<String>,
+    /// The npm package's `ui/dist`, served at `/admin/ui/` (`ADMIN_UI_DIR`).
+    pub dir: Option<PathBuf>,
+}
+
+fn admin_ui_config(var: &impl Fn(&str) -> Option<String>) -> Result<AdminUiConfig, ConfigError> {
+    let enabled = match var("ADMIN_UI").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(problem("ADMIN_UI", format!("{other:?}: use true or false")));
+        }
+    };
+    let password_hash = var("ADMIN_UI_PASSWORD_HASH");
+    if let Some(hash) = &password_hash
+        && hash.parse::<bcrypt::HashParts>().is_err()
+    {
+        return Err(problem(
+            "ADMIN_UI_PASSWORD_HASH",
+            "is not a bcrypt hash ($2b$12$...; e.g. `htpasswd -bnBC 12 \"\" secret | tr -d ':'`)",
+        ));
+    }
+    if enabled && password_hash.is_none() {
+        return Err(problem(
+            "ADMIN_UI_PASSWORD_HASH",
+            "required with ADMIN_UI=true: the bcrypt hash of the Admin UI's password",
+        ));
+    }
+    Ok(AdminUiConfig {
+        enabled,
+        username: var("ADMIN_UI_USERNAME").unwrap_or_else(|| "admin".to_owned()),
+        password_hash,
+        dir: var("ADMIN_UI_DIR").map(PathBuf::from),
+    })
 }
 
 /// The engine.io options a Node socket.io server is started with.
@@ -502,6 +550,7 @@ impl Config {
                 n => n,
             },
             engine: engine_config(&var)?,
+            admin_ui: admin_ui_config(&var)?,
             ws: WsConfig {
                 max_message_bytes: match parse(
                     "WS_MAX_MESSAGE_BYTES",
@@ -684,6 +733,39 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("{name}={value} accepted"));
             assert_eq!(err.name, name, "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn admin_ui_is_off_unless_asked_and_then_needs_a_bcrypt_hash() {
+        let c = Config::from_lookup(lookup(&[("JWT_SECRET", SECRET)])).unwrap();
+        assert!(!c.admin_ui.enabled);
+        assert_eq!(c.admin_ui.username, "admin");
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let c = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", SECRET),
+            ("ADMIN_UI", "true"),
+            ("ADMIN_UI_USERNAME", "ops"),
+            ("ADMIN_UI_PASSWORD_HASH", &hash),
+            ("ADMIN_UI_DIR", "/opt/ui/dist"),
+        ]))
+        .unwrap();
+        assert!(c.admin_ui.enabled);
+        assert_eq!(c.admin_ui.username, "ops");
+        assert_eq!(c.admin_ui.password_hash.as_deref(), Some(hash.as_str()));
+        assert_eq!(c.admin_ui.dir, Some(PathBuf::from("/opt/ui/dist")));
+        for (pairs, name) in [
+            (vec![("ADMIN_UI", "true")], "ADMIN_UI_PASSWORD_HASH"),
+            (vec![("ADMIN_UI", "yes")], "ADMIN_UI"),
+            (
+                vec![("ADMIN_UI", "true"), ("ADMIN_UI_PASSWORD_HASH", "secret")],
+                "ADMIN_UI_PASSWORD_HASH",
+            ),
+        ] {
+            let mut all = vec![("JWT_SECRET", SECRET)];
+            all.extend(pairs);
+            let err = Config::from_lookup(lookup(&all)).err().unwrap();
+            assert_eq!(err.name, name, "{err}");
         }
     }
 

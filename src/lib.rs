@@ -5,6 +5,7 @@
 //! same server on a listener they bind themselves (port 0) and stop it with their own
 //! shutdown future.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod domain;
@@ -90,6 +91,9 @@ pub enum StartError {
     /// The socket.io client files could not be read.
     #[error("{0}")]
     ClientBundle(#[from] http::client_bundle::BundleError),
+    /// The Admin UI's files could not be read.
+    #[error("{0}")]
+    AdminUi(#[from] admin::files::UiFilesError),
 }
 
 /// Opens a pool on `url` with the configured size.
@@ -345,6 +349,9 @@ where
     for init in inits {
         init.ready().await.map_err(StartError::Adapter)?;
     }
+    if let Some(init) = admin::register(&app) {
+        init.ready().await.map_err(StartError::Adapter)?;
+    }
     let mount_app = app.clone();
     // One mount per path even when the first events for a restaurant race each other.
     let mounts: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>> =
@@ -440,6 +447,16 @@ where
         .layer(axum::middleware::map_request_with_state(
             Arc::<str>::from(app.config.engine.path.as_str()),
             own_handshake_parts,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            admin::files::UiFiles::load(
+                app.config
+                    .admin_ui
+                    .dir
+                    .as_deref()
+                    .filter(|_| app.config.admin_ui.enabled),
+            )?,
+            admin::files::serve,
         ))
         .layer(cors(&app.config))
         .layer(axum::middleware::from_fn_with_state(

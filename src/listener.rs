@@ -185,6 +185,8 @@ async fn serve_connection(
 ) {
     let activity = Arc::new(Activity::new());
     let meter = limits.meters.open();
+    // The peer, for the access log and for what keys on it (the Admin UI's login limit);
+    // socket.io keeps the handshake request's extensions, so a socket's peer stays readable.
     let peer = tcp.peer_addr().ok();
     let io = TokioIo::new(Tracked {
         inner: tcp,
@@ -203,9 +205,10 @@ async fn serve_connection(
         let mut req = req.map(Body::new);
         // Sockets opened by this request charge their replies to this connection.
         req.extensions_mut().insert(meter.clone());
-        // For the access log.
         if let Some(peer) = peer {
             req.extensions_mut().insert(PeerAddr(peer));
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
         }
         async move {
             let response = tower::Service::call(&mut router, req).await;

@@ -99,7 +99,7 @@ impl ClientBundle {
 }
 
 /// 32-bit FNV-1a: a content tag for the ETag (not a security measure).
-fn fnv1a(bytes: &[u8]) -> u32 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
     })

@@ -53,11 +53,13 @@ pub enum Topic {
     Sessions,
     /// Plain WebSocket `{ channel, payload }` publishes, for every node's subscribers.
     Publish,
+    /// Admin UI watchers, so that every node reports to them (`admin::watch`).
+    Admin,
 }
 
 impl Topic {
     /// Every topic, in index order.
-    pub const ALL: [Topic; 3] = [Topic::Orders, Topic::Sessions, Topic::Publish];
+    pub const ALL: [Topic; 4] = [Topic::Orders, Topic::Sessions, Topic::Publish, Topic::Admin];
 
     /// The topic's name in channel names, metrics and logs.
     pub fn name(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Topic {
             Topic::Orders => "orders",
             Topic::Sessions => "sessions",
             Topic::Publish => "publish",
+            Topic::Admin => "admin",
         }
     }
 
@@ -73,6 +76,7 @@ impl Topic {
             Topic::Orders => 0,
             Topic::Sessions => 1,
             Topic::Publish => 2,
+            Topic::Admin => 3,
         }
     }
 }
@@ -135,8 +139,8 @@ enum Body {
 pub struct ClusterBus {
     node: Uuid,
     transport: BusTransport,
-    channels: [String; 3],
-    topics: [Arc<TopicState>; 3],
+    channels: [String; Topic::ALL.len()],
+    topics: [Arc<TopicState>; Topic::ALL.len()],
 }
 
 /// One topic's reader and counters, shared by the bus and the topic's receiving task.

@@ -1,19 +1,20 @@
-// Headless Chromium for the browser tests: Debian's /usr/bin/chromium (scripts/test
-// installs it) driven by puppeteer-core, which never downloads a browser. Each launch
-// gets a fresh profile, removed when the browser closes.
+// Headless Chromium for the browser tests: Debian's /usr/bin/chromium (scripts/test-chromium
+// installs it), driven by puppeteer-core, which never downloads a browser. Each launch gets
+// a fresh profile in a temporary directory, removed when the browser closes.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
 
-const CHROMIUM = '/usr/bin/chromium';
+export const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 
-/** Launches Chromium with a throwaway profile; `close()` also deletes the profile. */
+/** Launches headless Chromium; `browser.close()` also removes its profile. */
 export async function launchBrowser() {
   const profile = mkdtempSync(path.join(os.tmpdir(), 'sb-chromium-'));
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
+    userDataDir: profile,
     args: [
       '--headless',
       '--no-sandbox',

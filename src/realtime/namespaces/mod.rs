@@ -274,6 +274,12 @@ impl<A: Adapter> Family<A> {
                 }
                 tracing::debug!(ns = %socket.ns(), sid = %socket.id, user = %principal.user_id, "socket authenticated");
                 socket.extensions.insert(principal.clone());
+                if app.config.admin_ui.enabled {
+                    // The Admin UI lists when each socket connected.
+                    socket.extensions.insert(crate::admin::watch::ConnectedAt(
+                        std::time::SystemTime::now(),
+                    ));
+                }
                 on_disconnect(&socket, &app, path);
                 let outbound = socket
                     .req_parts()
