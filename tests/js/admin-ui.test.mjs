@@ -47,6 +47,28 @@ async function logIn(page, serverUrl, username, password) {
 }
 
 /** The Dashboard's namespaces table as { name: socketsCount }. */
+/** Picks `name` in the UI's namespace selector (the Sockets and Rooms pages show one namespace, "/" first). */
+async function selectNamespace(page, name) {
+  // The one labelled "Namespace" (the app bar has a language select too).
+  const selector = await page.waitForFunction(
+    () => [...document.querySelectorAll('.v-select')]
+      .find((s) => /namespace/i.test(s.querySelector('.v-label')?.textContent ?? ''))
+      ?.querySelector('.v-select__slot'),
+    { timeout: 15_000 },
+  );
+  await selector.click();
+  const item = '.menuable__content__active .v-list-item';
+  await page.waitForSelector(item, { visible: true, timeout: 15_000 });
+  for (const option of await page.$$(item)) {
+    if ((await option.evaluate((e) => e.textContent.trim())) === name) {
+      await option.click();
+      return;
+    }
+  }
+  const offered = await page.$$eval(item, (all) => all.map((e) => e.textContent.trim()));
+  throw new Error(`namespace ${name} is not offered: ${JSON.stringify(offered)}`);
+}
+
 function namespacesShown(page) {
   return page.evaluate(() => {
     const out = {};
@@ -84,7 +106,7 @@ describe('Admin UI in Chromium', () => {
     const sockets = [];
     for (const user of [u1, u2, u3]) sockets.push(await connect(server.url, '/chat', { ...ws, token: token(user) }));
     const kitchen = await connect(server.url, '/', { ...ws, token: token(u3, ['admin']) });
-    const conversation = await createConversation(server, u1, [u2]);
+    const conversation = (await createConversation(server, u1, [u2]))._id;
     for (const s of sockets.slice(0, 2)) {
       const ack = await emitAck(s, 'conversation:join', { conversationId: conversation });
       assert.equal(ack.ok, true, JSON.stringify(ack));
@@ -116,6 +138,7 @@ describe('Admin UI in Chromium', () => {
       // The Rooms page: the conversation's room with its two sockets.
       const room = `conversation:${conversation}`;
       await page.goto(`${server.url}/admin/ui/#/rooms/`, { waitUntil: 'domcontentloaded' });
+      await selectNamespace(page, '/chat');
       // A reload: the UI logs back in with the session the server gave it.
       await page.waitForFunction(
         (name) => [...document.querySelectorAll('tr')].some((row) => {

@@ -100,8 +100,14 @@ function assertStatusChanged(e, { orderId, previousStatus, status, restaurantId 
 async function createRestaurant(name = 'Bistro') {
   const res = await api(server, 'POST', '/api/restaurants', { ...service, body: { name } });
   assert.equal(res.status, 201, JSON.stringify(res.body));
-  assert.deepEqual(Object.keys(res.body).sort(), ['created_at', 'id', 'name']);
+  assert.deepEqual(Object.keys(res.body).sort(), [
+    'address', 'created_at', 'cuisine', 'id', 'name', 'section', 'updated_at',
+  ]);
   assert.match(res.body.id, UUID);
+  assert.equal(res.body.name, name);
+  assert.equal(res.body.address, null);
+  assert.equal(res.body.cuisine, null);
+  assert.equal(res.body.section, 'main');
   return res.body.id;
 }
 
