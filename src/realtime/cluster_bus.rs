@@ -297,7 +297,7 @@ impl ClusterBus {
             BusTransport::Redis(link) => {
                 link.publish(channel.clone(), text.into_bytes()).await?;
             }
-            BusTransport::Postgres(_, pool) => {
+            BusTransport::Postgres(link, pool) => {
                 let payload = if text.len() <= INLINE_LIMIT {
                     text
                 } else {
@@ -306,11 +306,8 @@ impl ClusterBus {
                         stored: store(pool, &text).await?,
                     })?
                 };
-                sqlx::query("select pg_notify($1, $2)")
-                    .bind(channel)
-                    .bind(payload)
-                    .execute(pool)
-                    .await?;
+                // Coalesced with the adapters' notifications (`pg_notify.rs`).
+                socketioxide_postgres::drivers::Driver::notify(link, channel, &payload).await?;
             }
         }
         Ok(())

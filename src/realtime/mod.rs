@@ -15,6 +15,7 @@ pub mod namespaces;
 pub mod order_bus;
 pub mod orders;
 pub mod pg_link;
+pub mod pg_notify;
 pub mod rate_limit;
 pub mod redis_link;
 pub mod rooms;

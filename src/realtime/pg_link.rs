@@ -20,6 +20,7 @@ use sqlx::postgres::{PgListener, PgNotification};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::realtime::cluster::LinkHealth;
+use crate::realtime::pg_notify::Notifier;
 
 /// Buffer of each subscriber's notification queue.
 const SUBSCRIBER_BUFFER: usize = 1024;
@@ -30,6 +31,7 @@ pub struct PgLink {
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
     queries: SqlxDriver,
+    notifier: Notifier,
 }
 
 impl std::fmt::Debug for PgLink {
@@ -66,6 +68,7 @@ impl PgLink {
         Ok(PgLink {
             commands,
             shared,
+            notifier: Notifier::start(pool.clone()),
             queries: SqlxDriver::new(pool),
         })
     }
@@ -249,8 +252,9 @@ impl Driver for PgLink {
         .boxed())
     }
 
+    /// Coalesced with the node's other notifications (`pg_notify.rs`).
     async fn notify(&self, channel: &str, message: &str) -> Result<(), Self::Error> {
-        self.queries.notify(channel, message).await
+        self.notifier.notify(channel, message).await
     }
 
     async fn push_attachment(&self, table: &str, attachment: &[u8]) -> Result<i64, Self::Error> {
