@@ -1480,6 +1480,30 @@ async fn an_envelope_chat_message_echoes_its_id_and_chat_sends_reach_ws(pool: Pg
     eve.quiet(0).await;
 }
 
+/// A grant on another member's `user:` channel puts a connection in two of the
+/// message's channels; it still gets the message once, from this node and from another.
+#[sqlx::test]
+async fn a_connection_in_two_members_channels_gets_a_message_once(pool: PgPool) {
+    let (a, b, _) = TestServer::two_nodes(&pool, "redis").await;
+    let conversation = create_conversation(&a, 1, "group", &[2]).await;
+    assert_eq!(grant(&a, reqwest::Method::POST, "user:2", 1).await, 201);
+    let mut ann = Ws::authed(&a, &token(1, &["user"])).await;
+    ann.join("user:2").await;
+    for (node, content) in [(&a, "same node"), (&b, "other node")] {
+        let bob = node.client("/chat", 2).await;
+        let sent = assert_ok(
+            &bob.emit_ack(
+                "message:send",
+                json!({ "conversationId": conversation, "content": content }),
+            )
+            .await,
+        );
+        let got = ann.expect("chat_message").await;
+        assert_eq!(got["payload"]["message"]["id"], sent["_id"]);
+        ann.quiet(300).await;
+    }
+}
+
 #[sqlx::test]
 async fn bare_clients_get_edits_and_deletes_in_full_and_envelopes_do_not(pool: PgPool) {
     let server = TestServer::start(pool).await;

@@ -135,10 +135,9 @@ pub fn apply(hub: &Hub, cast: Cast) -> usize {
             };
             let label = label(&kind);
             match target {
-                Target::Channels(channels) => channels
-                    .iter()
-                    .map(|c| hub.deliver_frames(c, &frames, label, None))
-                    .sum(),
+                Target::Channels(channels) => {
+                    hub.deliver_frames_to(&channels, &frames, label, None)
+                }
                 Target::Authenticated => hub.deliver_authenticated(&frames, label),
             }
         }

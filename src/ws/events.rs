@@ -150,10 +150,7 @@ pub fn message_created(
         ..Frames::default()
     };
     let channels: Vec<String> = members.iter().map(user_channel).collect();
-    let delivered = channels
-        .iter()
-        .map(|c| hub.deliver_frames(c, &frames, kind::CHAT_MESSAGE, except))
-        .sum();
+    let delivered = hub.deliver_frames_to(&channels, &frames, kind::CHAT_MESSAGE, except);
     hub.cast(Cast::frames(
         Target::Channels(channels),
         &frames,
@@ -178,9 +175,7 @@ pub fn message_changed(hub: &Hub, message: &ChatMessage, members: &[UserId], del
         kind::CHAT_MESSAGE_EDITED
     };
     let channels: Vec<String> = members.iter().map(user_channel).collect();
-    for channel in &channels {
-        hub.deliver_frames(channel, &frames, label, None);
-    }
+    hub.deliver_frames_to(&channels, &frames, label, None);
     hub.cast(Cast::frames(Target::Channels(channels), &frames, label));
 }
 

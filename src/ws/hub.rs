@@ -552,6 +552,48 @@ impl Hub {
         delivered
     }
 
+    /// Queues `frames` to every connection in any of `channels`, once per connection
+    /// however many of them it is in (a grant on another user's `user:` channel puts a
+    /// connection in two members' channels), except the connection `except`; counted
+    /// under `kind`. Returns how many took it.
+    pub fn deliver_frames_to(
+        &self,
+        channels: &[String],
+        frames: &Frames,
+        kind: &'static str,
+        except: Option<u64>,
+    ) -> usize {
+        if let [channel] = channels {
+            return self.deliver_frames(channel, frames, kind, except);
+        }
+        if frames.is_empty() {
+            return 0;
+        }
+        let mut seen = HashSet::new();
+        let mut delivered = 0;
+        for channel in channels {
+            let shard = self
+                .shard(channel)
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            let Some(members) = shard.get(channel.as_str()) else {
+                continue;
+            };
+            for peer in members.values() {
+                if Some(peer.id) == except || !seen.insert(peer.id) {
+                    continue;
+                }
+                if let Some(message) = frames.for_dialect(peer.dialect)
+                    && peer.push(message.clone())
+                {
+                    delivered += 1;
+                }
+            }
+        }
+        self.count_out(kind, delivered);
+        delivered
+    }
+
     /// Queues to every authenticated connection (a broadcast notification).
     pub fn deliver_authenticated(&self, frames: &Frames, kind: &'static str) -> usize {
         if frames.is_empty() {

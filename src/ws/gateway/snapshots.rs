@@ -112,8 +112,6 @@ fn announce<T: Serialize>(
                 .chain(restaurant.map(|r| channel(entity, s, Some(r))))
         })
         .collect();
-    for c in &channels {
-        hub.deliver_frames(c, &frames, label, None);
-    }
+    hub.deliver_frames_to(&channels, &frames, label, None);
     hub.cast(Cast::frames(Target::Channels(channels), &frames, label));
 }
