@@ -17,12 +17,11 @@ use crate::domain::notifications::{
     CreateBroadcast, CreateNotification, ListNotifications, Notification, Priority,
 };
 use crate::error::AppResult;
-use crate::realtime::events::{notifications as ev, ns};
+use crate::realtime::announce;
+use crate::realtime::events::ns;
 use crate::realtime::namespaces::notifications::{self as op, push_counts};
-use crate::realtime::rooms;
 use crate::state::AppState;
 use crate::store::notifications::NewNotification;
-use crate::ws;
 
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
@@ -124,14 +123,7 @@ async fn create_notification<A: Adapter>(
             priority: body.priority,
         })
         .await?;
-    let room = rooms::user(&body.user_id);
-    app.broadcaster
-        .emit(ns::NOTIFICATIONS, room.clone(), ev::CREATED, &created)
-        .await;
-    app.broadcaster
-        .emit(ns::CHAT, room, ev::CREATED, &created)
-        .await;
-    ws::events::notification_created(&app.ws, &created);
+    announce::notification_created(&app, &created).await;
     push_counts(&app, &[body.user_id]).await;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -153,12 +145,7 @@ async fn create_broadcast<A: Adapter>(
             priority: Priority::Normal,
         })
         .await?;
-    for namespace in [ns::NOTIFICATIONS, ns::CHAT] {
-        app.broadcaster
-            .emit_all(namespace, ev::CREATED, &created)
-            .await;
-    }
-    ws::events::notification_created(&app.ws, &created);
+    announce::notification_created(&app, &created).await;
     let users = app.broadcaster.connected_user_ids(ns::NOTIFICATIONS).await;
     push_counts(&app, &users).await;
     Ok((StatusCode::CREATED, Json(created)))

@@ -4,6 +4,7 @@
 //! run, reply once. Namespaces only say what each event does.
 
 pub mod ack;
+pub mod announce;
 pub mod broadcast;
 pub mod cluster;
 pub mod cluster_bus;

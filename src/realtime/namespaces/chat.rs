@@ -19,6 +19,7 @@ use crate::domain::chat::{
     MemberChange, MessageRef, SendMessage, Typing,
 };
 use crate::error::{AppError, AppResult};
+use crate::realtime::announce;
 use crate::realtime::events::{chat as ev, ns};
 use crate::realtime::handler::on;
 use crate::realtime::rooms;
@@ -26,7 +27,6 @@ use crate::realtime::session::Session;
 use crate::state::AppState;
 use crate::store::chat::MemberAdded;
 use crate::store::chat_send::{NewMessage, SendError};
-use crate::ws;
 
 /// Registers every `/chat` event on a freshly authenticated socket. Called from the
 /// connect middleware, before the CONNECT packet goes out, so no early event is lost.
@@ -177,20 +177,11 @@ pub async fn send<A: Adapter>(
     };
     let message = sent.message;
     if sent.created {
-        let room = rooms::conversation(message.conversation_id);
-        match from.socket {
-            Some(socket) => {
-                app.broadcaster
-                    .emit_except_self(socket, room, ev::MESSAGE_CREATED, &message)
-                    .await;
-            }
-            None => {
-                app.broadcaster
-                    .emit(ns::CHAT, room, ev::MESSAGE_CREATED, &message)
-                    .await;
-            }
-        }
-        ws::events::message_created(&app.ws, &message, &sent.members, from.plain);
+        let skip = announce::Skip {
+            socket: from.socket,
+            plain: from.plain,
+        };
+        announce::message_created(app, &message, &sent.members, skip).await;
         // Before the ack: a client that waits for each ack sees one count per send.
         push_unread_counts(app, &sent.readers).await;
     }
@@ -293,14 +284,7 @@ pub async fn edit<A: Adapter>(
         .update_message_content(p.message_id, &me.user_id, &p.content)
         .await?
         .ok_or_else(|| AppError::not_found("message not found"))?;
-    let room = rooms::conversation(message.conversation_id);
-    app.broadcaster
-        .emit(ns::CHAT, room, ev::MESSAGE_UPDATED, &message)
-        .await;
-    if app.ws.has_audience() {
-        let members = store.list_member_ids(message.conversation_id).await?;
-        ws::events::message_changed(&app.ws, &message, &members, false);
-    }
+    announce::message_updated(app, &message).await?;
     Ok(message)
 }
 
@@ -333,18 +317,9 @@ pub async fn delete<A: Adapter>(
     if !store.mark_message_deleted(message_id).await? {
         return Err(AppError::not_found("message not found"));
     }
-    let payload = json!({ "messageId": message_id, "conversationId": conversation_id });
-    app.broadcaster
-        .emit(
-            ns::CHAT,
-            rooms::conversation(conversation_id),
-            ev::MESSAGE_DELETED,
-            &payload,
-        )
-        .await;
     // Members who had not read it now have one unread message fewer.
     let mut others = store.list_member_ids(conversation_id).await?;
-    ws::events::message_changed(&app.ws, &found.message, &others, true);
+    announce::message_deleted(app, &found.message, &others).await;
     others.retain(|u| *u != found.message.sender_id);
     push_unread_counts(app, &others).await;
     Ok(())

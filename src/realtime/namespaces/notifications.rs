@@ -17,12 +17,12 @@ use crate::domain::notifications::{
     ReadAll,
 };
 use crate::error::{AppError, AppResult};
+use crate::realtime::announce;
 use crate::realtime::events::{notifications as ev, ns};
 use crate::realtime::handler::on;
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
-use crate::ws;
 
 /// Registers every `/notifications` event (from the connect middleware).
 pub fn register_handlers<A: Adapter>(socket: &SocketRef<A>, session: &Arc<Session<A>>) {
@@ -139,11 +139,7 @@ pub async fn read<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> AppRe
         .mark_notification_read(me, id)
         .await?
         .ok_or_else(|| AppError::not_found("notification not found"))?;
-    let payload = json!({ "notificationId": id, "is_read": true });
-    app.broadcaster
-        .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ, &payload)
-        .await;
-    ws::events::notification_read(&app.ws, me, id);
+    announce::notification_read(app, me, id).await;
     push_counts(app, std::slice::from_ref(me)).await;
     Ok(read)
 }
@@ -151,10 +147,7 @@ pub async fn read<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> AppRe
 /// `notification:read_all`: how many were marked.
 pub async fn read_all<A: Adapter>(app: &AppState<A>, me: &UserId) -> AppResult<i64> {
     let count = app.store.mark_all_notifications_read(me).await?;
-    app.broadcaster
-        .emit(ns::NOTIFICATIONS, rooms::user(me), ev::READ_ALL, &json!({}))
-        .await;
-    ws::events::notifications_read_all(&app.ws, me);
+    announce::notifications_read_all(app, me).await;
     push_counts(app, std::slice::from_ref(me)).await;
     Ok(count)
 }
@@ -164,11 +157,7 @@ pub async fn delete<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> App
     if !app.store.delete_notification(me, id).await? {
         return Err(AppError::not_found("notification not found"));
     }
-    let payload = json!({ "notificationId": id });
-    app.broadcaster
-        .emit(ns::NOTIFICATIONS, rooms::user(me), ev::DELETED, &payload)
-        .await;
-    ws::events::notification_deleted(&app.ws, me, id);
+    announce::notification_deleted(app, me, id).await;
     push_counts(app, std::slice::from_ref(me)).await;
     Ok(())
 }
