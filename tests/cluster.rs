@@ -567,52 +567,6 @@ async fn a_socket_following_another_restaurant_gets_its_events_from_every_node(
     tablet.expect_none("order:created", QUIET).await;
 }
 
-/// A Redis server of the test's own, so it can be stopped and started again.
-struct OwnRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    fn start_on(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        OwnRedis { port, child }
-    }
-
-    fn stop(mut self) -> u16 {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.port
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 async fn ready(s: &TestServer) -> (u16, Value) {
     let res = reqwest::get(s.url("/readyz")).await.unwrap();
     (res.status().as_u16(), res.json::<Value>().await.unwrap())

@@ -1950,3 +1950,78 @@ async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
         );
     }
 }
+
+/// While the bus cannot take casts (Redis frozen), a node still delivers to its own
+/// connections and answers its callers; the casts past the queue are dropped and
+/// counted, and once Redis answers again other nodes get new deliveries.
+#[sqlx::test]
+async fn a_stalled_bus_drops_counted_casts_and_local_delivery_goes_on(pool: PgPool) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start_on(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
+    let vars = [
+        ("ADAPTER", "redis"),
+        ("REDIS_URL", url.as_str()),
+        ("ADAPTER_PREFIX", prefix.as_str()),
+        ("REST_RATE_LIMIT_PER_SEC", "100000"),
+        ("REST_RATE_LIMIT_BURST", "100000"),
+    ];
+    let a = TestServer::start_with(pool.clone(), &vars).await;
+    let b = TestServer::start_with(pool.clone(), &vars).await;
+    a.serving().await;
+    b.serving().await;
+    let news = format!("public:news-{}", Uuid::new_v4().simple());
+    let mut here = Ws::connect(&a, "").await;
+    let mut there = Ws::connect(&b, "").await;
+    here.join(&news).await;
+    there.join(&news).await;
+    publish(&a, &news, "flash", json!({ "n": 0 })).await;
+    here.expect("flash").await;
+    there.expect("flash").await;
+
+    redis.pause();
+    let dropped = "switchboard_ws_cluster_casts_dropped_total";
+    assert_eq!(metric_at(&a.base, dropped).await, 0.0);
+    let sent = CAST_QUEUE + 200;
+    // Each call is answered although the bus takes nothing.
+    let publishing = async {
+        for n in 1..=sent {
+            publish(&a, &news, "flash", json!({ "n": n })).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), publishing)
+        .await
+        .expect("publish calls answered while Redis is frozen");
+    for n in 1..=sent {
+        assert_eq!(here.expect("flash").await["payload"]["n"], n);
+    }
+    let lost = metric_at(&a.base, dropped).await;
+    assert!(lost >= 100.0, "{lost} casts dropped of {sent}");
+
+    redis.resume();
+    // Whatever was in flight drains first; then a new publication crosses again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 10_000;
+    'crossing: loop {
+        assert!(
+            Instant::now() < deadline,
+            "no delivery on B after Redis came back"
+        );
+        n += 1;
+        publish(&a, &news, "flash", json!({ "n": n })).await;
+        let until = Instant::now() + Duration::from_millis(500);
+        while let Ok(got) = tokio::time::timeout_at(until.into(), there.recv()).await {
+            if got["payload"]["n"] == n {
+                break 'crossing;
+            }
+        }
+    }
+}
+
+/// The cast queue's length (`CAST_QUEUE` in `src/ws/cluster.rs`).
+const CAST_QUEUE: u64 = 1024;
