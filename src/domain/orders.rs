@@ -177,11 +177,20 @@ pub struct Order {
 impl Order {
     /// The distinct stations of its items: the station rooms its events go to.
     pub fn stations(&self) -> Vec<Station> {
-        let mut s: Vec<Station> = self.items.iter().map(|i| i.station).collect();
-        s.sort_unstable();
-        s.dedup();
-        s
+        stations_of([self])
     }
+}
+
+/// The distinct stations of the items of `orders`, sorted: the station rooms an event
+/// about them goes to.
+pub fn stations_of<'a>(orders: impl IntoIterator<Item = &'a Order>) -> Vec<Station> {
+    let mut s: Vec<Station> = orders
+        .into_iter()
+        .flat_map(|o| o.items.iter().map(|i| i.station))
+        .collect();
+    s.sort_unstable();
+    s.dedup();
+    s
 }
 
 /// A string or a number, as clients send ticket and table numbers.

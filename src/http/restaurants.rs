@@ -18,6 +18,7 @@ use crate::domain::floor::RestaurantItem;
 use crate::domain::input::decode;
 use crate::domain::orders::{
     BoardQuery, CreateOrder, CreateRestaurant, DeleteOrder, KitchenAlert, Order, PatchOrder,
+    stations_of,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
@@ -152,10 +153,7 @@ async fn patch_order<A: Adapter>(
     let order = &patched.order;
     if !patched.changes.is_empty() {
         // Rooms of the stations before and after, so a station losing its items hears it.
-        let mut stations = before.stations();
-        stations.extend(order.stations());
-        stations.sort_unstable();
-        stations.dedup();
+        let stations = stations_of([&before, order]);
         let updated = json!({ "order": order, "changes": patched.changes, "updatedBy": me.user_id.to_string() });
         fanout::emit_order_event(
             &app,

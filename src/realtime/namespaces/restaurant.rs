@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::domain::input::RawPayload;
 use crate::domain::orders::{
     CompleteTable, JoinRestaurant, JoinStation, MAX_SYNC_ORDERS, Order, OrderStatus, Station,
-    SyncOrders, UpdateStatus,
+    SyncOrders, UpdateStatus, stations_of,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
@@ -247,9 +247,7 @@ pub async fn announce_table_ready<A: Adapter>(
     ready: &TableReady,
 ) {
     let ids: Vec<Uuid> = ready.orders.iter().map(|o| o.id).collect();
-    let mut stations: Vec<_> = ready.orders.iter().flat_map(|o| o.stations()).collect();
-    stations.sort_unstable();
-    stations.dedup();
+    let stations = stations_of(&ready.orders);
     let payload = json!({
         "tableNumber": ready.table_number,
         "orderIds": ids,
@@ -290,13 +288,10 @@ async fn complete_table<A: Adapter>(
     if completed.is_empty() {
         return Ok(payload);
     }
-    let mut stations = Vec::new();
     for (previous, order) in &completed {
         emit_status_changed(&s.app, &order.stations(), *previous, order).await;
-        stations.extend(order.stations());
     }
-    stations.sort_unstable();
-    stations.dedup();
+    let stations = stations_of(completed.iter().map(|(_, order)| order));
     fanout::emit_order_event(
         &s.app,
         p.restaurant_id,
