@@ -1,7 +1,8 @@
 //! Build script: names the commit the binary is built from, for
 //! `switchboard_build_info{git_sha}`. `SWITCHBOARD_GIT_SHA` set at build time wins (a
 //! build from a source tarball); otherwise `git rev-parse`, and `unknown` when there is
-//! no git or no repository, so a build never fails for want of one.
+//! no git or no repository, so a build never fails for want of one. It also makes a new
+//! file in `migrations/` rebuild the crate, which embeds them.
 
 use std::process::Command;
 
@@ -35,5 +36,9 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
+    // `sqlx::migrate!` embeds each migration with `include_str!`, so an edited one is
+    // noticed, but a new file is not: without this a build after adding a migration
+    // keeps the old list (sqlx's documented remedy).
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=build.rs");
 }
