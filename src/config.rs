@@ -100,7 +100,8 @@ pub struct Config {
     pub notify_socket: Option<String>,
     /// Socket.io adapter (`ADAPTER`).
     pub adapter: AdapterKind,
-    /// Redis for `ADAPTER=redis` (`REDIS_URL`).
+    /// Redis for `ADAPTER=redis` (`REDIS_URL`), with `protocol=resp3` added when it
+    /// names no protocol.
     pub redis_url: Option<String>,
     /// Channel prefix of the cluster adapter (`ADAPTER_PREFIX`): nodes with the same
     /// prefix form one cluster.
@@ -431,7 +432,7 @@ impl Config {
                 ));
             }
         };
-        let redis_url = var("REDIS_URL");
+        let redis_url = var("REDIS_URL").map(with_resp3);
         if adapter == AdapterKind::Redis && redis_url.is_none() {
             return Err(problem("REDIS_URL", "required with ADAPTER=redis"));
         }
@@ -595,6 +596,18 @@ const MAX_ALLOWED_ACTIONS: usize = 32;
 
 /// `WEBSOCKET_ALLOWED_ACTIONS`: a comma list of action names, each 1–64 characters of
 /// `[A-Za-z0-9_.-]`; blanks between commas are skipped, repeats kept once.
+/// `url` asking for RESP3 unless it names a protocol itself: pub/sub on a shared
+/// connection needs RESP3 (Redis 7+).
+fn with_resp3(url: String) -> String {
+    if url.contains("protocol=") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
 fn allowed_actions(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
     let mut actions: Vec<String> = Vec::new();
     for action in raw.iter().flat_map(|r| r.split(',')).map(str::trim) {
@@ -791,6 +804,31 @@ mod tests {
         assert_eq!(c.ws.max_channels, 100);
         assert!(!c.ws.dashboard_require_token);
         assert!(c.ws.allowed_actions.is_empty());
+    }
+
+    #[test]
+    fn redis_url_asks_for_resp3_unless_it_names_a_protocol() {
+        let redis = |url: &str| {
+            Config::from_lookup(lookup(&[
+                ("JWT_SECRET", SECRET),
+                ("ADAPTER", "redis"),
+                ("REDIS_URL", url),
+            ]))
+            .unwrap()
+            .redis_url
+        };
+        assert_eq!(
+            redis("redis://h:6379").as_deref(),
+            Some("redis://h:6379?protocol=resp3")
+        );
+        assert_eq!(
+            redis("redis://h:6379/0?timeout=5").as_deref(),
+            Some("redis://h:6379/0?timeout=5&protocol=resp3")
+        );
+        assert_eq!(
+            redis("redis://h:6379?protocol=resp3").as_deref(),
+            Some("redis://h:6379?protocol=resp3")
+        );
     }
 
     #[test]
