@@ -62,7 +62,10 @@ pub enum LogFormat {
 }
 
 /// All settings of a Switchboard process.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` prints no secret: not the JWT key, not the Admin UI's password hash,
+/// not the password inside `DATABASE_URL` or `REDIS_URL`.
+#[derive(Clone)]
 pub struct Config {
     /// Listen address (`BIND_ADDR`).
     pub bind_addr: SocketAddr,
@@ -100,7 +103,8 @@ pub struct Config {
     pub notify_socket: Option<String>,
     /// Socket.io adapter (`ADAPTER`).
     pub adapter: AdapterKind,
-    /// Redis for `ADAPTER=redis` (`REDIS_URL`).
+    /// Redis for `ADAPTER=redis` (`REDIS_URL`), with `protocol=resp3` added when it
+    /// names no protocol.
     pub redis_url: Option<String>,
     /// Channel prefix of the cluster adapter (`ADAPTER_PREFIX`): nodes with the same
     /// prefix form one cluster.
@@ -133,9 +137,148 @@ pub struct Config {
     pub admin_ui: AdminUiConfig,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured without `..`: a new field must be placed here (and judged).
+        let Config {
+            bind_addr,
+            database_url,
+            data_dir,
+            migrate,
+            database_max_connections,
+            allowed_origins,
+            max_payload_bytes,
+            jwt,
+            rate_limit_per_sec,
+            rate_limit_burst,
+            rest_rate_limit_per_sec,
+            rest_rate_limit_burst,
+            order_batch,
+            shutdown_grace,
+            access_log,
+            notify_socket,
+            adapter,
+            redis_url,
+            adapter_prefix,
+            log_format,
+            max_socket_buffer_bytes,
+            write_stall_timeout,
+            max_conversation_members,
+            http_header_timeout,
+            http_idle_timeout,
+            max_connections,
+            ws,
+            engine,
+            admin_ui,
+        } = self;
+        f.debug_struct("Config")
+            .field("bind_addr", bind_addr)
+            .field("database_url", &database_url.as_deref().map(redact_url))
+            .field("data_dir", data_dir)
+            .field("migrate", migrate)
+            .field("database_max_connections", database_max_connections)
+            .field("allowed_origins", allowed_origins)
+            .field("max_payload_bytes", max_payload_bytes)
+            .field("jwt", jwt)
+            .field("rate_limit_per_sec", rate_limit_per_sec)
+            .field("rate_limit_burst", rate_limit_burst)
+            .field("rest_rate_limit_per_sec", rest_rate_limit_per_sec)
+            .field("rest_rate_limit_burst", rest_rate_limit_burst)
+            .field("order_batch", order_batch)
+            .field("shutdown_grace", shutdown_grace)
+            .field("access_log", access_log)
+            .field("notify_socket", notify_socket)
+            .field("adapter", adapter)
+            .field("redis_url", &redis_url.as_deref().map(redact_url))
+            .field("adapter_prefix", adapter_prefix)
+            .field("log_format", log_format)
+            .field("max_socket_buffer_bytes", max_socket_buffer_bytes)
+            .field("write_stall_timeout", write_stall_timeout)
+            .field("max_conversation_members", max_conversation_members)
+            .field("http_header_timeout", http_header_timeout)
+            .field("http_idle_timeout", http_idle_timeout)
+            .field("max_connections", max_connections)
+            .field("ws", ws)
+            .field("engine", engine)
+            .field("admin_ui", admin_ui)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AdminUiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let AdminUiConfig {
+            enabled,
+            username,
+            password_hash,
+            dir,
+        } = self;
+        f.debug_struct("AdminUiConfig")
+            .field("enabled", enabled)
+            .field("username", username)
+            .field(
+                "password_hash",
+                &password_hash.as_ref().map(|_| "<redacted>"),
+            )
+            .field("dir", dir)
+            .finish()
+    }
+}
+
+/// `url` with its password replaced by `***`, for `Debug`: the one in the userinfo
+/// (`postgres://user:***@host/db`) and a `password=` query parameter (which libpq and
+/// sqlx also read). The userinfo ends at the last `@`, so a password holding `/`, `?`
+/// or `@` unencoded is hidden too (at worst more than the password is).
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let mut out = String::with_capacity(url.len());
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => {
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            after
+        }
+        None => rest,
+    };
+    let (head, query) = match rest.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (rest, None),
+    };
+    out.push_str(head);
+    if let Some(query) = query {
+        out.push('?');
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    out.push_str(key);
+                    out.push_str("=***");
+                }
+                _ => out.push_str(pair),
+            }
+        }
+    }
+    out
+}
+
 /// The socket.io Admin UI's `/admin` namespace and its files, as Node's
 /// `instrument(io, { auth: { type: "basic", username, password }, mode: "production" })`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdminUiConfig {
     /// `/admin` is mounted (`ADMIN_UI`, default false: then `/admin` is refused like any
     /// unknown namespace).
@@ -431,7 +574,7 @@ impl Config {
                 ));
             }
         };
-        let redis_url = var("REDIS_URL");
+        let redis_url = var("REDIS_URL").map(with_resp3);
         if adapter == AdapterKind::Redis && redis_url.is_none() {
             return Err(problem("REDIS_URL", "required with ADAPTER=redis"));
         }
@@ -595,6 +738,18 @@ const MAX_ALLOWED_ACTIONS: usize = 32;
 
 /// `WEBSOCKET_ALLOWED_ACTIONS`: a comma list of action names, each 1–64 characters of
 /// `[A-Za-z0-9_.-]`; blanks between commas are skipped, repeats kept once.
+/// `url` asking for RESP3 unless it names a protocol itself: pub/sub on a shared
+/// connection needs RESP3 (Redis 7+).
+fn with_resp3(url: String) -> String {
+    if url.contains("protocol=") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
 fn allowed_actions(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
     let mut actions: Vec<String> = Vec::new();
     for action in raw.iter().flat_map(|r| r.split(',')).map(str::trim) {
@@ -791,6 +946,79 @@ mod tests {
         assert_eq!(c.ws.max_channels, 100);
         assert!(!c.ws.dashboard_require_token);
         assert!(c.ws.allowed_actions.is_empty());
+    }
+
+    #[test]
+    fn redis_url_asks_for_resp3_unless_it_names_a_protocol() {
+        let redis = |url: &str| {
+            Config::from_lookup(lookup(&[
+                ("JWT_SECRET", SECRET),
+                ("ADAPTER", "redis"),
+                ("REDIS_URL", url),
+            ]))
+            .unwrap()
+            .redis_url
+        };
+        assert_eq!(
+            redis("redis://h:6379").as_deref(),
+            Some("redis://h:6379?protocol=resp3")
+        );
+        assert_eq!(
+            redis("redis://h:6379/0?timeout=5").as_deref(),
+            Some("redis://h:6379/0?timeout=5&protocol=resp3")
+        );
+        assert_eq!(
+            redis("redis://h:6379?protocol=resp3").as_deref(),
+            Some("redis://h:6379?protocol=resp3")
+        );
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let hash = bcrypt::hash("admin-password", 4).unwrap();
+        let c = Config::from_lookup(lookup(&[
+            ("JWT_SECRET", SECRET),
+            (
+                "DATABASE_URL",
+                "postgres://app:db-password-1@db.internal:5432/switchboard?password=db-password-2",
+            ),
+            ("ADAPTER", "redis"),
+            ("REDIS_URL", "redis://:redis-password@cache.internal:6379/0"),
+            ("ADMIN_UI", "true"),
+            ("ADMIN_UI_PASSWORD_HASH", &hash),
+        ]))
+        .unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        for secret in [
+            SECRET,
+            "db-password-1",
+            "db-password-2",
+            "redis-password",
+            hash.as_str(),
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // What an operator needs to tell which database and Redis are used stays.
+        assert!(shown.contains("postgres://app:***@db.internal:5432/switchboard?password=***"));
+        assert!(shown.contains("redis://:***@cache.internal:6379/0?protocol=resp3"));
+        assert!(shown.contains("max_payload_bytes: 1000000"));
+    }
+
+    #[test]
+    fn urls_lose_their_passwords_only() {
+        for (url, shown) in [
+            ("postgres://user:pw@host/db", "postgres://user:***@host/db"),
+            ("postgres://user@host/db", "postgres://user@host/db"),
+            ("postgres://host:5432/db", "postgres://host:5432/db"),
+            ("redis://:pw@host:6379", "redis://:***@host:6379"),
+            ("postgres://u:p/w?@host/db", "postgres://u:***@host/db"),
+            (
+                "postgres://host/db?sslmode=require&PASSWORD=pw",
+                "postgres://host/db?sslmode=require&PASSWORD=***",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `axum::serve` offers none of the timeouts, so this loop drives hyper itself, as
 //! `axum::serve` does inside. What it owns is the life of a TCP connection until hyper
 //! hands it to a websocket; the websocket's liveness is engine.io's ping timeout, and
-//! closing sockets at shutdown is `serve`'s job (in `lib.rs`).
+//! closing sockets at shutdown is `serve`'s job (in `serve.rs`).
 
 use std::pin::pin;
 use std::sync::Arc;

@@ -8,6 +8,7 @@ mod conversations;
 mod extract;
 mod floor;
 pub mod health;
+pub(crate) mod layers;
 mod notifications;
 pub mod rate_limit;
 mod restaurants;
@@ -24,7 +25,7 @@ use crate::state::AppState;
 
 pub use extract::{ApiJson, ApiQuery, Authenticated, JsonBody, ServiceCaller};
 
-/// Every HTTP route of the server (socket.io is layered on top by `lib.rs`).
+/// Every HTTP route of the server (socket.io and the layers are put on by `app`).
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()
         .nest(

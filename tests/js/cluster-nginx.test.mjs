@@ -257,7 +257,7 @@ test('README shows docs/cluster/nginx.conf verbatim', () => {
   const readme = fs.readFileSync(README, 'utf8');
   assert.ok(readme.includes('```nginx\n' + conf + '```'), 'README "Running a cluster" must show docs/cluster/nginx.conf as it is');
   assert.match(conf, STICKY);
-  // A long-poll waits up to the ping interval (25 s, src/lib.rs) for data; a shorter
+  // A long-poll waits up to the ping interval (25 s, src/config.rs) for data; a shorter
   // proxy_read_timeout would cut it (too slow to show here).
   const read = /^\s*proxy_read_timeout (\d+)s;/m.exec(conf);
   assert.ok(read && Number(read[1]) > 25, `proxy_read_timeout must be above 25 s: ${read?.[0]}`);
