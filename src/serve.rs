@@ -14,7 +14,7 @@ use crate::app::{StartError, build_app};
 use crate::config::Config;
 use crate::{listener, notify, shutdown};
 
-/// Serves on `listener` until `shutdown` resolves, then drains (see [`shutdown`]):
+/// Serves on `listener` until `shutdown` resolves, then drains (see `shutdown.rs`):
 /// `/readyz` turns 503 at once and new sessions are refused; open connections are
 /// closed in waves over `SHUTDOWN_GRACE_SECS` so their clients reconnect elsewhere
 /// spread over that window; then it stops accepting, lets running handlers finish their

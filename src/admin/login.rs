@@ -164,6 +164,7 @@ impl Login {
     }
 
     /// Sessions kept now.
+    #[cfg(test)]
     pub fn sessions(&self) -> usize {
         self.sessions
             .lock()

@@ -40,9 +40,9 @@ pub trait Running: Send + Sync {
     fn cluster_bus(&self) -> Option<&ClusterBus>;
     /// `/readyz` answers 503 and new sessions are refused from now on.
     fn start_draining(&self);
-    /// Connections open now (see [`shutdown::Drain::open`]).
+    /// Connections open now (see `shutdown::Drain::open`).
     fn open_connections(&self, drain: &shutdown::Drain) -> usize;
-    /// Closes one wave of connections (see [`shutdown::Drain::close_wave`]).
+    /// Closes one wave of connections (see `shutdown::Drain::close_wave`).
     fn close_wave(&self, drain: &mut shutdown::Drain, waves_left: usize) -> shutdown::Wave;
 }
 

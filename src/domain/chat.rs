@@ -182,7 +182,7 @@ pub struct SendMessage {
     pub conversation_id: Uuid,
     /// Body, 1..=4000 characters after trimming.
     #[serde(deserialize_with = "trimmed")]
-    #[validate(length(min = 1, max = 4000, message = "must be 1 to 4000 characters"))]
+    #[validate(length(min = 1, max = MAX_CONTENT_CHARS, message = "must be 1 to 4000 characters"))]
     pub content: String,
     /// Up to 10 URLs.
     #[serde(default)]
@@ -202,7 +202,7 @@ pub struct PlainSendMessage {
     pub conversation_id: Uuid,
     /// Body, 1..=4000 characters after trimming.
     #[serde(deserialize_with = "trimmed")]
-    #[validate(length(min = 1, max = 4000, message = "must be 1 to 4000 characters"))]
+    #[validate(length(min = 1, max = MAX_CONTENT_CHARS, message = "must be 1 to 4000 characters"))]
     pub content: String,
     /// Kind, 1..=32 characters (default `text`).
     #[serde(rename = "type", default, deserialize_with = "trimmed_opt")]
@@ -231,7 +231,7 @@ pub struct EditMessage {
     pub message_id: Uuid,
     /// New body.
     #[serde(deserialize_with = "trimmed")]
-    #[validate(length(min = 1, max = 4000, message = "must be 1 to 4000 characters"))]
+    #[validate(length(min = 1, max = MAX_CONTENT_CHARS, message = "must be 1 to 4000 characters"))]
     pub content: String,
 }
 
@@ -341,6 +341,13 @@ mod tests {
         let e = decode::<SendMessage>(json!({ "conversationId": id, "content": too_long }))
             .unwrap_err();
         assert!(e.to_string().starts_with("content:"), "{e}");
+        // The message's number is written out (validator wants a literal): it must be
+        // the limit's.
+        assert!(
+            e.to_string()
+                .contains(&format!("1 to {MAX_CONTENT_CHARS} characters")),
+            "{e}"
+        );
     }
 
     #[test]

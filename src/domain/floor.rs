@@ -13,9 +13,6 @@ use super::input::{trimmed, trimmed_opt};
 /// The gateway's word for every section; never a stored section.
 pub const ALL_SECTIONS: &str = "all";
 
-/// The section a restaurant gets when none is given (and that existing rows got).
-pub const DEFAULT_SECTION: &str = "main";
-
 /// Default page size of a gateway list.
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 /// Largest page of a gateway list.

@@ -81,16 +81,6 @@ impl Station {
             Station::Pos => "pos",
         }
     }
-
-    /// Reads the database spelling (checked by a constraint).
-    pub fn from_db(s: &str) -> Station {
-        match s {
-            "expo" => Station::Expo,
-            "bar" => Station::Bar,
-            "pos" => Station::Pos,
-            _ => Station::Kitchen,
-        }
-    }
 }
 
 /// How the order is served.

@@ -23,8 +23,6 @@ use socketioxide::adapter::Adapter;
 use crate::error::AppError;
 use crate::state::AppState;
 
-pub use extract::{ApiJson, ApiQuery, Authenticated, JsonBody, ServiceCaller};
-
 /// Every HTTP route of the server (socket.io and the layers are put on by `app`).
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
     Router::new()

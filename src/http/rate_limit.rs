@@ -91,7 +91,8 @@ impl RestLimiter {
         }
     }
 
-    /// Tokens with a bucket now (for tests and metrics).
+    /// Tokens with a bucket now.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.buckets
             .lock()

@@ -5,9 +5,9 @@
 //! are the closed set. Recording is a read-locked map lookup plus atomics.
 //!
 //! Names follow Prometheus conventions under the `switchboard_` prefix, except the
-//! process metrics ([`process`]), named as Node's prom-client names them.
+//! process metrics (`process`), named as Node's prom-client names them.
 
-pub mod process;
+pub(crate) mod process;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -78,16 +78,6 @@ pub(super) fn stored(row: MessageRow) -> StoredMessage {
     StoredMessage { message, seq }
 }
 
-/// Result of `insert_message`: the message, and whether this call created it (false:
-/// a repeat of an earlier `clientId`).
-#[derive(Debug)]
-pub struct Inserted {
-    /// The stored (or earlier) message.
-    pub message: Message,
-    /// True when this call stored it.
-    pub created: bool,
-}
-
 /// What `insert_member` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberAdded {
@@ -368,7 +358,7 @@ impl Store {
     /// for every other member; answers once committed. Concurrent sends share a
     /// transaction (see `chat_send`). A repeated `client_id` from the same sender in the
     /// same conversation returns the first message instead (even if it was deleted
-    /// since: a repeat gets the same answer). Refused with [`SendError::NotMember`] unless
+    /// since: a repeat gets the same answer). Refused with `SendError::NotMember` unless
     /// the sender is a member when the message is written.
     pub async fn send_message(&self, new: NewMessage) -> Result<Sent, SendError> {
         self.sends.send(new).await

@@ -4,13 +4,13 @@
 //! both win a race. Every function returns `sqlx::Error` (or an `AppError` where a
 //! constraint maps to a client error); callers never see SQL text.
 
-pub mod channels;
-pub mod chat;
-pub mod chat_send;
-pub mod checkins;
-pub mod floor;
-pub mod notifications;
-pub mod orders;
+pub(crate) mod channels;
+pub(crate) mod chat;
+pub(crate) mod chat_send;
+pub(crate) mod checkins;
+pub(crate) mod floor;
+pub(crate) mod notifications;
+pub(crate) mod orders;
 
 use sqlx::PgPool;
 

@@ -25,7 +25,7 @@ pub mod events;
 pub mod gateway;
 mod hub;
 
-pub use hub::{CloseReason, Dialect, Hub};
+pub use hub::{CloseReason, Hub};
 
 use crate::domain::user::UserId;
 use axum::Router;

@@ -15,8 +15,6 @@ pub mod restaurant;
 use crate::domain::user::UserId;
 use socketioxide::adapter::Adapter;
 use socketioxide_core::adapter::DefinedAdapter;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -25,6 +23,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
 use super::ack::Dialect;
+use super::cluster::BoxFuture;
 use super::events::ns;
 use super::handler::on_unknown;
 use super::lifetime::{LifetimeKey, SocketConnection};
@@ -191,7 +190,6 @@ pub fn register_all<A: Adapter + DefinedAdapter>(
     (inits, per_restaurant)
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Admit<A> = fn(
     AppState<A>,
     SocketRef<A>,
