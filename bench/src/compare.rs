@@ -99,7 +99,8 @@ pub async fn run_once(
     let quiet = wait_for_quiet(Duration::from_secs(if settings.quick { 10 } else { 30 })).await;
     let result = async {
         db::reset(&settings.env.db_url).await?;
-        let mut server = Server::start(kind, &settings.env, port).await?;
+        let mut server =
+            Server::start_peer(kind, &settings.env, port, scenario.node_peer()).await?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
