@@ -250,6 +250,7 @@ async fn worker_path(server: SocketAddr, secret: &str, first_user: i64) -> Resul
     workers
         .connect(vec![ConnectJob {
             server,
+            protocol: crate::worker::Protocol::SocketIo,
             ns: "/notifications".to_owned(),
             secret: secret.to_owned(),
             clients,

@@ -212,3 +212,94 @@ fn event_body(frame: &str) -> String {
         _ => String::new(),
     }
 }
+
+/// A plain WebSocket client of `/ws` in the envelope dialect (PROTOCOL §8), for the
+/// plain scenarios: authenticated by `?token=` at the handshake.
+pub struct PlainConn {
+    /// The websocket (the worker's loop reads it directly).
+    pub ws: Ws,
+    /// Next request id.
+    next_id: u64,
+}
+
+impl PlainConn {
+    /// Websocket handshake on `/ws?token=…`, then waits for `auth_success` (an
+    /// `auth_error` is a failure), all before `deadline`.
+    pub async fn connect(
+        server: SocketAddr,
+        src: Option<IpAddr>,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<PlainConn, String> {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let tcp = timeout_at(deadline, tcp_connect(server, src))
+            .await
+            .map_err(|_| "tcp connect timed out".to_owned())?
+            .map_err(|e| format!("tcp connect: {e}"))?;
+        let request = format!("ws://{server}{}{token}", proto::PLAIN_WS_PATH)
+            .into_client_request()
+            .map_err(|e| format!("request: {e}"))?;
+        let (ws, _) = timeout_at(
+            deadline,
+            tokio_tungstenite::client_async_with_config(request, tcp, Some(ws_config())),
+        )
+        .await
+        .map_err(|_| "websocket handshake timed out".to_owned())?
+        .map_err(|e| format!("websocket handshake: {e}"))?;
+        let mut conn = PlainConn { ws, next_id: 1 };
+        loop {
+            let frame = conn.next_text(deadline).await?;
+            match proto::plain_type(&frame).as_deref() {
+                Some("auth_success") => return Ok(conn),
+                Some("auth_error") => return Err(format!("auth_error {frame}")),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next text frame (pings are answered by tungstenite while reading).
+    async fn next_text(&mut self, deadline: tokio::time::Instant) -> Result<String, String> {
+        loop {
+            match timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Err("timed out waiting for the server".to_owned()),
+                Ok(None) => return Err("connection closed".to_owned()),
+                Ok(Some(Err(e))) => return Err(format!("read: {e}")),
+                Ok(Some(Ok(Message::Text(t)))) => return Ok(t.as_str().to_owned()),
+                Ok(Some(Ok(Message::Close(_)))) => return Err("connection closed".to_owned()),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Sends `{type, payload, id}` and waits for the message that echoes the `id`.
+    /// Returns that message's `type` and the whole message.
+    pub async fn request(
+        &mut self,
+        kind: &str,
+        payload_json: &str,
+        limit: Duration,
+    ) -> Result<(String, String), String> {
+        let id = format!("r{}", self.next_id);
+        self.next_id += 1;
+        let deadline = tokio::time::Instant::now() + limit;
+        let frame = format!("{{\"type\":\"{kind}\",\"payload\":{payload_json},\"id\":\"{id}\"}}");
+        self.ws
+            .send(Message::text(frame))
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        loop {
+            let frame = self.next_text(deadline).await?;
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&frame) else {
+                continue;
+            };
+            if value.get("id").and_then(|v| v.as_str()) == Some(id.as_str()) {
+                let kind = value
+                    .get("type")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok((kind, frame));
+            }
+        }
+    }
+}

@@ -99,7 +99,8 @@ pub async fn run_once(
     let quiet = wait_for_quiet(Duration::from_secs(if settings.quick { 10 } else { 30 })).await;
     let result = async {
         db::reset(&settings.env.db_url).await?;
-        let mut server = Server::start(kind, &settings.env, port).await?;
+        let mut server =
+            Server::start_peer(kind, &settings.env, port, scenario.node_peer()).await?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
@@ -239,8 +240,18 @@ pub async fn compare(opts: Options) -> Result<()> {
 /// The whole report: header, table, method notes, details.
 async fn document(opts: &Options, results: &Results, date: &str, elapsed: Duration) -> String {
     let mode = if opts.settings.quick { "quick" } else { "full" };
+    let socketio = opts.scenarios.iter().any(|s| s.node_peer() == "server.mjs");
+    let plain = opts
+        .scenarios
+        .iter()
+        .any(|s| s.node_peer() == "ws-server.mjs");
+    let peer = match (socketio, plain) {
+        (true, true) => "Node.js socket.io (S6–S7: Node.js ws)",
+        (false, true) => "Node.js ws",
+        _ => "Node.js socket.io",
+    };
     let mut t = format!(
-        "# Switchboard vs Node.js socket.io: {mode} run, {date}\n\n\
+        "# Switchboard vs {peer}: {mode} run, {date}\n\n\
          Command: `{}`  \n\
          Duration: {:.1} min; {} repetition(s) per scenario and server, medians shown; \
          ratio = Switchboard ÷ Node.  \n\

@@ -1,5 +1,6 @@
-//! `sbbench`: Switchboard against a Node.js socket.io 4.8 peer on the same machine, in
-//! the same run, with the same handlers, payloads and database.
+//! `sbbench`: Switchboard against a Node.js socket.io 4.8 peer (and, for the plain
+//! WebSocket scenarios, a Node `ws` 8 peer) on the same machine, in the same run, with
+//! the same handlers, payloads and database.
 //!
 //! - `compare [--quick]`: every scenario against both servers, table of ratios.
 //! - `run --server … --scenario …`: one scenario against one server (for profiling).
@@ -38,7 +39,7 @@ use crate::servers::{Env, Kind};
 #[derive(Parser)]
 #[command(
     name = "sbbench",
-    about = "Switchboard vs Node.js socket.io benchmark harness"
+    about = "Switchboard vs Node.js socket.io / ws benchmark harness"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -68,7 +69,7 @@ enum Command {
         /// `switchboard` or `node`.
         #[arg(long)]
         server: String,
-        /// `s1` … `s5`.
+        /// `s1` … `s7`.
         #[arg(long)]
         scenario: String,
     },
@@ -146,6 +147,9 @@ enum Command {
         /// JWT secret of that server.
         #[arg(long, default_value = "sbbench-secret-not-for-production")]
         secret: String,
+        /// Plain WebSocket clients on `/ws?token=` instead of socket.io (`--ns` unused).
+        #[arg(long)]
+        plain: bool,
     },
     /// A load-generator worker (driven over stdin/stdout by the other commands).
     #[command(hide = true)]
@@ -194,7 +198,8 @@ struct Common {
     /// Another Switchboard binary (e.g. a variant build); implies --no-build.
     #[arg(long)]
     switchboard_bin: Option<PathBuf>,
-    /// S2/S3: run only these offered rates (comma list) instead of the ramp.
+    /// S2/S3: run only these offered rates (comma list) instead of the ramp; S7: the
+    /// first one is the publish rate (default 500/s, 200/s quick).
     #[arg(long, value_delimiter = ',')]
     rates: Vec<f64>,
     /// S3: skip the pgbench run.
@@ -296,7 +301,7 @@ async fn run(cli: Cli) -> util::Result<()> {
             scenario,
         } => {
             let kind = parse_kind(&server).ok_or("--server: switchboard or node")?;
-            let scenario = Scenario::parse(&scenario).ok_or("--scenario: s1 … s5")?;
+            let scenario = Scenario::parse(&scenario).ok_or("--scenario: s1 … s7")?;
             let settings = common.settings();
             compare::prepare(
                 &settings.env,
@@ -424,7 +429,15 @@ async fn run(cli: Cli) -> util::Result<()> {
             clients,
             secs,
             secret,
-        } => hold(addr, &ns, clients, secs, &secret).await,
+            plain,
+        } => {
+            let protocol = if plain {
+                worker::Protocol::Plain
+            } else {
+                worker::Protocol::SocketIo
+            };
+            hold(addr, &ns, protocol, clients, secs, &secret).await
+        }
         Command::Check { common } => {
             check::check(
                 common.env(),
@@ -441,6 +454,7 @@ async fn run(cli: Cli) -> util::Result<()> {
 async fn hold(
     addr: std::net::SocketAddr,
     ns: &str,
+    protocol: worker::Protocol,
     clients: usize,
     secs: u64,
     secret: &str,
@@ -450,6 +464,7 @@ async fn hold(
     let mut jobs: Vec<worker::ConnectJob> = (0..n)
         .map(|_| worker::ConnectJob {
             server: addr,
+            protocol,
             ns: ns.to_owned(),
             secret: secret.to_owned(),
             clients: Vec::new(),

@@ -9,6 +9,9 @@
 /// Path and query of the websocket handshake (no polling, no upgrade).
 pub const WS_PATH: &str = "/socket.io/?EIO=4&transport=websocket";
 
+/// Path of the plain WebSocket handshake (envelope dialect), up to the token.
+pub const PLAIN_WS_PATH: &str = "/ws?format=envelope&token=";
+
 /// Marker placed in payloads in front of a send time (epoch microseconds), so the
 /// receiver can compute the delivery latency without parsing JSON.
 pub const TIME_MARKER: &str = "@T";
@@ -119,6 +122,23 @@ fn event_name(body: &str) -> Option<&str> {
     Some(&inner[..end])
 }
 
+/// The `type` of a plain envelope (`{"type":"…",…}`): read from the front of the frame
+/// when it starts there (both servers put it first; the names carry no escapes), else
+/// from the parsed JSON.
+pub fn plain_type(frame: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if let Some(rest) = frame.strip_prefix("{\"type\":\"")
+        && let Some(end) = rest.find(['"', '\\'])
+        && rest.as_bytes().get(end) == Some(&b'"')
+    {
+        return Some(std::borrow::Cow::Borrowed(&rest[..end]));
+    }
+    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
+    value
+        .get("type")?
+        .as_str()
+        .map(|t| std::borrow::Cow::Owned(t.to_owned()))
+}
+
 /// Whether an ack body reports success in either dialect (`ok` or `success`).
 pub fn ack_is_success(body: &str) -> bool {
     body.contains("\"ok\":true") || body.contains("\"success\":true")
@@ -186,6 +206,22 @@ mod tests {
             }
         );
         assert_eq!(parse("41/chat,"), Packet::Disconnected { ns: "/chat" });
+    }
+
+    #[test]
+    fn reads_plain_envelope_types() {
+        let frame = "{\"type\":\"bench\",\"payload\":{\"t\":\"@T5\"},\"timestamp\":\"x\"}";
+        assert_eq!(plain_type(frame).as_deref(), Some("bench"));
+        assert_eq!(
+            plain_type("{\"payload\":{},\"type\":\"auth_success\"}").as_deref(),
+            Some("auth_success")
+        );
+        assert_eq!(
+            plain_type("{\"type\":\"a\\\"b\",\"payload\":{}}").as_deref(),
+            Some("a\"b")
+        );
+        assert_eq!(plain_type("not json"), None);
+        assert_eq!(plain_type("{\"payload\":{}}"), None);
     }
 
     #[test]

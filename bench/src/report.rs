@@ -313,6 +313,108 @@ const ROWS: &[Row] = &[
         1,
         Target::None,
     ),
+    row(
+        Scenario::S6,
+        &["s6.conns"],
+        "idle plain WebSocket connections held (Node: ws 8)",
+        0,
+        Target::None,
+    ),
+    row(
+        Scenario::S6,
+        &["s6.rss_per_conn_kib"],
+        "RSS per idle plain connection, KiB",
+        1,
+        Target::RatioMax(0.5),
+    ),
+    row(
+        Scenario::S6,
+        &["s6.marginal_kib"],
+        "RSS per connection, first → last step, KiB",
+        1,
+        Target::None,
+    ),
+    row(
+        Scenario::S6,
+        &["s6.connect_rate"],
+        "connect rate (handshake + auth_success), connections/s",
+        0,
+        Target::None,
+    ),
+    row(
+        Scenario::S6,
+        &["s6.rss_mib"],
+        "RSS with all open, MiB",
+        1,
+        Target::None,
+    ),
+    row(
+        Scenario::S6,
+        &["s6.cpu_s"],
+        "server CPU-s for the ramp",
+        2,
+        Target::None,
+    ),
+    row(
+        Scenario::S6,
+        &["s6.failed"],
+        "failed connects",
+        0,
+        Target::Zero,
+    ),
+    row(
+        Scenario::S7,
+        &["s7.conns", "s7.rate"],
+        "plain subscribers, 20 per channel (publishes/s offered; Node: ws 8)",
+        0,
+        Target::None,
+    ),
+    row(
+        Scenario::S7,
+        &["s7.deliveries_per_cpu_s"],
+        "deliveries per server CPU-second",
+        0,
+        Target::RatioMin(2.0),
+    ),
+    row(
+        Scenario::S7,
+        &["s7.cpu_us_per_delivery", "s7.sys_us_per_delivery"],
+        "server CPU per delivery (of it in the kernel), µs",
+        1,
+        Target::None,
+    ),
+    row(
+        Scenario::S7,
+        &[
+            "s7.p99_delivery_ms",
+            "s7.p50_delivery_ms",
+            "s7.max_delivery_ms",
+        ],
+        "p99 delivery, publish → subscriber (p50 / max), ms",
+        2,
+        Target::RatioMax(0.5),
+    ),
+    row(
+        Scenario::S7,
+        &["s7.missing", "s7.http_errors"],
+        "missing deliveries (HTTP errors)",
+        0,
+        Target::Zero,
+    ),
+    row(
+        Scenario::S7,
+        &["s7.cpu_s"],
+        "server CPU-s for the measured publishes",
+        2,
+        Target::None,
+    ),
+    row(
+        Scenario::S7,
+        &["s7.rss_mib"],
+        "peak RSS (VmHWM), MiB",
+        1,
+        Target::None,
+    ),
 ];
 
 /// Every run's outcome, by scenario and server, in run order.
@@ -502,5 +604,36 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("not available: 404"), "{t}");
+    }
+
+    #[test]
+    fn plain_scenarios_have_their_rows_and_targets() {
+        let mut results = Results::new();
+        for (kind, per_cpu, p99) in [
+            (Kind::Switchboard, 30_000.0, 4.0),
+            (Kind::Node, 10_000.0, 10.0),
+        ] {
+            let mut o = Outcome::default();
+            o.set("s7.deliveries_per_cpu_s", per_cpu);
+            o.set("s7.p99_delivery_ms", p99);
+            o.set("s7.p50_delivery_ms", 1.0);
+            o.set("s7.max_delivery_ms", 20.0);
+            results.insert((Scenario::S7, kind), vec![o]);
+        }
+        let t = render(&results, &[Scenario::S6, Scenario::S7]);
+        assert!(
+            t.contains("| S7 | deliveries per server CPU-second | 30,000 | 10,000 | 3.00× | ≥ 2× Node | yes |"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "| 4.00 (1.00 / 20.00) | 10.00 (1.00 / 20.00) | 0.40× | ≤ 0.5× Node | yes |"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("| S6 |"), "no S6 figures, no S6 rows: {t}");
+        assert_eq!(Scenario::parse("S7"), Some(Scenario::S7));
+        assert_eq!(Scenario::S6.node_peer(), "ws-server.mjs");
+        assert_eq!(Scenario::S1.node_peer(), "server.mjs");
     }
 }

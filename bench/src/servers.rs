@@ -20,7 +20,8 @@ use crate::util::Result;
 pub enum Kind {
     /// `target/release/switchboard`.
     Switchboard,
-    /// `bench/peers/node/server.mjs` (socket.io 4.8).
+    /// A Node.js peer in `bench/peers/node/`: `server.mjs` (socket.io 4.8), or
+    /// `ws-server.mjs` (plain `ws` 8) for the plain WebSocket scenarios.
     Node,
 }
 
@@ -64,15 +65,31 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `kind` on `127.0.0.1:port` and waits until `/healthz` answers.
+    /// Starts `kind` on `127.0.0.1:port` and waits until `/healthz` answers (Node: the
+    /// socket.io peer, `server.mjs`).
     pub async fn start(kind: Kind, env: &Env, port: u16) -> Result<Server> {
         Server::start_with(kind, env, port, &[]).await
+    }
+
+    /// [`Server::start`], Node being the peer `node_script` of `bench/peers/node/`.
+    pub async fn start_peer(kind: Kind, env: &Env, port: u16, node_script: &str) -> Result<Server> {
+        Server::spawn(kind, node_script, env, port, &[]).await
     }
 
     /// [`Server::start`] with more environment variables (e.g. `ADAPTER` for a cluster
     /// node), set after the common ones.
     pub async fn start_with(
         kind: Kind,
+        env: &Env,
+        port: u16,
+        extra: &[(&str, String)],
+    ) -> Result<Server> {
+        Server::spawn(kind, "server.mjs", env, port, extra).await
+    }
+
+    async fn spawn(
+        kind: Kind,
+        node_script: &str,
         env: &Env,
         port: u16,
         extra: &[(&str, String)],
@@ -88,7 +105,7 @@ impl Server {
             Kind::Switchboard => Command::new(&env.switchboard_bin),
             Kind::Node => {
                 let mut c = Command::new("node");
-                c.arg(env.root.join("bench/peers/node/server.mjs"));
+                c.arg(env.root.join("bench/peers/node").join(node_script));
                 c.env("NODE_ENV", "production");
                 c
             }

@@ -21,13 +21,14 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::Conn;
+use crate::client::{Conn, PlainConn};
 use crate::proto::{self, Packet};
 use crate::token;
 use crate::util::{HistData, Result, epoch_us, new_histogram};
 
 /// One event a client emits right after connecting, waiting for a successful ack
-/// (`conversation:join`, `join:restaurant`, …).
+/// (`conversation:join`, `join:restaurant`, …); for a plain client, one request
+/// (`subscribe`) waiting for its reply, which must not be an `error`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetupEmit {
     /// Event name.
@@ -67,12 +68,27 @@ pub struct ClientSpec {
     pub load: Option<LoadTemplate>,
 }
 
+/// What the clients of a job speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// engine.io 4 / socket.io 5 over a websocket (`/socket.io/`), attached to `ns`.
+    #[default]
+    SocketIo,
+    /// Plain WebSocket, `/ws?token=` in the envelope dialect (`{type, payload, id?}`):
+    /// setup steps are requests (`subscribe` …) answered by the message with their
+    /// `id`; tracked "events" are envelope `type`s; `ns` is not used.
+    Plain,
+}
+
 /// Open clients (added to those already open).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectJob {
     /// Server address.
     pub server: SocketAddr,
-    /// Namespace to attach to.
+    /// What the clients speak.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Namespace to attach to (socket.io only).
     pub ns: String,
     /// HS256 secret for the tokens.
     pub secret: String,
@@ -323,6 +339,85 @@ struct ClientHandle {
 /// Connects one client, runs its setup, reports readiness, then serves it until
 /// told to close or the server drops it.
 async fn client_task(
+    job: Arc<ConnectJob>,
+    spec: ClientSpec,
+    shared: Arc<Shared>,
+    ready: oneshot::Sender<std::result::Result<(), String>>,
+    rx: mpsc::UnboundedReceiver<ClientCmd>,
+) {
+    match job.protocol {
+        Protocol::SocketIo => socketio_client(job, spec, shared, ready, rx).await,
+        Protocol::Plain => plain_client(job, spec, shared, ready, rx).await,
+    }
+}
+
+/// A plain WebSocket client (`/ws`, envelope dialect): authenticated by `?token=`,
+/// its setup requests answered, then it reads until closed. It emits no load (the
+/// plain scenarios publish over REST); pings are answered by tungstenite as it reads.
+async fn plain_client(
+    job: Arc<ConnectJob>,
+    spec: ClientSpec,
+    shared: Arc<Shared>,
+    ready: oneshot::Sender<std::result::Result<(), String>>,
+    mut rx: mpsc::UnboundedReceiver<ClientCmd>,
+) {
+    let deadline = Instant::now() + Duration::from_millis(job.timeout_ms);
+    let setup = async {
+        let token = token::sign(&job.secret, spec.user, &spec.roles, &spec.restaurants)
+            .map_err(|e| format!("token: {e}"))?;
+        let mut conn =
+            PlainConn::connect(job.server, Some(IpAddr::V4(spec.src)), &token, deadline).await?;
+        for step in &spec.setup {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (kind, body) = conn
+                .request(&step.event, &step.payload.to_string(), left)
+                .await
+                .map_err(|e| format!("{}: {e}", step.event))?;
+            if kind == "error" {
+                return Err(format!("{} refused: {body}", step.event));
+            }
+        }
+        Ok::<PlainConn, String>(conn)
+    };
+    let mut conn = match setup.await {
+        Ok(conn) => conn,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    shared.open.fetch_add(1, Ordering::Relaxed);
+    let _ = ready.send(Ok(()));
+    let dropped = loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(ClientCmd::Emit { .. }) => {}
+                Some(ClientCmd::Close) | None => {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), conn.ws.close(None)).await;
+                    break false;
+                }
+            },
+            msg = conn.ws.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(kind) = proto::plain_type(text.as_str())
+                        && shared.tracks(&kind)
+                    {
+                        shared.record_delivery(text.as_str());
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break true,
+                Some(Ok(_)) => {}
+            },
+        }
+    };
+    shared.open.fetch_sub(1, Ordering::Relaxed);
+    if dropped {
+        shared.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A socket.io client: connect, setup emits, then the load loop.
+async fn socketio_client(
     job: Arc<ConnectJob>,
     spec: ClientSpec,
     shared: Arc<Shared>,
@@ -580,6 +675,22 @@ async fn write_reply(out: &mut tokio::io::Stdout, reply: &Reply) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_jobs_default_to_socketio() {
+        let job: ConnectJob = serde_json::from_str(
+            r#"{"server":"127.0.0.1:1","ns":"/","secret":"s","clients":[],"concurrency":1,"track":[],"timeout_ms":1}"#,
+        )
+        .unwrap();
+        assert_eq!(job.protocol, Protocol::SocketIo);
+        let plain = serde_json::to_string(&ConnectJob {
+            protocol: Protocol::Plain,
+            ..job
+        })
+        .unwrap();
+        let back: ConnectJob = serde_json::from_str(&plain).unwrap();
+        assert_eq!(back.protocol, Protocol::Plain);
+    }
 
     #[test]
     fn templates_place_the_time_and_the_ack_id() {

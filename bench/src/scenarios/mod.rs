@@ -1,7 +1,10 @@
-//! The five scenarios. Each runs against one freshly started server and returns its
+//! The scenarios. Each runs against one freshly started server and returns its
 //! figures; `compare` runs them against both servers, alternating, and takes medians.
+//! S1–S5 speak socket.io (Node peer: `peers/node/server.mjs`), S6–S7 plain WebSocket
+//! on `/ws` (Node peer: `peers/node/ws-server.mjs`).
 
 pub mod broadcast;
+pub mod channels;
 pub mod chat;
 pub mod idle;
 pub mod orders;
@@ -15,7 +18,7 @@ use crate::pool::{CLIENTS_PER_WORKER, Workers, source_addr};
 use crate::procstat::Usage;
 use crate::servers::{Env, Server};
 use crate::util::Result;
-use crate::worker::{ClientSpec, ConnectJob};
+use crate::worker::{ClientSpec, ConnectJob, Protocol};
 
 /// The scenarios, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,19 +33,25 @@ pub enum Scenario {
     S4,
     /// One broadcast notification to every connected user.
     S5,
+    /// Idle plain WebSocket connections on `/ws`: RSS per connection.
+    S6,
+    /// `POST /api/publish` fanned out to plain WebSocket channels of 20 subscribers.
+    S7,
 }
 
 impl Scenario {
     /// All of them.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
         Scenario::S4,
         Scenario::S5,
+        Scenario::S6,
+        Scenario::S7,
     ];
 
-    /// `s1` … `s5`.
+    /// `s1` … `s7`.
     pub fn id(self) -> &'static str {
         match self {
             Scenario::S1 => "s1",
@@ -50,10 +59,21 @@ impl Scenario {
             Scenario::S3 => "s3",
             Scenario::S4 => "s4",
             Scenario::S5 => "s5",
+            Scenario::S6 => "s6",
+            Scenario::S7 => "s7",
         }
     }
 
-    /// Parses `s1` … `s5` (case-insensitive).
+    /// The Node peer this scenario runs against (a script in `bench/peers/node`): the
+    /// socket.io one, or the plain `ws` one for the plain WebSocket scenarios.
+    pub fn node_peer(self) -> &'static str {
+        match self {
+            Scenario::S6 | Scenario::S7 => "ws-server.mjs",
+            _ => "server.mjs",
+        }
+    }
+
+    /// Parses `s1` … `s7` (case-insensitive).
     pub fn parse(s: &str) -> Option<Scenario> {
         Scenario::ALL
             .into_iter()
@@ -68,6 +88,8 @@ impl Scenario {
             Scenario::S3 => chat::run(ctx).await,
             Scenario::S4 => orders::run(ctx).await,
             Scenario::S5 => broadcast::run(ctx).await,
+            Scenario::S6 => idle::run_plain(ctx).await,
+            Scenario::S7 => channels::run(ctx).await,
         }
     }
 }
@@ -143,18 +165,32 @@ impl Ctx<'_> {
         track: &[&str],
         concurrency: usize,
     ) -> Result<(Workers, crate::worker::Connected)> {
+        self.open_clients_as(Protocol::SocketIo, ns, clients, track, concurrency)
+            .await
+    }
+
+    /// [`Ctx::open_clients`] speaking `protocol`.
+    pub async fn open_clients_as(
+        &self,
+        protocol: Protocol,
+        ns: &str,
+        clients: Vec<ClientSpec>,
+        track: &[&str],
+        concurrency: usize,
+    ) -> Result<(Workers, crate::worker::Connected)> {
         let n = clients.len().div_ceil(CLIENTS_PER_WORKER).max(1);
         let mut workers = Workers::spawn(n).await?;
         let connected = workers
-            .connect(self.split(ns, clients, track, concurrency, n))
+            .connect(self.split_as(protocol, ns, clients, track, concurrency, n))
             .await?;
         Ok((workers, connected))
     }
 
-    /// Splits `clients` into one connect job per worker (round-robin), assigning each
-    /// client a source address of its worker's block.
-    pub fn split(
+    /// Splits `clients` speaking `protocol` into one connect job per worker
+    /// (round-robin), assigning each client a source address of its worker's block.
+    pub fn split_as(
         &self,
+        protocol: Protocol,
         ns: &str,
         clients: Vec<ClientSpec>,
         track: &[&str],
@@ -164,6 +200,7 @@ impl Ctx<'_> {
         let mut jobs: Vec<ConnectJob> = (0..workers)
             .map(|_| ConnectJob {
                 concurrency,
+                protocol,
                 ..connect_job(self.server.addr, &self.settings.env.secret, ns, track)
             })
             .collect();
@@ -180,6 +217,7 @@ impl Ctx<'_> {
 pub fn connect_job(server: SocketAddr, secret: &str, ns: &str, track: &[&str]) -> ConnectJob {
     ConnectJob {
         server,
+        protocol: Protocol::SocketIo,
         ns: ns.to_owned(),
         secret: secret.to_owned(),
         clients: Vec::new(),

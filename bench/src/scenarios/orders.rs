@@ -10,15 +10,13 @@
 //! answers 404 the scenario reports "not available" instead of figures.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::sync::Semaphore;
 
 use super::{Ctx, Outcome, plain_client, settle};
-use crate::rest;
+use crate::rest::{self, Posted};
 use crate::token;
 use crate::util::{Latency, Result, epoch_us};
 use crate::worker::SetupEmit;
@@ -161,13 +159,6 @@ fn restaurant_id(run: u32, r: usize) -> String {
     format!("00000000-0000-4000-8{:03x}-{:012x}", run % 4096, r)
 }
 
-struct Posted {
-    ok: u64,
-    failed: u64,
-    http: Latency,
-    first_error: Option<String>,
-}
-
 /// Creates orders at `rate` per second for `seconds`, open loop (at most 256 requests
 /// in flight), each carrying its send time in the first item's notes.
 async fn post_orders(
@@ -179,20 +170,8 @@ async fn post_orders(
     first_number: u64,
 ) -> Result<Posted> {
     let total = (rate * seconds as f64) as u64;
-    let gate = Arc::new(Semaphore::new(256));
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let hist = Arc::new(std::sync::Mutex::new(crate::util::new_histogram()));
-    let first_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let base = ctx.base();
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..total {
-        let at = started + Duration::from_secs_f64(n as f64 / rate);
-        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-        let Ok(permit) = gate.clone().acquire_owned().await else {
-            break;
-        };
+    Ok(rest::open_loop(&ctx.http, token, rate, total, |n| {
         let restaurant = &ids[(n as usize) % ids.len()];
         let url = format!("{base}/api/restaurants/{restaurant}/orders");
         let body = json!({
@@ -205,53 +184,7 @@ async fn post_orders(
             ],
             "total": 23.5
         });
-        let (http, token) = (ctx.http.clone(), token.to_owned());
-        let (ok, failed, hist, first_error) = (
-            ok.clone(),
-            failed.clone(),
-            hist.clone(),
-            first_error.clone(),
-        );
-        tasks.spawn(async move {
-            let t0 = Instant::now();
-            let result = rest::post(&http, &url, &token, &body).await;
-            let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
-            if let Ok(mut h) = hist.lock() {
-                let _ = h.record(us.max(1));
-            }
-            match result {
-                Ok((status, _)) if status == StatusCode::CREATED || status == StatusCode::OK => {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-                other => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut e) = first_error.lock()
-                        && e.is_none()
-                    {
-                        *e = Some(match other {
-                            Ok((status, body)) => format!("{status} {body}"),
-                            Err(err) => err.to_string(),
-                        });
-                    }
-                }
-            }
-            drop(permit);
-        });
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::timeout_at(deadline, tasks.join_next())
-        .await
-        .ok()
-        .flatten()
-        .is_some()
-    {}
-    tasks.abort_all();
-    let http = hist.lock().map(|h| Latency::of(&h)).unwrap_or_default();
-    let first_error = first_error.lock().ok().and_then(|e| e.clone());
-    Ok(Posted {
-        ok: ok.load(Ordering::Relaxed),
-        failed: failed.load(Ordering::Relaxed),
-        http,
-        first_error,
+        (url, body)
     })
+    .await)
 }
