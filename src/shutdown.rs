@@ -145,7 +145,7 @@ impl Drain {
     /// This node's socket.io sessions not closed yet, with their namespace sockets.
     fn sessions<A: Adapter>(&self, app: &AppState<A>) -> HashMap<String, Vec<SocketRef<A>>> {
         let mut sessions: HashMap<String, Vec<SocketRef<A>>> = HashMap::new();
-        for ns in app.broadcaster.io().nsps() {
+        for ns in app.fanout.broadcaster.io().nsps() {
             for socket in ns.sockets() {
                 let sid = socket.id.as_str().to_owned();
                 if !self.cut.contains(&sid) {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use tokio::sync::Notify;
 
@@ -14,10 +13,9 @@ use crate::config::Config;
 use crate::http::health::Readiness;
 use crate::metrics::Metrics;
 use crate::outbound::Meters;
-use crate::realtime::broadcast::Broadcaster;
-use crate::realtime::cluster::{AdapterProbe, Mounter};
+use crate::realtime::cluster::AdapterProbe;
 use crate::realtime::cluster_bus::ClusterBus;
-use crate::realtime::dynamic::DynamicNamespaces;
+use crate::realtime::fanout::Fanout;
 use crate::realtime::lifetime::Lifetimes;
 use crate::store::Store;
 use crate::ws;
@@ -46,46 +44,35 @@ pub struct Inner<A: Adapter> {
     pub store: Store,
     /// Token verification.
     pub verifier: Verifier,
-    /// Socket.io emits.
-    pub broadcaster: Broadcaster<A>,
+    /// Every way an event leaves this node: socket.io rooms, plain connections, the
+    /// other nodes.
+    pub fanout: Fanout<A>,
     /// Handlers running now (graceful shutdown waits for them).
     pub in_flight: InFlight,
-    /// `/restaurants/<id>` namespaces in use on this node, and the restaurants each carries.
-    pub dynamic: Arc<DynamicNamespaces<A>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Outbound byte budget and stall limit of every connection.
     pub meters: Arc<Meters>,
-    /// Mounts `/restaurants/<id>` for cluster routing (set once at build).
-    mounter: std::sync::OnceLock<Mounter>,
     /// Health of the adapter's own connection, when it has one.
-    adapter_probe: std::sync::OnceLock<AdapterProbe>,
-    /// Node-to-node messages besides socket.io packets (cluster only).
-    cluster_bus: Option<ClusterBus>,
+    adapter_probe: Option<AdapterProbe>,
     /// This node's token-authenticated connections and when their tokens expire.
     pub lifetimes: Lifetimes,
     /// The background readiness probe's last result, read by `/readyz`.
     pub readiness: Readiness,
-    /// Plain WebSocket connections and their channels.
+    /// Plain WebSocket connections and their channels (the hub `fanout` delivers to).
     pub ws: ws::Hub,
 }
 
 impl<A: Adapter> AppState<A> {
-    /// Bundles the parts (`cluster_bus` is `None` on a single node).
+    /// Bundles the parts around `fanout` (built first: see `realtime::fanout`).
     pub fn new(
         config: Config,
         store: Store,
         verifier: Verifier,
-        io: SocketIo<A>,
+        fanout: Fanout<A>,
         metrics: Metrics,
-        cluster_bus: Option<ClusterBus>,
+        adapter_probe: Option<AdapterProbe>,
     ) -> Self {
-        let dynamic = DynamicNamespaces::new(io.clone());
-        let broadcaster = Broadcaster::new(
-            io,
-            metrics.broadcast_failures.clone(),
-            metrics.socketio_emits.clone(),
-        );
         let meters = Meters::new(
             config.max_socket_buffer_bytes,
             config.write_stall_timeout,
@@ -93,19 +80,16 @@ impl<A: Adapter> AppState<A> {
             &config.engine,
         );
         let lifetimes = Lifetimes::new(config.jwt.leeway_secs, metrics.session_lifetimes.clone());
-        let ws = ws::Hub::new(config.ws.max_channels, metrics.ws.clone());
+        let ws = fanout.ws.clone();
         AppState(Arc::new(Inner {
             config,
             store,
             verifier,
-            broadcaster,
+            fanout,
             in_flight: InFlight::default(),
-            dynamic,
             metrics,
             meters,
-            mounter: std::sync::OnceLock::new(),
-            adapter_probe: std::sync::OnceLock::new(),
-            cluster_bus,
+            adapter_probe,
             lifetimes,
             readiness: Readiness::default(),
             ws,
@@ -114,35 +98,14 @@ impl<A: Adapter> AppState<A> {
 
     /// The cluster bus, when running as a cluster.
     pub fn cluster_bus(&self) -> Option<&ClusterBus> {
-        self.0.cluster_bus.as_ref()
-    }
-
-    /// Installs the adapter health probe (once, at build).
-    pub fn set_adapter_probe(&self, probe: AdapterProbe) {
-        if self.0.adapter_probe.set(probe).is_err() {
-            tracing::warn!("adapter probe set twice");
-        }
+        self.fanout.cluster_bus()
     }
 
     /// Whether the adapter's own connection answers (always true without one).
     pub async fn adapter_ready(&self) -> Result<(), String> {
-        match self.0.adapter_probe.get() {
+        match &self.0.adapter_probe {
             Some(probe) => probe().await,
             None => Ok(()),
-        }
-    }
-
-    /// Installs the namespace mounter (once, at build).
-    pub fn set_mounter(&self, mounter: Mounter) {
-        if self.0.mounter.set(mounter).is_err() {
-            tracing::warn!("namespace mounter set twice");
-        }
-    }
-
-    /// Makes sure `path` exists on this node (so its events reach other nodes).
-    pub async fn mount(&self, path: String) {
-        if let Some(mounter) = self.0.mounter.get() {
-            mounter(path).await;
         }
     }
 }

@@ -80,7 +80,7 @@ pub fn register<A: Adapter + DefinedAdapter>(app: &AppState<A>) -> Option<A::Ini
         login: Login::new(config.username.clone(), hash),
         watch: Watch::new(&app.config.engine.path),
     });
-    let io = app.broadcaster.io().clone();
+    let io = app.fanout.broadcaster.io().clone();
     let init = io.ns(NAMESPACE, handler(app, &admin));
     start_ticks(app, &admin);
     listen_to_other_nodes(app, &admin);
@@ -123,7 +123,7 @@ fn handler<A: Adapter>(
             let _ = socket.emit("config", &json!({ "supportedFeatures": FEATURES }));
             let room = watcher_room(&socket);
             socket.join(room.clone());
-            let io = app.broadcaster.io();
+            let io = app.fanout.broadcaster.io();
             let stats = admin.watch.sweep(io, Some(Newcomer::Local(&socket))).await;
             emit_stats(io, &stats).await;
             if let Some(bus) = app.cluster_bus() {
@@ -160,7 +160,7 @@ fn start_ticks<A: Adapter>(app: &AppState<A>, admin: &Arc<Admin>) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            let io = app.broadcaster.io();
+            let io = app.fanout.broadcaster.io();
             if Watch::local_watchers(io) > 0
                 && let Some(bus) = app.cluster_bus()
             {
@@ -183,7 +183,7 @@ fn listen_to_other_nodes<A: Adapter>(app: &AppState<A>, admin: &Arc<Admin>) {
     let admin = admin.clone();
     tokio::spawn(async move {
         while let Some(message) = rx.recv().await {
-            let io = app.broadcaster.io();
+            let io = app.fanout.broadcaster.io();
             admin.watch.heard(std::time::Instant::now());
             match serde_json::from_value::<Message>(message) {
                 Ok(Message::Watching) => {}
@@ -277,7 +277,7 @@ async fn run_action<A: Adapter>(
     filter: Option<&str>,
     action: Action,
 ) {
-    let io = app.broadcaster.io();
+    let io = app.fanout.broadcaster.io();
     // The UI's own namespace is not listed, so not acted on either.
     let Some(op) = io.of(nsp).filter(|_| nsp != NAMESPACE) else {
         tracing::debug!(nsp, "Admin UI action on an unknown namespace");

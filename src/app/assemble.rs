@@ -1,8 +1,8 @@
-//! The adapter-independent half of building: the state, every namespace, the mounter
-//! for `/restaurants/<id>`, the background tasks, and the router with its layers in
-//! the order a request meets them (outermost last).
+//! The adapter-independent half of building: the fan-out, then the state around it,
+//! every namespace, the task that mounts `/restaurants/<id>` for the fan-out, the
+//! background tasks, and the router with its layers in the order a request meets them
+//! (outermost last).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -17,8 +17,9 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::http::layers;
 use crate::metrics::Metrics;
-use crate::realtime::cluster::{AdapterProbe, Mounter, NsInit};
+use crate::realtime::cluster::{AdapterProbe, NsInit};
 use crate::realtime::cluster_bus::ClusterBus;
+use crate::realtime::fanout::Fanout;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::{admin, http, outbound, realtime, shutdown, ws};
@@ -40,14 +41,9 @@ where
 {
     let max_payload = config.max_payload_bytes;
     let (io_layer, io) = builder.build_layer();
-    let app = AppState::new(
-        config,
-        Store::new(pool),
-        verifier,
-        io.clone(),
-        metrics,
-        cluster_bus,
-    );
+    let hub = ws::Hub::new(config.ws.max_channels, metrics.ws.clone());
+    let (fanout, mount_requests) = Fanout::new(io.clone(), hub, cluster_bus, &config, &metrics);
+    let app = AppState::new(config, Store::new(pool), verifier, fanout, metrics, probe);
     let (inits, per_restaurant) = realtime::namespaces::register_all(&app);
     for init in inits {
         init.ready().await.map_err(StartError::Adapter)?;
@@ -55,47 +51,23 @@ where
     if let Some(init) = admin::register(&app) {
         init.ready().await.map_err(StartError::Adapter)?;
     }
+    // Serves `Fanout::mount` (cluster routing of restaurant events), now that the
+    // namespace handlers have their state.
     let mount_app = app.clone();
-    // One mount per path even when the first events for a restaurant race each other.
-    let mounts: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>> =
-        Arc::default();
-    let mounter: Mounter = Box::new(move |path: String| {
-        let io = mount_app.broadcaster.io().clone();
-        // Pinned first: a path this node sends to is never deleted under it.
-        mount_app.dynamic.pin(&path);
-        // Called on every restaurant event in a cluster: build nothing once mounted.
-        if io.of(&path).is_some() {
-            return Box::pin(async {});
-        }
-        let once = mounts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(path.clone())
-            .or_default()
-            .clone();
+    mount_requests.serve(move |path: String| {
         let handler = per_restaurant.handler(&mount_app);
+        let io = io.clone();
         Box::pin(async move {
-            // A failed mount is tried again by the next event.
-            let _ = once
-                .get_or_try_init(|| async move {
-                    if io.of(&path).is_some() {
-                        return Ok(());
-                    }
-                    io.ns(path.clone(), handler).ready().await.map_err(|e| {
-                        tracing::warn!(ns = %path, error = %e, "could not mount namespace for cluster routing");
-                    })
-                })
-                .await;
+            if io.of(&path).is_some() {
+                return Ok(());
+            }
+            io.ns(path, handler).ready().await
         })
     });
-    app.set_mounter(mounter);
     app.lifetimes.start();
-    realtime::order_bus::start(&app);
+    realtime::order_bus::start(&app.fanout);
     realtime::session_bus::start(&app);
     ws::cluster::start(&app);
-    if let Some(probe) = probe {
-        app.set_adapter_probe(probe);
-    }
 
     outbound::Meters::spawn_sweeper(&app.meters);
     let router = http::router()

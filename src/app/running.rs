@@ -54,10 +54,10 @@ impl<A: Adapter> Running for AppState<A> {
         self.ws.stop_reading();
     }
     fn flush_batches(&self) {
-        realtime::orders::flush_all_batches(self);
+        realtime::orders::flush_all_batches(&self.fanout);
     }
     fn close(&self) -> BoxFuture<()> {
-        let io = self.broadcaster.io().clone();
+        let io = self.fanout.broadcaster.io().clone();
         let plain = self.ws.clone();
         Box::pin(async move {
             plain.close_all(ws::CloseReason::Shutdown);

@@ -279,7 +279,8 @@ async fn create_conversation<A: Adapter>(
         .insert_conversation(body.kind, body.name.as_deref(), &members)
         .await?;
     let targets: Vec<String> = members.iter().map(rooms::user).collect();
-    app.broadcaster
+    app.fanout
+        .broadcaster
         .emit(ns::CHAT, targets, ev::CONVERSATION_CREATED, &conversation)
         .await;
     Ok((StatusCode::CREATED, Json(conversation)))
@@ -310,10 +311,14 @@ async fn delete_conversation<A: Adapter>(
     let mut targets: Vec<String> = members.iter().map(rooms::user).collect();
     targets.push(room.clone());
     let payload = serde_json::json!({ "conversationId": id });
-    app.broadcaster
+    app.fanout
+        .broadcaster
         .emit(ns::CHAT, targets, ev::CONVERSATION_DELETED, &payload)
         .await;
-    app.broadcaster.leave(ns::CHAT, room.clone(), room).await;
+    app.fanout
+        .broadcaster
+        .leave(ns::CHAT, room.clone(), room)
+        .await;
     push_unread_counts(&app, &members).await;
     Ok(StatusCode::NO_CONTENT)
 }

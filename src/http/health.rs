@@ -189,10 +189,10 @@ async fn metrics<A: Adapter>(State(app): State<AppState<A>>) -> impl axum::respo
             .get_or_create(&TransportLabel { transport })
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
-    let namespaces = app.broadcaster.io().nsps().len();
+    let namespaces = app.fanout.broadcaster.io().nsps().len();
     m.namespaces
         .set(i64::try_from(namespaces).unwrap_or(i64::MAX));
-    let routes = app.dynamic.tracked();
+    let routes = app.fanout.dynamic.tracked();
     m.dynamic_routes
         .set(i64::try_from(routes).unwrap_or(i64::MAX));
     // Stable in tokio 1.54 (no `tokio_unstable` needed). A leak of per-socket tasks
@@ -216,7 +216,7 @@ async fn metrics<A: Adapter>(State(app): State<AppState<A>>) -> impl axum::respo
 fn sessions_by_transport<A: Adapter>(app: &AppState<A>) -> (usize, usize) {
     let mut seen = std::collections::HashSet::new();
     let (mut polling, mut websocket) = (0, 0);
-    for ns in app.broadcaster.io().nsps() {
+    for ns in app.fanout.broadcaster.io().nsps() {
         for socket in ns.sockets() {
             if seen.insert(socket.id) {
                 match socket.transport_type() {

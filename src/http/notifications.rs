@@ -146,7 +146,11 @@ async fn create_broadcast<A: Adapter>(
         })
         .await?;
     announce::notification_created(&app, &created).await;
-    let users = app.broadcaster.connected_user_ids(ns::NOTIFICATIONS).await;
+    let users = app
+        .fanout
+        .broadcaster
+        .connected_user_ids(ns::NOTIFICATIONS)
+        .await;
     push_counts(&app, &users).await;
     Ok((StatusCode::CREATED, Json(created)))
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::adapter::Adapter;
 use uuid::Uuid;
 
@@ -18,13 +18,10 @@ use crate::domain::floor::RestaurantItem;
 use crate::domain::input::decode;
 use crate::domain::orders::{
     BoardQuery, CreateOrder, CreateRestaurant, DeleteOrder, KitchenAlert, Order, PatchOrder,
-    stations_of,
 };
-use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
-use crate::realtime::events::restaurant as ev;
-use crate::realtime::namespaces::restaurant::{announce_table_ready, board, emit_status_changed};
-use crate::realtime::orders as fanout;
+use crate::realtime::announce;
+use crate::realtime::namespaces::restaurant::board;
 use crate::state::AppState;
 
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
@@ -129,14 +126,7 @@ async fn create_order<A: Adapter>(
     authorize(&app, &me, restaurant_id, Role::Staff).await?;
     let body: CreateOrder = body.decode()?;
     let order = app.store.insert_order(restaurant_id, &body).await?;
-    fanout::emit_order_event(
-        &app,
-        restaurant_id,
-        &order.stations(),
-        ev::ORDER_CREATED,
-        &order,
-    )
-    .await;
+    announce::orders::created(&app, &order).await;
     Ok((StatusCode::CREATED, Json(order)))
 }
 
@@ -150,26 +140,7 @@ async fn patch_order<A: Adapter>(
     let before = authorized_order(&app, &me, order_id, Role::Staff).await?;
     let body: PatchOrder = body.decode()?;
     let patched = app.store.patch_order(order_id, &body).await?;
-    let order = &patched.order;
-    if !patched.changes.is_empty() {
-        // Rooms of the stations before and after, so a station losing its items hears it.
-        let stations = stations_of([&before, order]);
-        let updated = json!({ "order": order, "changes": patched.changes, "updatedBy": me.user_id.to_string() });
-        fanout::emit_order_event(
-            &app,
-            order.restaurant_id,
-            &stations,
-            ev::ORDER_UPDATED,
-            &updated,
-        )
-        .await;
-        if let Some(previous) = patched.previous_status {
-            emit_status_changed(&app, &stations, previous, order).await;
-        }
-        if let Some(ready) = &patched.table_ready {
-            announce_table_ready(&app, order.restaurant_id, ready).await;
-        }
-    }
+    announce::orders::patched(&app, &before, &patched, &me.user_id.to_string()).await;
     Ok(Json(patched.order))
 }
 
@@ -202,18 +173,7 @@ async fn delete_order<A: Adapter>(
         .mark_order_deleted(order_id, body.reason.as_deref())
         .await?
         .ok_or_else(|| AppError::not_found("order not found"))?;
-    let mut payload = json!({ "orderId": order.id, "timestamp": rfc3339_ms(&chrono::Utc::now()) });
-    if let Some(reason) = &body.reason {
-        payload["reason"] = json!(reason);
-    }
-    fanout::emit_order_event(
-        &app,
-        order.restaurant_id,
-        &order.stations(),
-        ev::ORDER_DELETED,
-        &payload,
-    )
-    .await;
+    announce::orders::deleted(&app, &order, body.reason.as_deref()).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,6 +186,6 @@ async fn create_alert<A: Adapter>(
     let restaurant_id = parse_id(&id)?;
     authorize(&app, &me, restaurant_id, Role::Staff).await?;
     let alert: KitchenAlert = body.decode()?;
-    fanout::emit_alert(&app, restaurant_id, &alert).await;
+    announce::orders::kitchen_alert(&app, restaurant_id, &alert).await;
     Ok((StatusCode::CREATED, Json(alert)))
 }

@@ -8,6 +8,8 @@
 //!
 //! [`Broadcaster`]: crate::realtime::broadcast::Broadcaster
 
+pub mod orders;
+
 use serde::Serialize;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
@@ -70,12 +72,14 @@ pub async fn message_created<A: Adapter>(
     let room = rooms::conversation(message.conversation_id);
     match skip.socket {
         Some(socket) => {
-            app.broadcaster
+            app.fanout
+                .broadcaster
                 .emit_except_self(socket, room, chat::MESSAGE_CREATED, message)
                 .await;
         }
         None => {
-            app.broadcaster
+            app.fanout
+                .broadcaster
                 .emit(ns::CHAT, room, chat::MESSAGE_CREATED, message)
                 .await;
         }
@@ -87,7 +91,8 @@ pub async fn message_created<A: Adapter>(
 /// members' bare connections.
 pub async fn message_updated<A: Adapter>(app: &AppState<A>, message: &Message) -> AppResult<()> {
     let room = rooms::conversation(message.conversation_id);
-    app.broadcaster
+    app.fanout
+        .broadcaster
         .emit(ns::CHAT, room, chat::MESSAGE_UPDATED, message)
         .await;
     if app.ws.has_audience() {
@@ -104,7 +109,8 @@ pub async fn message_deleted<A: Adapter>(app: &AppState<A>, message: &Message, m
         message_id: message.id,
         conversation_id: message.conversation_id,
     };
-    app.broadcaster
+    app.fanout
+        .broadcaster
         .emit(
             ns::CHAT,
             rooms::conversation(message.conversation_id),
@@ -122,12 +128,14 @@ pub async fn notification_created<A: Adapter>(app: &AppState<A>, n: &Notificatio
     for namespace in [ns::NOTIFICATIONS, ns::CHAT] {
         match &n.user_id {
             Some(user) => {
-                app.broadcaster
+                app.fanout
+                    .broadcaster
                     .emit(namespace, rooms::user(user), notifications::CREATED, n)
                     .await;
             }
             None => {
-                app.broadcaster
+                app.fanout
+                    .broadcaster
                     .emit_all(namespace, notifications::CREATED, n)
                     .await;
             }
@@ -142,7 +150,8 @@ pub async fn notification_read<A: Adapter>(app: &AppState<A>, user: &UserId, id:
         notification_id: id,
         is_read: true,
     };
-    app.broadcaster
+    app.fanout
+        .broadcaster
         .emit(
             ns::NOTIFICATIONS,
             rooms::user(user),
@@ -155,7 +164,8 @@ pub async fn notification_read<A: Adapter>(app: &AppState<A>, user: &UserId, id:
 
 /// Every notification of `user` read.
 pub async fn notifications_read_all<A: Adapter>(app: &AppState<A>, user: &UserId) {
-    app.broadcaster
+    app.fanout
+        .broadcaster
         .emit(
             ns::NOTIFICATIONS,
             rooms::user(user),
@@ -171,7 +181,8 @@ pub async fn notification_deleted<A: Adapter>(app: &AppState<A>, user: &UserId, 
     let payload = NotificationDeleted {
         notification_id: id,
     };
-    app.broadcaster
+    app.fanout
+        .broadcaster
         .emit(
             ns::NOTIFICATIONS,
             rooms::user(user),

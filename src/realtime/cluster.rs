@@ -45,9 +45,6 @@ impl<D: socketioxide_redis::drivers::Driver> NsInit for socketioxide_redis::Init
 /// already covers it (local, or PostgreSQL on the same database).
 pub type AdapterProbe = Box<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>;
 
-/// Mounts `/restaurants/<id>` on this node (set by `app`, where the adapter is known).
-pub type Mounter = Box<dyn Fn(String) -> BoxFuture<()> + Send + Sync>;
-
 /// After a forced leave through the adapter: a request that every node answers. Nodes
 /// handle requests in order, so once all have answered, each has applied the leave.
 pub async fn barrier<A: Adapter>(io: &socketioxide::SocketIo<A>, ns: &str) {

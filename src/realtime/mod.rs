@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod cluster_bus;
 pub(crate) mod dynamic;
 pub(crate) mod events;
+pub(crate) mod fanout;
 pub(crate) mod handler;
 pub(crate) mod lifetime;
 pub(crate) mod namespaces;

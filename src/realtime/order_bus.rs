@@ -15,9 +15,9 @@ use socketioxide::adapter::Adapter;
 use uuid::Uuid;
 
 use super::cluster_bus::{ClusterBus, Topic};
+use super::fanout::Fanout;
 use super::orders;
 use crate::domain::orders::Station;
-use crate::state::AppState;
 
 /// One order event for the other nodes, as published.
 #[derive(Debug, Serialize)]
@@ -64,18 +64,18 @@ pub async fn publish(
 
 /// Queues what other nodes publish on this node's sockets (cluster only), in arrival
 /// order.
-pub fn start<A: Adapter>(app: &AppState<A>) {
-    let Some(bus) = app.cluster_bus() else {
+pub fn start<A: Adapter>(fanout: &Fanout<A>) {
+    let Some(bus) = fanout.cluster_bus() else {
         return;
     };
     let mut rx = bus.subscribe(Topic::Orders);
-    let app = app.clone();
+    let fanout = fanout.clone();
     tokio::spawn(async move {
         while let Some(message) = rx.recv().await {
             match serde_json::from_value::<Incoming>(message) {
                 Ok(event) => {
                     orders::deliver_from_other_node(
-                        &app,
+                        &fanout,
                         event.restaurant,
                         &event.stations,
                         &event.item,

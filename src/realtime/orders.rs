@@ -22,11 +22,10 @@ use uuid::Uuid;
 
 use super::dynamic;
 use super::events::{ns, restaurant as ev};
+use super::fanout::Fanout;
 use super::order_bus;
 use super::rooms;
-use crate::config::AdapterKind;
 use crate::domain::orders::Station;
-use crate::state::AppState;
 
 /// Per-socket batch-mode state, kept in the socket's extensions.
 #[derive(Debug, Default)]
@@ -56,7 +55,7 @@ impl Batch {
 
 /// Turns batch mode on or off for a socket; on starts its flush task if not running.
 pub fn set_batch<A: Adapter>(
-    app: &AppState<A>,
+    fanout: &Fanout<A>,
     socket: &SocketRef<A>,
     batch: &Arc<Batch>,
     on: bool,
@@ -73,7 +72,7 @@ pub fn set_batch<A: Adapter>(
         }
     }
     if on && !batch.flushing.swap(true, Ordering::SeqCst) {
-        let period = app.config.order_batch;
+        let period = fanout.order_batch;
         let socket = socket.clone();
         let batch = batch.clone();
         tokio::spawn(async move {
@@ -108,8 +107,8 @@ pub fn set_batch<A: Adapter>(
 /// Delivers the open batch window of every batch-mode socket of this node now. At
 /// shutdown the sockets are about to be closed: what their windows hold would otherwise
 /// be dropped with them (events that other tablets already received one by one).
-pub fn flush_all_batches<A: Adapter>(app: &AppState<A>) {
-    for op in app.broadcaster.io().nsps() {
+pub fn flush_all_batches<A: Adapter>(fanout: &Fanout<A>) {
+    for op in fanout.broadcaster.io().nsps() {
         for socket in op.sockets() {
             flush_batch(&socket);
         }
@@ -150,13 +149,13 @@ struct Routes {
     local: Vec<String>,
 }
 
-async fn routes<A: Adapter>(app: &AppState<A>, restaurant_id: Uuid) -> Routes {
+async fn routes<A: Adapter>(fanout: &Fanout<A>, restaurant_id: Uuid) -> Routes {
     let mut cluster = vec![ns::ROOT.to_owned(), ns::RESTAURANT.to_owned()];
-    let mut local = app.dynamic.paths_of(restaurant_id);
-    if app.config.adapter != AdapterKind::Local {
+    let mut local = fanout.dynamic.paths_of(restaurant_id);
+    if fanout.clustered() {
         let own = dynamic::restaurant_path(restaurant_id);
         local.retain(|path| *path != own);
-        app.mount(own.clone()).await;
+        fanout.mount(own.clone()).await;
         cluster.push(own);
     }
     Routes { cluster, local }
@@ -180,26 +179,30 @@ fn target_rooms(restaurant_id: Uuid, stations: &[Station]) -> Vec<String> {
 /// Sends an order event (or `table:ready`/`table:completed`): immediately to sockets in
 /// single mode, queued for sockets in batch mode.
 pub async fn emit_order_event<A: Adapter, T: Serialize + ?Sized>(
-    app: &AppState<A>,
+    fanout: &Fanout<A>,
     restaurant_id: Uuid,
     stations: &[Station],
     event: &str,
     data: &T,
 ) {
     let rooms = target_rooms(restaurant_id, stations);
-    let routes = routes(app, restaurant_id).await;
+    let routes = routes(fanout, restaurant_id).await;
     for path in &routes.cluster {
-        app.broadcaster.emit(path, rooms.clone(), event, data).await;
+        fanout
+            .broadcaster
+            .emit(path, rooms.clone(), event, data)
+            .await;
     }
     for path in &routes.local {
-        app.broadcaster
+        fanout
+            .broadcaster
             .emit_local(path, rooms.clone(), event, data)
             .await;
     }
     // The `{ event, data }` element is built only when some socket or node needs it.
     let item = || json!({ "event": event, "data": data });
-    queue_on_batch_sockets(app, restaurant_id, stations, item);
-    if let Some(bus) = app.cluster_bus() {
+    queue_on_batch_sockets(fanout, restaurant_id, stations, item);
+    if let Some(bus) = fanout.cluster_bus() {
         order_bus::publish(bus, restaurant_id, stations, &item(), false).await;
     }
 }
@@ -208,7 +211,7 @@ pub async fn emit_order_event<A: Adapter, T: Serialize + ?Sized>(
 /// this node's batch-mode sockets of the restaurant room and the given station rooms,
 /// each socket once.
 pub fn queue_on_batch_sockets<A: Adapter>(
-    app: &AppState<A>,
+    fanout: &Fanout<A>,
     restaurant_id: Uuid,
     stations: &[Station],
     item: impl FnOnce() -> Value,
@@ -219,9 +222,9 @@ pub fn queue_on_batch_sockets<A: Adapter>(
         .map(|r| rooms::batched(r))
         .collect();
     let mut paths = vec![ns::ROOT.to_owned(), ns::RESTAURANT.to_owned()];
-    paths.extend(app.dynamic.paths_of(restaurant_id));
+    paths.extend(fanout.dynamic.paths_of(restaurant_id));
     for path in paths {
-        let Some(op) = app.broadcaster.io().of(&path) else {
+        let Some(op) = fanout.broadcaster.io().of(&path) else {
             continue;
         };
         for socket in op.to(batch_rooms.clone()).sockets() {
@@ -236,23 +239,25 @@ pub fn queue_on_batch_sockets<A: Adapter>(
 /// Sends `kitchen:alert` to every socket of the restaurant (its room and every station
 /// room) at once, batch mode or not.
 pub async fn emit_alert<A: Adapter, T: Serialize + ?Sized>(
-    app: &AppState<A>,
+    fanout: &Fanout<A>,
     restaurant_id: Uuid,
     data: &T,
 ) {
     let all = all_rooms(restaurant_id);
-    let routes = routes(app, restaurant_id).await;
+    let routes = routes(fanout, restaurant_id).await;
     for path in &routes.cluster {
-        app.broadcaster
+        fanout
+            .broadcaster
             .emit(path, all.clone(), ev::KITCHEN_ALERT, data)
             .await;
     }
     for path in &routes.local {
-        app.broadcaster
+        fanout
+            .broadcaster
             .emit_local(path, all.clone(), ev::KITCHEN_ALERT, data)
             .await;
     }
-    if let Some(bus) = app.cluster_bus() {
+    if let Some(bus) = fanout.cluster_bus() {
         let item = json!({ "event": ev::KITCHEN_ALERT, "data": data });
         order_bus::publish(bus, restaurant_id, &[], &item, true).await;
     }
@@ -263,17 +268,17 @@ pub async fn emit_alert<A: Adapter, T: Serialize + ?Sized>(
 /// this node's sockets on other restaurants' paths that follow this restaurant (see
 /// [`Routes`]).
 pub async fn deliver_from_other_node<A: Adapter>(
-    app: &AppState<A>,
+    fanout: &Fanout<A>,
     restaurant_id: Uuid,
     stations: &[Station],
     item: &Value,
     alert: bool,
 ) {
     if !alert {
-        queue_on_batch_sockets(app, restaurant_id, stations, || item.clone());
+        queue_on_batch_sockets(fanout, restaurant_id, stations, || item.clone());
     }
     let own = dynamic::restaurant_path(restaurant_id);
-    let mut paths = app.dynamic.paths_of(restaurant_id);
+    let mut paths = fanout.dynamic.paths_of(restaurant_id);
     paths.retain(|path| *path != own);
     if paths.is_empty() {
         return;
@@ -289,7 +294,8 @@ pub async fn deliver_from_other_node<A: Adapter>(
         target_rooms(restaurant_id, stations)
     };
     for path in &paths {
-        app.broadcaster
+        fanout
+            .broadcaster
             .emit_local(path, rooms.clone(), event, data)
             .await;
     }

@@ -89,7 +89,8 @@ pub async fn push_unread_counts<A: Adapter>(app: &AppState<A>, user_ids: &[UserI
     match app.store.unread_counts(user_ids).await {
         Ok(counts) => {
             for (user, count) in counts {
-                app.broadcaster
+                app.fanout
+                    .broadcaster
                     .emit(ns::CHAT, rooms::user(&user), ev::UNREAD_COUNT, &count)
                     .await;
             }
@@ -230,6 +231,7 @@ async fn typing<A: Adapter>(
     require_member(&s, p.conversation_id).await?;
     let payload = json!({ "conversationId": p.conversation_id, "userId": s.user_id(), "isTyping": p.is_typing });
     s.app
+        .fanout
         .broadcaster
         .emit_volatile_except_self(
             &socket,
@@ -349,7 +351,8 @@ pub async fn read<A: Adapter>(
         "readerId": me.user_id,
         "readAt": crate::domain::time::rfc3339_ms(&read_at),
     });
-    app.broadcaster
+    app.fanout
+        .broadcaster
         .emit(
             ns::CHAT,
             rooms::conversation(conversation_id),
@@ -430,7 +433,8 @@ pub async fn add<A: Adapter>(
             rooms::conversation(p.conversation_id),
             rooms::user(&p.user_id),
         ];
-        app.broadcaster
+        app.fanout
+            .broadcaster
             .emit(ns::CHAT, targets, ev::MEMBERS_ADDED, &payload)
             .await;
     }
@@ -463,7 +467,7 @@ pub async fn remove<A: Adapter>(
     let room = rooms::conversation(p.conversation_id);
     let payload = json!({ "conversationId": p.conversation_id, "userId": p.user_id });
     // The removed user hears it too (room and personal room), then its sockets leave.
-    let b = &app.broadcaster;
+    let b = &app.fanout.broadcaster;
     b.emit(
         ns::CHAT,
         [room.clone(), rooms::user(&p.user_id)],

@@ -33,7 +33,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::metrics::{CodeLabel, DisconnectLabels, NsLabel};
 use crate::outbound::MeterSlot;
 use crate::realtime::dynamic::{self, Hold};
-use crate::realtime::orders as fanout;
+use crate::realtime::orders;
 use crate::state::AppState;
 
 /// A refused connection; `Display` is exactly the wire code.
@@ -128,7 +128,7 @@ fn track_lifetime<A: Adapter>(app: &AppState<A>, socket: &SocketRef<A>) {
     let Some(principal) = socket.extensions.get::<Principal>() else {
         return;
     };
-    let connection = SocketConnection::new(app.broadcaster.io().clone(), socket);
+    let connection = SocketConnection::new(app.fanout.broadcaster.io().clone(), socket);
     let key = app.lifetimes.register(
         principal.user_id.clone(),
         principal.expires_at,
@@ -176,7 +176,7 @@ pub fn register_all<A: Adapter + DefinedAdapter>(
         }),
         ..board
     };
-    let io = app.broadcaster.io().clone();
+    let io = app.fanout.broadcaster.io().clone();
     let inits = vec![
         io.ns(ns::CHAT, chat.handler(app)),
         io.ns(ns::NOTIFICATIONS, notifications.handler(app)),
@@ -242,7 +242,7 @@ impl<A: Adapter> Family<A> {
                 // whose namespace another refusal deleted since its CONNECT arrived
                 // (`Stale`) holds nothing; it still gets its refusal, if it has one.
                 let hold = match self.admit {
-                    Some(_) => app.dynamic.hold(&socket).ok(),
+                    Some(_) => app.fanout.dynamic.hold(&socket).ok(),
                     None => None,
                 };
                 let stale = self.admit.is_some() && hold.is_none();
@@ -342,6 +342,6 @@ async fn admit_to_restaurant<A: Adapter>(
     };
     hold.carry(id);
     socket.extensions.insert(hold);
-    fanout::join_board(&socket, id, false);
+    orders::join_board(&socket, id, false);
     Ok(())
 }

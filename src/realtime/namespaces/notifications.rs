@@ -56,7 +56,8 @@ pub async fn push_counts<A: Adapter>(app: &AppState<A>, user_ids: &[UserId]) {
         Ok(counts) => {
             for (user, count) in counts {
                 let payload = NotificationCount { count };
-                app.broadcaster
+                app.fanout
+                    .broadcaster
                     .emit(ns::NOTIFICATIONS, rooms::user(&user), ev::COUNT, &payload)
                     .await;
             }

@@ -19,18 +19,18 @@ use uuid::Uuid;
 use crate::domain::input::RawPayload;
 use crate::domain::orders::{
     CompleteTable, JoinRestaurant, JoinStation, MAX_SYNC_ORDERS, Order, OrderStatus, Station,
-    SyncOrders, UpdateStatus, stations_of,
+    SyncOrders, UpdateStatus,
 };
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
+use crate::realtime::announce;
 use crate::realtime::dynamic::{Hold, restaurant_of_path};
 use crate::realtime::events::restaurant as ev;
 use crate::realtime::handler::on;
-use crate::realtime::orders::{self as fanout, Batch};
+use crate::realtime::orders::{self, Batch};
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
 use crate::state::AppState;
-use crate::store::orders::{Moved, TableReady};
 use crate::ws::gateway::snapshots::{self, Op};
 
 /// Registers every restaurant event (from the connect middleware).
@@ -80,8 +80,8 @@ async fn join_restaurant<A: Adapter>(
     let batch = batch_of(&socket)?;
     remember_namespace(&socket, join.restaurant_id);
     // Mode first: turning batch off flushes what is queued before single events resume.
-    fanout::set_batch(&s.app, &socket, &batch, join.batch);
-    let room = fanout::join_board(&socket, join.restaurant_id, join.batch);
+    orders::set_batch(&s.app.fanout, &socket, &batch, join.batch);
+    let room = orders::join_board(&socket, join.restaurant_id, join.batch);
     Ok(json!({ "room": room }))
 }
 
@@ -93,7 +93,7 @@ async fn join_station<A: Adapter>(
     check_access(&s.app, &s.principal, p.restaurant_id).await?;
     let batch = batch_of(&socket)?;
     remember_namespace(&socket, p.restaurant_id);
-    let room = fanout::join_station(&socket, p.restaurant_id, p.station, batch.is_enabled());
+    let room = orders::join_station(&socket, p.restaurant_id, p.station, batch.is_enabled());
     Ok(json!({ "room": room }))
 }
 
@@ -190,70 +190,7 @@ async fn update_order_status<A: Adapter>(
         .store
         .move_order_status(p.restaurant_id, p.order_id, p.status)
         .await?;
-    Ok(announce_move(&s.app, &moved).await)
-}
-
-/// `order:status_changed` (and `table:ready` when due) for a move; returns the payload.
-pub async fn announce_move<A: Adapter>(app: &AppState<A>, moved: &Moved) -> Value {
-    if !moved.changed {
-        // The order already had that status: success, nothing to announce.
-        return status_changed(moved.previous, &moved.order);
-    }
-    let order = &moved.order;
-    let payload = emit_status_changed(app, &order.stations(), moved.previous, order).await;
-    if let Some(ready) = &moved.table_ready {
-        announce_table_ready(app, order.restaurant_id, ready).await;
-    }
-    payload
-}
-
-/// `order:status_changed` to the restaurant's sockets (the restaurant room and the
-/// given station rooms) and `order_update` to `/ws` subscribers of `order:<id>`;
-/// returns the socket.io payload.
-pub async fn emit_status_changed<A: Adapter>(
-    app: &AppState<A>,
-    stations: &[crate::domain::orders::Station],
-    previous: OrderStatus,
-    order: &crate::domain::orders::Order,
-) -> Value {
-    let payload = status_changed(previous, order);
-    fanout::emit_order_event(
-        app,
-        order.restaurant_id,
-        stations,
-        ev::ORDER_STATUS_CHANGED,
-        &payload,
-    )
-    .await;
-    crate::ws::events::order_status_changed(&app.ws, previous, order);
-    payload
-}
-
-/// The `order:status_changed` payload.
-pub fn status_changed(previous: OrderStatus, order: &crate::domain::orders::Order) -> Value {
-    json!({
-        "orderId": order.id,
-        "previousStatus": previous,
-        "status": order.status,
-        "timestamp": rfc3339_ms(&order.updated_at),
-        "restaurant_id": order.restaurant_id,
-    })
-}
-
-/// `table:ready` to the restaurant and the stations of the table's orders.
-pub async fn announce_table_ready<A: Adapter>(
-    app: &AppState<A>,
-    restaurant_id: Uuid,
-    ready: &TableReady,
-) {
-    let ids: Vec<Uuid> = ready.orders.iter().map(|o| o.id).collect();
-    let stations = stations_of(&ready.orders);
-    let payload = json!({
-        "tableNumber": ready.table_number,
-        "orderIds": ids,
-        "readyAt": rfc3339_ms(&chrono::Utc::now()),
-    });
-    fanout::emit_order_event(app, restaurant_id, &stations, ev::TABLE_READY, &payload).await;
+    Ok(json!(announce::orders::moved(&s.app, &moved).await))
 }
 
 async fn complete_table<A: Adapter>(
@@ -278,27 +215,8 @@ async fn complete_table<A: Adapter>(
     for table in &freed {
         snapshots::table(&s.app.ws, Op::Updated, table, None);
     }
-    let ids: Vec<Uuid> = completed.iter().map(|(_, o)| o.id).collect();
-    let payload = json!({
-        "tableNumber": p.table_number,
-        "restaurantId": p.restaurant_id,
-        "orderIds": ids,
-        "completedAt": rfc3339_ms(&chrono::Utc::now()),
-    });
-    if completed.is_empty() {
-        return Ok(payload);
-    }
-    for (previous, order) in &completed {
-        emit_status_changed(&s.app, &order.stations(), *previous, order).await;
-    }
-    let stations = stations_of(completed.iter().map(|(_, order)| order));
-    fanout::emit_order_event(
-        &s.app,
-        p.restaurant_id,
-        &stations,
-        ev::TABLE_COMPLETED,
-        &payload,
-    )
-    .await;
-    Ok(payload)
+    let payload =
+        announce::orders::table_completed(&s.app, p.restaurant_id, &p.table_number, &completed)
+            .await;
+    Ok(json!(payload))
 }
