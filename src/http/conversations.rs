@@ -20,9 +20,8 @@ use crate::domain::chat::{
 use crate::domain::input::decode;
 use crate::domain::time::rfc3339_ms;
 use crate::error::{AppError, AppResult};
-use crate::realtime::events::{chat as ev, ns};
-use crate::realtime::namespaces::chat::{self as op, Sender, member_access, push_unread_counts};
-use crate::realtime::rooms;
+use crate::realtime::announce;
+use crate::realtime::namespaces::chat::{self as op, Sender, member_access};
 use crate::state::AppState;
 use crate::store::chat::MemberAdded;
 
@@ -278,11 +277,7 @@ async fn create_conversation<A: Adapter>(
         .store
         .insert_conversation(body.kind, body.name.as_deref(), &members)
         .await?;
-    let targets: Vec<String> = members.iter().map(rooms::user).collect();
-    app.fanout
-        .broadcaster
-        .emit(ns::CHAT, targets, ev::CONVERSATION_CREATED, &conversation)
-        .await;
+    announce::chat::conversation_created(&app, &conversation, &members).await;
     Ok((StatusCode::CREATED, Json(conversation)))
 }
 
@@ -307,18 +302,6 @@ async fn delete_conversation<A: Adapter>(
         .delete_conversation(id)
         .await?
         .ok_or_else(|| AppError::not_found("conversation not found"))?;
-    let room = rooms::conversation(id);
-    let mut targets: Vec<String> = members.iter().map(rooms::user).collect();
-    targets.push(room.clone());
-    let payload = serde_json::json!({ "conversationId": id });
-    app.fanout
-        .broadcaster
-        .emit(ns::CHAT, targets, ev::CONVERSATION_DELETED, &payload)
-        .await;
-    app.fanout
-        .broadcaster
-        .leave(ns::CHAT, room.clone(), room)
-        .await;
-    push_unread_counts(&app, &members).await;
+    announce::chat::conversation_deleted(&app, id, &members).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,7 @@ use crate::domain::notifications::{
 use crate::error::AppResult;
 use crate::realtime::announce;
 use crate::realtime::events::ns;
-use crate::realtime::namespaces::notifications::{self as op, push_counts};
+use crate::realtime::namespaces::notifications as op;
 use crate::state::AppState;
 use crate::store::notifications::NewNotification;
 
@@ -123,8 +123,8 @@ async fn create_notification<A: Adapter>(
             priority: body.priority,
         })
         .await?;
-    announce::notification_created(&app, &created).await;
-    push_counts(&app, &[body.user_id]).await;
+    announce::notifications::created(&app, &created).await;
+    announce::notifications::counts(&app, &[body.user_id]).await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -145,12 +145,12 @@ async fn create_broadcast<A: Adapter>(
             priority: Priority::Normal,
         })
         .await?;
-    announce::notification_created(&app, &created).await;
+    announce::notifications::created(&app, &created).await;
     let users = app
         .fanout
         .broadcaster
         .connected_user_ids(ns::NOTIFICATIONS)
         .await;
-    push_counts(&app, &users).await;
+    announce::notifications::counts(&app, &users).await;
     Ok((StatusCode::CREATED, Json(created)))
 }

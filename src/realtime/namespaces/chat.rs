@@ -20,7 +20,7 @@ use crate::domain::chat::{
 };
 use crate::error::{AppError, AppResult};
 use crate::realtime::announce;
-use crate::realtime::events::{chat as ev, ns};
+use crate::realtime::events::chat as ev;
 use crate::realtime::handler::on;
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
@@ -79,25 +79,6 @@ pub async fn member_access<A: Adapter>(
         return Err(AppError::forbidden("not a member of this conversation"));
     }
     Ok(access)
-}
-
-/// Sends each user its current unread counts (every device, through `user:` rooms).
-pub async fn push_unread_counts<A: Adapter>(app: &AppState<A>, user_ids: &[UserId]) {
-    if user_ids.is_empty() {
-        return;
-    }
-    match app.store.unread_counts(user_ids).await {
-        Ok(counts) => {
-            for (user, count) in counts {
-                app.fanout
-                    .broadcaster
-                    .emit(ns::CHAT, rooms::user(&user), ev::UNREAD_COUNT, &count)
-                    .await;
-            }
-        }
-        // The change itself succeeded; a missed count is corrected on the next one.
-        Err(e) => AppError::from(e).log(),
-    }
 }
 
 async fn join_conversation<A: Adapter>(
@@ -182,9 +163,9 @@ pub async fn send<A: Adapter>(
             socket: from.socket,
             plain: from.plain,
         };
-        announce::message_created(app, &message, &sent.members, skip).await;
+        announce::chat::message_created(app, &message, &sent.members, skip).await;
         // Before the ack: a client that waits for each ack sees one count per send.
-        push_unread_counts(app, &sent.readers).await;
+        announce::chat::unread_counts(app, &sent.readers).await;
     }
     Ok(message)
 }
@@ -229,17 +210,7 @@ async fn typing<A: Adapter>(
     p: Typing,
 ) -> AppResult<Value> {
     require_member(&s, p.conversation_id).await?;
-    let payload = json!({ "conversationId": p.conversation_id, "userId": s.user_id(), "isTyping": p.is_typing });
-    s.app
-        .fanout
-        .broadcaster
-        .emit_volatile_except_self(
-            &socket,
-            rooms::conversation(p.conversation_id),
-            ev::TYPING,
-            &payload,
-        )
-        .await;
+    announce::chat::typing(&s.app, &socket, p.conversation_id, s.user_id(), p.is_typing).await;
     Ok(Value::Null)
 }
 
@@ -286,7 +257,7 @@ pub async fn edit<A: Adapter>(
         .update_message_content(p.message_id, &me.user_id, &p.content)
         .await?
         .ok_or_else(|| AppError::not_found("message not found"))?;
-    announce::message_updated(app, &message).await?;
+    announce::chat::message_updated(app, &message).await?;
     Ok(message)
 }
 
@@ -321,9 +292,9 @@ pub async fn delete<A: Adapter>(
     }
     // Members who had not read it now have one unread message fewer.
     let mut others = store.list_member_ids(conversation_id).await?;
-    announce::message_deleted(app, &found.message, &others).await;
+    announce::chat::message_deleted(app, &found.message, &others).await;
     others.retain(|u| *u != found.message.sender_id);
-    push_unread_counts(app, &others).await;
+    announce::chat::unread_counts(app, &others).await;
     Ok(())
 }
 
@@ -345,23 +316,10 @@ pub async fn read<A: Adapter>(
         .store
         .mark_read(conversation_id, &me.user_id, found.seq)
         .await?;
-    let payload = json!({
-        "messageId": message_id,
-        "conversationId": conversation_id,
-        "readerId": me.user_id,
-        "readAt": crate::domain::time::rfc3339_ms(&read_at),
-    });
-    app.fanout
-        .broadcaster
-        .emit(
-            ns::CHAT,
-            rooms::conversation(conversation_id),
-            ev::MESSAGE_READ,
-            &payload,
-        )
-        .await;
-    push_unread_counts(app, std::slice::from_ref(&me.user_id)).await;
-    Ok(payload)
+    let payload =
+        announce::chat::message_read(app, conversation_id, message_id, &me.user_id, &read_at).await;
+    announce::chat::unread_counts(app, std::slice::from_ref(&me.user_id)).await;
+    Ok(json!(payload))
 }
 
 /// `message:list`: a page of the conversation's messages (contract §9 paging).
@@ -428,15 +386,7 @@ pub async fn add<A: Adapter>(
         )));
     }
     if added == MemberAdded::Added {
-        let payload = json!({ "conversationId": p.conversation_id, "userId": p.user_id });
-        let targets = [
-            rooms::conversation(p.conversation_id),
-            rooms::user(&p.user_id),
-        ];
-        app.fanout
-            .broadcaster
-            .emit(ns::CHAT, targets, ev::MEMBERS_ADDED, &payload)
-            .await;
+        announce::chat::member_added(app, p.conversation_id, &p.user_id).await;
     }
     Ok(added)
 }
@@ -464,18 +414,7 @@ pub async fn remove<A: Adapter>(
             "userId: not a member of this conversation",
         ));
     }
-    let room = rooms::conversation(p.conversation_id);
-    let payload = json!({ "conversationId": p.conversation_id, "userId": p.user_id });
-    // The removed user hears it too (room and personal room), then its sockets leave.
-    let b = &app.fanout.broadcaster;
-    b.emit(
-        ns::CHAT,
-        [room.clone(), rooms::user(&p.user_id)],
-        ev::MEMBERS_REMOVED,
-        &payload,
-    )
-    .await;
-    b.leave(ns::CHAT, rooms::user(&p.user_id), room).await;
-    push_unread_counts(app, &[p.user_id]).await;
+    announce::chat::member_removed(app, p.conversation_id, &p.user_id).await;
+    announce::chat::unread_counts(app, &[p.user_id]).await;
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::domain::notifications::{
 };
 use crate::error::{AppError, AppResult};
 use crate::realtime::announce;
-use crate::realtime::events::{notifications as ev, ns};
+use crate::realtime::events::notifications as ev;
 use crate::realtime::handler::on;
 use crate::realtime::rooms;
 use crate::realtime::session::Session;
@@ -43,26 +43,6 @@ pub async fn on_connected<A: Adapter>(app: AppState<A>, socket: SocketRef<A>, us
                 tracing::debug!(error = %e, "notification:count not delivered");
             }
         }
-        Err(e) => AppError::from(e).log(),
-    }
-}
-
-/// Sends each user its unread count on every one of its sockets.
-pub async fn push_counts<A: Adapter>(app: &AppState<A>, user_ids: &[UserId]) {
-    if user_ids.is_empty() {
-        return;
-    }
-    match app.store.notification_counts(user_ids).await {
-        Ok(counts) => {
-            for (user, count) in counts {
-                let payload = NotificationCount { count };
-                app.fanout
-                    .broadcaster
-                    .emit(ns::NOTIFICATIONS, rooms::user(&user), ev::COUNT, &payload)
-                    .await;
-            }
-        }
-        // The change itself succeeded; the next change corrects the badge.
         Err(e) => AppError::from(e).log(),
     }
 }
@@ -140,16 +120,16 @@ pub async fn read<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> AppRe
         .mark_notification_read(me, id)
         .await?
         .ok_or_else(|| AppError::not_found("notification not found"))?;
-    announce::notification_read(app, me, id).await;
-    push_counts(app, std::slice::from_ref(me)).await;
+    announce::notifications::read(app, me, id).await;
+    announce::notifications::counts(app, std::slice::from_ref(me)).await;
     Ok(read)
 }
 
 /// `notification:read_all`: how many were marked.
 pub async fn read_all<A: Adapter>(app: &AppState<A>, me: &UserId) -> AppResult<i64> {
     let count = app.store.mark_all_notifications_read(me).await?;
-    announce::notifications_read_all(app, me).await;
-    push_counts(app, std::slice::from_ref(me)).await;
+    announce::notifications::read_all(app, me).await;
+    announce::notifications::counts(app, std::slice::from_ref(me)).await;
     Ok(count)
 }
 
@@ -158,8 +138,8 @@ pub async fn delete<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> App
     if !app.store.delete_notification(me, id).await? {
         return Err(AppError::not_found("notification not found"));
     }
-    announce::notification_deleted(app, me, id).await;
-    push_counts(app, std::slice::from_ref(me)).await;
+    announce::notifications::deleted(app, me, id).await;
+    announce::notifications::counts(app, std::slice::from_ref(me)).await;
     Ok(())
 }
 
