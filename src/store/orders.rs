@@ -2,7 +2,7 @@
 //! tablets moving one order cannot both win.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, Transaction};
 use uuid::Uuid;
@@ -154,13 +154,24 @@ impl Store {
         // One statement (atomic on its own): the order, its items, and the order as
         // `order_select!` reads it, in one round trip instead of six.
         let items = ItemColumns::of(&new.items);
+        let order = NewOrderRow {
+            restaurant_id,
+            order_number: &new.order_number,
+            kind: new.kind.as_str(),
+            table_number: new.table_number.as_deref(),
+            total: new.total,
+            customer_id: new.customer_id.as_ref().map(ToString::to_string),
+        };
         let row: OrderRow = sqlx::query_as(concat!(
             "with i as (",
             insert_items_sql!(),
             " returning id, position, name, quantity, station, notes
              ), o as (
                 insert into orders (id, restaurant_id, order_number, type, table_number, total, customer_id)
-                values ($1, $7, $8, $9, $10, $11::float8::numeric(12, 2), $12)
+                select $1, n.restaurant_id, n.order_number, n.type, n.table_number,
+                       n.total::float8::numeric(12, 2), n.customer_id
+                from jsonb_to_record($7) as n(restaurant_id uuid, order_number text, type text,
+                                              table_number text, total float8, customer_id text)
                 returning id, order_number, status, type, table_number, total, created_at, updated_at, restaurant_id
              ) ",
             order_columns!("i"),
@@ -172,12 +183,7 @@ impl Store {
         .bind(items.quantities)
         .bind(items.stations)
         .bind(items.notes)
-        .bind(restaurant_id)
-        .bind(&new.order_number)
-        .bind(new.kind.as_str())
-        .bind(&new.table_number)
-        .bind(new.total)
-        .bind(&new.customer_id)
+        .bind(Json(order))
         .fetch_one(&self.pool)
         .await?;
         Ok(Order::from(row))
@@ -411,6 +417,19 @@ fn transition_error(from: OrderStatus, to: OrderStatus) -> AppError {
     AppError::InvalidTransition(
         format!("status: cannot move from {} to {}", name(from), name(to)).into(),
     )
+}
+
+/// A new order's own columns, bound as one JSON record and read back by name
+/// (`jsonb_to_record`), so the statement names each column once.
+#[derive(Serialize)]
+struct NewOrderRow<'a> {
+    restaurant_id: Uuid,
+    order_number: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    table_number: Option<&'a str>,
+    total: f64,
+    customer_id: Option<String>,
 }
 
 /// New items as the column arrays `insert_items_sql!` takes, each with a fresh id.
