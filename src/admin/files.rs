@@ -14,11 +14,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use crate::http::static_file::{StaticFile, is_read, not_found};
 
 /// Where the UI is served.
 pub const PREFIX: &str = "/admin/ui";
@@ -30,15 +31,9 @@ const MAX_BYTES: u64 = 64 << 20;
 /// Deepest folder read.
 const MAX_DEPTH: usize = 8;
 
-struct File {
-    body: axum::body::Bytes,
-    content_type: &'static str,
-    etag: HeaderValue,
-}
-
 /// The UI's files by path below [`PREFIX`], or none (not configured).
 pub struct UiFiles {
-    files: Option<HashMap<String, File>>,
+    files: Option<HashMap<String, StaticFile>>,
 }
 
 /// A folder that cannot be served as configured.
@@ -82,20 +77,9 @@ impl UiFiles {
                             "more than {MAX_FILES} files or {MAX_BYTES} bytes: point it at the package's ui/dist"
                         )));
                     }
-                    let etag = format!(
-                        "W/\"{:x}-{:x}\"",
-                        body.len(),
-                        crate::http::client_bundle::fnv1a(&body)
-                    );
-                    let etag = HeaderValue::from_str(&etag).map_err(|e| fail(e.to_string()))?;
-                    files.insert(
-                        relative.clone(),
-                        File {
-                            content_type: content_type(&relative),
-                            body: body.into(),
-                            etag,
-                        },
-                    );
+                    let file = StaticFile::new(body, content_type(&relative))
+                        .map_err(|e| fail(e.to_string()))?;
+                    files.insert(relative, file);
                 }
             }
         }
@@ -145,39 +129,14 @@ pub async fn serve(State(ui): State<Arc<UiFiles>>, req: Request, next: Next) -> 
     let Some(name) = rest.strip_prefix('/') else {
         return next.run(req).await;
     };
-    if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
+    if !is_read(&req) {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let name = if name.is_empty() { "index.html" } else { name };
-    let Some(file) = files.get(name) else {
-        return (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "not a file of the Admin UI\n",
-        )
-            .into_response();
-    };
-    let fresh = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|tag| tag == file.etag);
-    let mut response = if fresh {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut response = Response::new(Body::from(file.body.clone()));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(file.content_type),
-        );
-        response
-    };
-    let headers = response.headers_mut();
-    headers.insert(header::ETAG, file.etag.clone());
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=0"),
-    );
-    response
+    match files.get(name) {
+        Some(file) => file.answer(&req),
+        None => not_found("not a file of the Admin UI\n"),
+    }
 }
 
 #[cfg(test)]

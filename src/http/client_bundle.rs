@@ -8,11 +8,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use super::static_file::{StaticFile, is_read, not_found};
 
 /// The files Node's `serveClient` answers, under the socket.io path.
 const FILES: [&str; 8] = [
@@ -28,8 +29,7 @@ const FILES: [&str; 8] = [
 
 struct File {
     name: &'static str,
-    body: axum::body::Bytes,
-    etag: HeaderValue,
+    file: StaticFile,
 }
 
 /// The bundle, or why there is none.
@@ -63,14 +63,14 @@ impl ClientBundle {
                     let path = dir.join(name);
                     match std::fs::read(&path) {
                         Ok(body) => {
-                            let etag = format!("W/\"{:x}-{:x}\"", body.len(), fnv1a(&body));
-                            let etag = HeaderValue::from_str(&etag)
+                            let content_type = if name.ends_with(".map") {
+                                "application/json"
+                            } else {
+                                "application/javascript; charset=utf-8"
+                            };
+                            let file = StaticFile::new(body, content_type)
                                 .map_err(|e| fail(format!("{name}: {e}")))?;
-                            files.push(File {
-                                name,
-                                body: body.into(),
-                                etag,
-                            });
+                            files.push(File { name, file });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => return Err(fail(format!("{name}: {e}"))),
@@ -98,64 +98,24 @@ impl ClientBundle {
     }
 }
 
-/// 32-bit FNV-1a: a content tag for the ETag (not a security measure).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 /// Middleware in front of socket.io: answers the client files, passes the rest on.
 pub async fn serve(State(bundle): State<Arc<ClientBundle>>, req: Request, next: Next) -> Response {
     let Some(name) = bundle.name_of(req.uri().path()) else {
         return next.run(req).await;
     };
-    if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
+    if !is_read(&req) {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let Some(files) = &bundle.files else {
-        return (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        return not_found(
             "the socket.io client is not served here: set SOCKETIO_CLIENT_DIR to an installed \
              socket.io-client/dist folder, or load the client from your bundle or a CDN\n",
-        )
-            .into_response();
+        );
     };
-    let Some(file) = files.iter().find(|f| f.name == name) else {
-        return (
-            StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{name} is not in SOCKETIO_CLIENT_DIR\n"),
-        )
-            .into_response();
-    };
-    let content_type = if name.ends_with(".map") {
-        "application/json"
-    } else {
-        "application/javascript; charset=utf-8"
-    };
-    let fresh = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|tag| tag == file.etag);
-    let mut response = if fresh {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        // hyper leaves the body out of a HEAD answer itself.
-        let mut response = Response::new(Body::from(file.body.clone()));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        response
-    };
-    let headers = response.headers_mut();
-    headers.insert(header::ETAG, file.etag.clone());
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=0"),
-    );
-    response
+    match files.iter().find(|f| f.name == name) {
+        Some(f) => f.file.answer(&req),
+        None => not_found(format!("{name} is not in SOCKETIO_CLIENT_DIR\n")),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub(crate) mod layers;
 mod notifications;
 pub mod rate_limit;
 mod restaurants;
+pub(crate) mod static_file;
 mod users;
 
 use axum::Router;
