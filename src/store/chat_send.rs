@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::chat::{MessageRow, first_with_client_id, stored, stored_by_id};
+use super::messages::{MessageRow, first_with_client_id, stored, stored_by_id};
 use crate::domain::chat::Message;
 
 /// Transactions writing sends at the same time (each holds one pool connection). More

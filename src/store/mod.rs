@@ -9,6 +9,7 @@ pub(crate) mod chat;
 pub(crate) mod chat_send;
 pub(crate) mod checkins;
 pub(crate) mod floor;
+pub(crate) mod messages;
 pub(crate) mod notifications;
 pub(crate) mod orders;
 
