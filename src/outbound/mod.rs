@@ -23,6 +23,9 @@
 //! from long-polling reaches its websocket's meter through a [`MeterSlot`]: the
 //! handshake request carries the slot, and the upgrade request (which names the
 //! engine.io session) points it at its own connection.
+//!
+//! Here: the meters; `link.rs` the middleware that links engine.io sessions to their
+//! connections; `size.rs` the cheap size estimates replies are charged with.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,12 +33,19 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::response::IntoResponse;
 use futures_util::task::AtomicWaker;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
 use crate::metrics::ReasonLabel;
+
+mod link;
+mod size;
+#[cfg(test)]
+mod tests;
+
+pub use link::link_sessions;
+pub use size::encoded_size;
 
 /// One TCP connection's outbound accounting and kill switch.
 #[derive(Debug)]
@@ -435,290 +445,5 @@ impl Meters {
                 meters.sweep(Instant::now());
             }
         });
-    }
-}
-
-/// Links engine.io sockets to the connections their packets leave by. Runs on every
-/// `/socket.io/` request, after the listener put the connection's [`Meter`] in the
-/// request's extensions:
-/// - a handshake (no `sid`) gets a [`MeterSlot`] that the socket keeps (socketioxide
-///   keeps the handshake's request parts for the socket's life); a long-polling
-///   handshake's session is remembered until it upgrades;
-/// - a websocket upgrade (`sid`, `transport=websocket`) points the session's slot at its
-///   own connection, which carries the session from then on;
-/// - any other request of a session carries it while in flight (a long-poll);
-/// - a request of a session whose transport was closed ([`Meters::close_transport`]) is
-///   answered as engine.io answers an unknown session.
-pub async fn link_sessions(
-    axum::extract::State(meters): axum::extract::State<Arc<Meters>>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let meter = req.extensions().get::<Arc<Meter>>().cloned();
-    let Some(meter) = meter.filter(|_| under(req.uri().path(), &meters.engine_path)) else {
-        return next.run(req).await;
-    };
-    let query = req.uri().query().unwrap_or_default();
-    let param = |name: &str| {
-        query.split('&').find_map(|pair| {
-            pair.split_once('=')
-                .filter(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_owned())
-        })
-    };
-    let websocket = param("transport").as_deref() == Some("websocket");
-    match param("sid") {
-        Some(session) if meters.was_cut(&session) => (
-            axum::http::StatusCode::BAD_REQUEST,
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            r#"{"code":1,"message":"Session ID unknown"}"#,
-        )
-            .into_response(),
-        Some(session) if websocket => {
-            meters.upgraded(&session, &meter);
-            next.run(req).await
-        }
-        Some(session) => {
-            meters.carry(&session, &meter);
-            let _carrying = Carrying {
-                meters: &meters,
-                session: &session,
-                meter: &meter,
-            };
-            next.run(req).await
-        }
-        None => {
-            let slot = meters.slot(meter, websocket);
-            req.extensions_mut().insert(slot.clone());
-            let response = next.run(req).await;
-            if websocket || !response.status().is_success() {
-                return response;
-            }
-            remember_polling_session(&meters, &slot, response).await
-        }
-    }
-}
-
-/// A request of a session in flight on a connection (until answered or abandoned).
-struct Carrying<'a> {
-    meters: &'a Meters,
-    session: &'a str,
-    meter: &'a Arc<Meter>,
-}
-
-impl Drop for Carrying<'_> {
-    fn drop(&mut self) {
-        self.meters.uncarry(self.session, self.meter);
-    }
-}
-
-/// Reads the session id out of a long-polling handshake's answer (`0{"sid":…}`, about
-/// 100 bytes; `96:0{"sid":…}` for engine.io 3) and gives the answer back unchanged.
-async fn remember_polling_session(
-    meters: &Meters,
-    slot: &Arc<MeterSlot>,
-    response: axum::response::Response,
-) -> axum::response::Response {
-    let (parts, body) = response.into_parts();
-    let bytes = match axum::body::to_bytes(body, 64 * 1024).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::debug!(error = %e, "handshake answer unreadable");
-            return axum::response::Response::from_parts(parts, axum::body::Body::empty());
-        }
-    };
-    #[derive(serde::Deserialize)]
-    struct Open {
-        sid: String,
-    }
-    if let Some(open) = open_packet(&bytes)
-        && let Ok(Open { sid }) = serde_json::from_slice::<Open>(open)
-    {
-        meters.await_upgrade(sid, slot);
-    }
-    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
-}
-
-/// The OPEN packet's JSON in a polling handshake's answer: `0{…}`, or with engine.io 3's
-/// length prefix, `<length>:0{…}` (socket.io-client 2.x with `ALLOW_EIO3`).
-fn open_packet(bytes: &[u8]) -> Option<&[u8]> {
-    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-    let packet = match bytes.get(digits) {
-        Some(b':') if digits > 0 => bytes.get(digits + 1..)?,
-        _ => bytes,
-    };
-    packet.strip_prefix(b"0")
-}
-
-/// About how many bytes `value` serializes to (strings by length, without escapes):
-/// cheap enough for every reply, close enough for a budget in megabytes.
-pub fn json_size(value: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    match value {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(_) => 8,
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
-        Value::Object(map) => {
-            2 + map
-                .iter()
-                .map(|(k, v)| k.len() + 4 + json_size(v))
-                .sum::<usize>()
-        }
-    }
-}
-
-/// A lower bound of the bytes `value` takes in MessagePack (`PARSER=msgpack`): every
-/// value in its shortest encoding. A JSON-sized charge would exceed what MessagePack
-/// writes by a few bytes per field, and the backlog (charged minus written) would creep
-/// up on a busy connection until a healthy client were closed as a slow one.
-pub fn msgpack_size(value: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    match value {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 1,
-        Value::String(s) => s.len() + 1,
-        Value::Array(items) => 1 + items.iter().map(msgpack_size).sum::<usize>(),
-        Value::Object(map) => {
-            1 + map
-                .iter()
-                .map(|(k, v)| k.len() + 1 + msgpack_size(v))
-                .sum::<usize>()
-        }
-    }
-}
-
-/// About how many bytes `value` takes in the server's packet encoding.
-pub fn encoded_size(parser: crate::config::ParserKind, value: &serde_json::Value) -> usize {
-    match parser {
-        crate::config::ParserKind::Json => json_size(value),
-        crate::config::ParserKind::Msgpack => msgpack_size(value),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn open_packets_of_both_engine_io_versions() {
-        assert_eq!(
-            open_packet(b"0{\"sid\":\"a\"}"),
-            Some(&b"{\"sid\":\"a\"}"[..])
-        );
-        assert_eq!(
-            open_packet(b"12:0{\"sid\":\"a\"}"),
-            Some(&b"{\"sid\":\"a\"}"[..])
-        );
-        assert_eq!(open_packet(b"12:"), None);
-        assert_eq!(open_packet(b":0{}"), None);
-        assert_eq!(open_packet(b"40"), None);
-        assert_eq!(open_packet(b""), None);
-    }
-
-    fn meters(budget: u64, stall_ms: u64) -> Arc<Meters> {
-        let engine = crate::config::Config::from_lookup(|k| {
-            (k == "JWT_SECRET").then(|| "0123456789abcdef0123456789abcdef-test".to_owned())
-        })
-        .map(|c| c.engine)
-        .unwrap_or_else(|e| panic!("test config: {e}"));
-        Meters::new(
-            budget,
-            Duration::from_millis(stall_ms),
-            Family::default(),
-            &engine,
-        )
-    }
-
-    #[test]
-    fn the_backlog_is_charged_minus_written_and_kills_past_the_budget() {
-        let m = meters(1000, 60_000);
-        let meter = m.open();
-        let slot = m.slot(meter.clone(), true);
-        assert!(m.charge(&slot, 600));
-        // The kernel took 500 bytes: 100 left.
-        meter.wrote(&Poll::Ready(Ok(500usize)), |n| *n);
-        assert!(m.charge(&slot, 800)); // 900
-        assert!(!meter.is_killed());
-        assert!(!m.charge(&slot, 200)); // 1100 > 1000
-        assert!(meter.is_killed());
-        let waker = futures_util::task::noop_waker();
-        let cx = Context::from_waker(&waker);
-        assert!(matches!(meter.poll_read_allowed(&cx), Poll::Ready(Err(_))));
-        assert!(matches!(meter.poll_write_allowed(&cx), Poll::Ready(Err(_))));
-    }
-
-    #[test]
-    fn written_bytes_beyond_the_charges_do_not_build_credit() {
-        let m = meters(1000, 60_000);
-        let meter = m.open();
-        let slot = m.slot(meter.clone(), true);
-        // Broadcasts written, never charged: the backlog stays at zero, not below.
-        meter.wrote(&Poll::Ready(Ok(50_000usize)), |n| *n);
-        assert!(m.charge(&slot, 900));
-        assert!(!m.charge(&slot, 200));
-    }
-
-    #[test]
-    fn a_connection_refusing_writes_past_the_stall_limit_is_swept() {
-        let m = meters(u64::MAX, 100);
-        let stuck = m.open();
-        let fine = m.open();
-        stuck.wrote::<usize>(&Poll::Pending, |n| *n);
-        fine.wrote::<usize>(&Poll::Pending, |n| *n);
-        fine.wrote(&Poll::Ready(Ok(10usize)), |n| *n);
-        assert_eq!(m.sweep(Instant::now()), 0);
-        assert_eq!(m.sweep(Instant::now() + Duration::from_millis(150)), 1);
-        assert!(stuck.is_killed());
-        assert!(!fine.is_killed());
-        drop(stuck);
-        m.sweep(Instant::now());
-        assert_eq!(m.open_connections(), 1);
-    }
-
-    #[test]
-    fn an_upgrade_moves_the_socket_to_its_websocket_connection() {
-        let m = meters(100, 60_000);
-        let polling = m.open();
-        let slot = m.slot(polling.clone(), false);
-        m.await_upgrade("sid1".into(), &slot);
-        let ws = m.open();
-        m.upgraded("sid1", &ws);
-        assert!(!m.charge(&slot, 200));
-        assert!(ws.is_killed());
-        assert!(!polling.is_killed());
-        // The session is forgotten once upgraded, and sessions of dropped slots are swept.
-        assert!(m.sessions.lock().unwrap().is_empty());
-        let other = m.slot(polling, false);
-        m.await_upgrade("sid2".into(), &other);
-        drop(other);
-        m.sweep(Instant::now());
-        assert!(m.sessions.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn msgpack_size_never_exceeds_the_encoded_length() {
-        for v in [
-            serde_json::json!({ "a": [1, "xyz", { "k": null }], "long": "x".repeat(1000) }),
-            serde_json::json!({ "id": 1_234_567_890_123_i64, "f": 1.5, "neg": -70000, "t": true }),
-            serde_json::json!(["é".repeat(40), [], {}, "x".repeat(70_000)]),
-        ] {
-            let real = rmp_serde::to_vec_named(&v).unwrap().len();
-            let estimate = msgpack_size(&v);
-            assert!(
-                estimate <= real && estimate + 64 > real,
-                "{estimate} vs {real}"
-            );
-        }
-    }
-
-    #[test]
-    fn json_size_is_close_to_the_serialized_length() {
-        let v = serde_json::json!({ "a": [1, "xyz", { "k": null }], "long": "x".repeat(1000) });
-        let real = serde_json::to_string(&v).unwrap().len();
-        let estimate = json_size(&v);
-        assert!(
-            estimate >= real && estimate < real + 64,
-            "{estimate} vs {real}"
-        );
     }
 }
