@@ -22,6 +22,9 @@
 //! (`event_received`/`event_sent` are never emitted).
 //!
 //! [`Topic::Admin`]: crate::realtime::cluster_bus::Topic::Admin
+//!
+//! One file past 400 lines on purpose: the watcher's state, its wire shapes and the
+//! cluster relay change together whenever the Admin UI's protocol does.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::BuildHasher;
