@@ -34,6 +34,7 @@ use super::cluster::BoxFuture;
 use super::pg_link::PgLink;
 use super::redis_link::RedisLink;
 use crate::metrics::{BusLabels, ClusterBusMetrics, TopicLabel};
+use crate::store::cluster_payloads;
 
 /// Messages queued for one topic's reader; past it they are dropped and counted.
 pub const READER_QUEUE: usize = 1024;
@@ -306,7 +307,7 @@ impl ClusterBus {
                 } else {
                     serde_json::to_string(&Pointer {
                         node: self.node,
-                        stored: store(pool, &text).await?,
+                        stored: cluster_payloads::keep(pool, &text).await?,
                     })?
                 };
                 // Coalesced with the adapters' notifications (`pg_notify.rs`).
@@ -315,23 +316,6 @@ impl ClusterBus {
         }
         Ok(())
     }
-}
-
-/// Keeps an envelope too big for NOTIFY; returns its id. Prunes rows every node has
-/// read long since.
-async fn store(pool: &PgPool, text: &str) -> Result<i64, sqlx::Error> {
-    let stored: i64 = sqlx::query_scalar(
-        "insert into cluster_bus_payloads (payload) values ($1::text::jsonb) returning id",
-    )
-    .bind(text)
-    .fetch_one(pool)
-    .await?;
-    sqlx::query(
-        "delete from cluster_bus_payloads where created_at < now() - interval '10 minutes'",
-    )
-    .execute(pool)
-    .await?;
-    Ok(stored)
 }
 
 /// Hands `topic`'s messages from other nodes to its reader, in arrival order. Loading
@@ -414,11 +398,9 @@ fn resolve(raw: &[u8], node: Uuid, pool: Option<&PgPool>, topic: Topic) -> Resol
 }
 
 async fn load(pool: &PgPool, id: i64) -> Result<Value, sqlx::Error> {
-    let sqlx::types::Json(incoming): sqlx::types::Json<Incoming> =
-        sqlx::query_scalar("select payload from cluster_bus_payloads where id = $1")
-            .bind(id)
-            .fetch_one(pool)
-            .await?;
+    let envelope = cluster_payloads::read(pool, id).await?;
+    let incoming: Incoming =
+        serde_json::from_value(envelope).map_err(|e| sqlx::Error::Decode(e.into()))?;
     match incoming.body {
         Body::Message(message) => Ok(message),
         Body::Stored(_) => Err(sqlx::Error::Decode(

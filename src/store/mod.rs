@@ -8,6 +8,7 @@ pub(crate) mod channels;
 pub(crate) mod chat;
 pub(crate) mod chat_send;
 pub(crate) mod checkins;
+pub(crate) mod cluster_payloads;
 pub(crate) mod floor;
 pub(crate) mod messages;
 pub(crate) mod notifications;
