@@ -10,8 +10,9 @@
 //! backend (a service token, every restaurant), and prints p50/p99/max per kind.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -26,21 +27,6 @@ const OTHER_RESTAURANTS: i64 = 20;
 const OTHER_ROWS: i64 = 1_000;
 const SAMPLES: usize = 300;
 const LIMIT: i64 = 20;
-const SECRET: &str = "bench-secret-bench-secret-bench-secret";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn sign(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
 
 /// Fills the restaurant: four sections, 26 × 40 guest names (`Yara Mensah`), a table
 /// for every third reservation, one every 15 minutes from 2030 on.
@@ -173,40 +159,19 @@ struct Kind {
 
 #[tokio::main]
 async fn main() {
-    let url =
-        std::env::var("DATABASE_URL").expect("set DATABASE_URL to a database the example may fill");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(10)
-        .connect(&url)
-        .await
-        .unwrap();
-    switchboard::store::migrate(&pool).await.unwrap();
+    let pool = support::database().await;
     fill(&pool).await;
 
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("JWT_SECRET", SECRET.to_owned()),
-        ("RATE_LIMIT_PER_SEC", "100000".to_owned()),
-        ("RATE_LIMIT_BURST", "100000".to_owned()),
-        // Each connection sits idle while the others are measured.
-        ("WS_IDLE_TIMEOUT_SECS", "3600".to_owned()),
-    ]);
-    let config = switchboard::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(switchboard::serve(
-        listener,
-        config,
-        pool.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    // Each connection sits idle while the others are measured.
+    let server = support::Server::start(&pool, &[("WS_IDLE_TIMEOUT_SECS", "3600")]).await;
+    let base = server.base.clone();
 
     let exp = chrono::Utc::now().timestamp() + 3600;
-    let staff =
-        sign(json!({ "sub": 4242, "roles": ["staff"], "restaurants": [RESTAURANT], "exp": exp }));
-    let service = sign(json!({ "sub": "host-stand-backend", "roles": ["service"], "exp": exp }));
+    let staff = support::sign(
+        &json!({ "sub": 4242, "roles": ["staff"], "restaurants": [RESTAURANT], "exp": exp }),
+    );
+    let service =
+        support::sign(&json!({ "sub": "host-stand-backend", "roles": ["service"], "exp": exp }));
     let mut gws = [
         Gw::connect(&base, &format!("/ws/reservations/all/{staff}")).await,
         Gw::connect(&base, &format!("/ws/reservations/main-hall/{staff}")).await,
@@ -308,7 +273,7 @@ async fn main() {
         }
     }
 
-    println!("\n| {LIMIT} items of | p50 | p99 | max |\n| --- | --- | --- | --- |");
+    support::header(&format!("{LIMIT} items of"));
     for kind in &kinds {
         let gw = &mut gws[kind.gw];
         for _ in 0..20 {
@@ -326,16 +291,8 @@ async fn main() {
                 kind.name
             );
         }
-        times.sort();
-        println!(
-            "| {} | {:.2} ms | {:.2} ms | {:.2} ms |",
-            kind.name,
-            percentile(&times, 0.5).as_secs_f64() * 1e3,
-            percentile(&times, 0.99).as_secs_f64() * 1e3,
-            times[times.len() - 1].as_secs_f64() * 1e3
-        );
+        support::row(&kind.name, times);
     }
 
-    let _ = stop.send(());
-    let _ = server.await;
+    server.stop().await;
 }

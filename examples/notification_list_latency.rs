@@ -10,9 +10,9 @@
 
 #[path = "../tests/common/sio.rs"]
 mod sio;
+mod support;
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use sio::{ConnectOptions, SioClient};
@@ -21,23 +21,10 @@ const USER: i64 = 4242;
 const ROWS: i64 = 100_000;
 const BROADCASTS: i64 = 200;
 const SAMPLES: usize = 300;
-const SECRET: &str = "bench-secret-bench-secret-bench-secret";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 #[tokio::main]
 async fn main() {
-    let url =
-        std::env::var("DATABASE_URL").expect("set DATABASE_URL to a database the example may fill");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(10)
-        .connect(&url)
-        .await
-        .unwrap();
-    switchboard::store::migrate(&pool).await.unwrap();
+    let pool = support::database().await;
 
     let have: i64 = sqlx::query_scalar("select count(*) from notifications where user_id = $1")
         .bind(USER.to_string())
@@ -73,34 +60,12 @@ async fn main() {
         println!("filled {} rows in {:?}", ROWS - have, started.elapsed());
     }
 
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("JWT_SECRET", SECRET.to_owned()),
-        ("RATE_LIMIT_PER_SEC", "100000".to_owned()),
-        ("RATE_LIMIT_BURST", "100000".to_owned()),
-    ]);
-    let config = switchboard::config::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(switchboard::serve(
-        listener,
-        config,
-        pool.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-
-    let claims =
-        json!({ "sub": USER, "roles": ["user"], "exp": chrono::Utc::now().timestamp() + 3600 });
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let server = support::Server::start(&pool, &[]).await;
+    let token = support::sign(
+        &json!({ "sub": USER, "roles": ["user"], "exp": chrono::Utc::now().timestamp() + 3600 }),
+    );
     let client = SioClient::connect(
-        &base,
+        &server.base,
         "/notifications",
         ConnectOptions {
             auth: Some(json!({ "token": token })),
@@ -123,7 +88,7 @@ async fn main() {
         ("deep page (before #99000, 50)", json!({ "before": deep })),
         ("unread only (50)", json!({ "unreadOnly": true })),
     ];
-    println!("\n| page | p50 | p99 | max |\n| --- | --- | --- | --- |");
+    support::header("page");
     for (name, payload) in kinds {
         for _ in 0..20 {
             client.emit_ack("notification:list", payload.clone()).await;
@@ -136,13 +101,7 @@ async fn main() {
             assert_eq!(ack["ok"], true, "{ack}");
             assert_eq!(ack["data"].as_array().unwrap().len(), 50);
         }
-        times.sort();
-        println!(
-            "| {name} | {:.2} ms | {:.2} ms | {:.2} ms |",
-            percentile(&times, 0.5).as_secs_f64() * 1e3,
-            percentile(&times, 0.99).as_secs_f64() * 1e3,
-            times[times.len() - 1].as_secs_f64() * 1e3
-        );
+        support::row(name, times);
     }
     let first = Instant::now();
     let marked = client.emit_ack("notification:read_all", json!({})).await;
@@ -160,6 +119,5 @@ async fn main() {
         count_started.elapsed().as_secs_f64() * 1e3 / 50.0
     );
 
-    let _ = stop.send(());
-    let _ = server.await;
+    server.stop().await;
 }
