@@ -10,9 +10,13 @@
 //!   compares against, `invalid credentials`; nothing says which part was wrong.
 //!
 //! A stranger cannot make bcrypt burn the CPU: attempts are counted before any hashing,
-//! per peer address (burst [`PER_PEER_BURST`], then one per [`PER_PEER_EVERY`]) and for
+//! per peer (burst [`PER_PEER_BURST`], then one per [`PER_PEER_EVERY`]) and for
 //! the whole node (burst [`NODE_BURST`], then [`NODE_PER_SEC`] a second); over either,
-//! the attempt is refused unverified. The password itself is bounded
+//! the attempt is refused unverified. A peer is an IPv4 address or an IPv6 /64 (one
+//! host commonly holds a whole /64, so counting single IPv6 addresses would give it
+//! 2^64 fresh budgets and this node as many counters to keep: the per-peer map holds
+//! the peers of the last minute, which an attacker can then only grow by the networks
+//! it really has). The password itself is bounded
 //! ([`MAX_PASSWORD_BYTES`]) before it is looked at. Sessions are bounded too
 //! ([`MAX_SESSIONS`], oldest dropped first) and expire after [`SESSION_TTL`], as the
 //! package's `RedisStore` sessions do; they live in this node's memory (a UI that lands
@@ -26,6 +30,21 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::http::rate_limit::RestLimiter;
+
+/// The key a peer's attempts are counted under: an IPv4 address (also when mapped into
+/// IPv6), or the /64 an IPv6 address belongs to.
+fn peer_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
 
 /// What the UI compares `err.message` against to show "invalid credentials".
 pub const INVALID_CREDENTIALS: &str = "invalid credentials";
@@ -105,7 +124,7 @@ impl Login {
             return Err(InvalidCredentials);
         }
         let now = Instant::now();
-        let peer_key = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let peer_key = peer.map_or_else(|| "unknown".to_owned(), peer_key);
         if self.per_peer.take(&peer_key, now).is_err() || self.node.take("node", now).is_err() {
             tracing::warn!(peer = %peer_key, "Admin UI login attempt over the limit; refused unverified");
             return Err(InvalidCredentials);
@@ -247,6 +266,35 @@ mod tests {
         // Another peer is not held up by this one.
         let other = Some(IpAddr::from([10, 1, 2, 4]));
         assert!(l.admit(Some(&right), other).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_addresses_of_one_ipv6_64_share_one_budget() {
+        let l = login();
+        let wrong = json!({ "username": "admin", "password": "guess" });
+        // A host walking through its /64: every attempt is a fresh address.
+        for i in 0..PER_PEER_BURST as u16 {
+            let ip = IpAddr::from([0x2001, 0xdb8, 7, 1, 0, 0, 0, i + 1]);
+            assert!(l.admit(Some(&wrong), Some(ip)).await.is_err());
+        }
+        let right = json!({ "username": "admin", "password": "s3cret" });
+        let fresh = IpAddr::from([0x2001, 0xdb8, 7, 1, 0xffff, 1, 2, 3]);
+        assert!(
+            l.admit(Some(&right), Some(fresh)).await.is_err(),
+            "a new address of the same /64 is over the limit"
+        );
+        assert_eq!(l.per_peer.tracked(), 1, "one counter for the whole /64");
+        // The next /64 is another peer; an IPv4-mapped address counts as its IPv4 one.
+        let next = IpAddr::from([0x2001, 0xdb8, 7, 2, 0, 0, 0, 1]);
+        assert!(l.admit(Some(&right), Some(next)).await.is_ok());
+        assert_eq!(
+            peer_key(
+                "::ffff:10.1.2.3"
+                    .parse()
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+            ),
+            "10.1.2.3"
+        );
     }
 
     #[test]
