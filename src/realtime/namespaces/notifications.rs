@@ -8,6 +8,7 @@ use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use uuid::Uuid;
@@ -143,11 +144,18 @@ pub async fn delete<A: Adapter>(app: &AppState<A>, me: &UserId, id: Uuid) -> App
     Ok(())
 }
 
+/// `pong`'s payload, also the reply to `ping`: the server's clock in milliseconds.
+#[derive(Serialize)]
+struct Pong {
+    timestamp: i64,
+}
+
 async fn ping<A: Adapter>(_: Arc<Session<A>>, socket: SocketRef<A>, _: Ping) -> AppResult<Value> {
-    let timestamp = chrono::Utc::now().timestamp_millis();
-    let payload = json!({ "timestamp": timestamp });
+    let payload = Pong {
+        timestamp: chrono::Utc::now().timestamp_millis(),
+    };
     if let Err(e) = socket.emit(ev::PONG, &Readable(&payload)) {
         tracing::debug!(error = %e, "pong not delivered");
     }
-    Ok(payload)
+    Ok(json!(payload))
 }

@@ -12,6 +12,7 @@ use crate::realtime::broadcast::Readable;
 use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use uuid::Uuid;
@@ -161,9 +162,16 @@ fn joined_restaurant<A: Adapter>(socket: &SocketRef<A>) -> Option<Uuid> {
         .or_else(|| restaurant_of_path(socket.ns()))
 }
 
+/// `connection:status`'s payload.
+#[derive(Serialize)]
+struct ConnectionStatus {
+    state: &'static str,
+}
+
 /// After CONNECT on every restaurant namespace: seed 001's `connection:status`.
 pub async fn on_connected<A: Adapter>(_: AppState<A>, socket: SocketRef<A>, _: UserId) {
-    if let Err(e) = socket.emit(ev::CONNECTION_STATUS, &json!({ "state": "connected" })) {
+    let status = ConnectionStatus { state: "connected" };
+    if let Err(e) = socket.emit(ev::CONNECTION_STATUS, &status) {
         tracing::debug!(error = %e, "connection:status not delivered");
     }
 }
