@@ -24,6 +24,7 @@ mod envelope;
 pub mod events;
 pub mod gateway;
 mod hub;
+mod outbox;
 
 pub use hub::{CloseReason, Hub};
 
