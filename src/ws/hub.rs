@@ -356,6 +356,11 @@ impl Hub {
         }
     }
 
+    /// Deliveries are cast to other nodes too.
+    pub fn in_cluster(&self) -> bool {
+        self.0.cluster.get().is_some()
+    }
+
     /// Someone may want a delivery: a connection of this node, or other nodes.
     pub fn has_audience(&self) -> bool {
         self.connections() > 0 || self.0.cluster.get().is_some()

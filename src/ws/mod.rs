@@ -96,7 +96,10 @@ impl Publication {
 /// many of this node's connections took it.
 pub fn publish(hub: &Hub, publication: &Publication) -> usize {
     let delivered = publish_local(hub, publication);
-    hub.cast(cluster::Cast::Publish(publication.clone()));
+    // The copy (its payload is a JSON tree) only when there are other nodes to tell.
+    if hub.in_cluster() {
+        hub.cast(cluster::Cast::Publish(publication.clone()));
+    }
     delivered
 }
 
