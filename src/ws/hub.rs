@@ -813,10 +813,7 @@ mod tests {
         };
         assert_eq!(hub.deliver_frames("c:1", &domain, "x", None), 2);
         assert_eq!(hub.deliver_authenticated(&domain, "x"), 2);
-        assert!(
-            next(&dash).is_none(),
-            "no domain event reaches a dashboard"
-        );
+        assert!(next(&dash).is_none(), "no domain event reaches a dashboard");
         assert_eq!(
             hub.deliver_frames("c:1", &Frames::dashboard(text("d")), "checkin", None),
             1

@@ -190,7 +190,10 @@ mod tests {
         };
         assert_eq!(Vec::from(first), vec![text("1"), text("2")]);
         assert!(outbox.close(CloseReason::Idle));
-        assert!(!outbox.close(CloseReason::Shutdown), "the first reason wins");
+        assert!(
+            !outbox.close(CloseReason::Shutdown),
+            "the first reason wins"
+        );
         assert!(matches!(outbox.next(2).await, Next::Close));
         outbox.closed().await;
         assert_eq!(Vec::from(outbox.shut()), vec![text("3")]);
