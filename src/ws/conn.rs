@@ -17,7 +17,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use socketioxide::adapter::Adapter;
-use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use super::access;
@@ -28,6 +27,7 @@ use super::envelope::{
 use super::events;
 use super::gateway;
 use super::hub::{CloseReason, Dialect, Peer, TooManyChannels};
+use super::outbox::Next;
 use crate::auth::Principal;
 use crate::domain::channels::Channel;
 use crate::domain::chat::PlainSendMessage;
@@ -115,8 +115,6 @@ impl Start {
 pub struct Registered {
     hub: super::Hub,
     peer: Arc<Peer>,
-    closing: watch::Receiver<Option<CloseReason>>,
-    outbox: Option<mpsc::Receiver<Message>>,
 }
 
 impl Drop for Registered {
@@ -128,8 +126,7 @@ impl Drop for Registered {
 /// Registers the connection `start` describes (a dashboard joins its session's
 /// channel here); [`run`] serves it once upgraded.
 pub fn register<A: Adapter>(app: &AppState<A>, start: &Start) -> Registered {
-    let (queue, outbox) = mpsc::channel(app.config.ws.send_queue);
-    let (peer, closing) = app.ws.register(queue, start.dialect());
+    let peer = app.ws.register(app.config.ws.send_queue, start.dialect());
     if let Start::Dashboard { session, .. } = start
         && app
             .ws
@@ -151,36 +148,35 @@ pub fn register<A: Adapter>(app: &AppState<A>, start: &Start) -> Registered {
     Registered {
         hub: app.ws.clone(),
         peer,
-        closing,
-        outbox: Some(outbox),
     }
 }
 
-/// Serves one upgraded connection until it closes.
-pub async fn run<A: Adapter>(
+/// Serves one upgraded connection until it closes: sets it up here, at once, and
+/// returns the future that serves it.
+///
+/// The setup is not part of that future on purpose: an `async fn` keeps its arguments
+/// for its whole life, so the socket (moved into its two halves) and the `Start` (moved
+/// into the connection) would be stored a second time in every idle connection's task.
+pub fn run<A: Adapter>(
     app: AppState<A>,
     socket: WebSocket,
     start: Start,
-    mut registered: Registered,
-) {
-    let limits = &app.config.ws;
+    registered: Registered,
+) -> impl Future<Output = ()> {
     let peer = registered.peer.clone();
-    let closing = registered.closing.clone();
-    let Some(outbox) = registered.outbox.take() else {
-        return;
-    };
     let route = route(peer.dialect());
-    let metrics = app.metrics.ws.clone();
-    metrics.connections.get_or_create(&route).inc();
-    let (sink, stream) = socket.split();
-    let mut conn = Conn {
+    app.metrics.ws.connections.get_or_create(&route).inc();
+    let ping_every = app.config.ws.ping_interval;
+    let mut conn = Box::new(Conn {
         limiter: RateLimiter::new(app.config.rate_limit_per_sec, app.config.rate_limit_burst),
-        app: app.clone(),
+        app,
         peer: peer.clone(),
         principal: None,
         lifetime: None,
         gateway: None,
-    };
+        registered,
+        route,
+    });
     match start {
         Start::Envelope(Some(token)) => conn.authenticate(&token, None),
         Start::Envelope(None) => {}
@@ -195,7 +191,7 @@ pub async fn run<A: Adapter>(
         // token, the token's expiry and operator disconnects end it as on `/ws`.
         Start::Dashboard { principal, .. } => {
             if let Some(principal) = principal {
-                conn.lifetime = Some(app.lifetimes.register(
+                conn.lifetime = Some(conn.app.lifetimes.register(
                     principal.user_id.clone(),
                     principal.expires_at,
                     peer.clone(),
@@ -206,7 +202,7 @@ pub async fn run<A: Adapter>(
         // The gateway joined its channels at registration; its token's expiry and
         // operator disconnects end it as on `/ws`.
         Start::Gateway { context, principal } => {
-            conn.lifetime = Some(app.lifetimes.register(
+            conn.lifetime = Some(conn.app.lifetimes.register(
                 principal.user_id.clone(),
                 principal.expires_at,
                 peer.clone(),
@@ -215,19 +211,39 @@ pub async fn run<A: Adapter>(
             conn.gateway = Some(context);
         }
     }
-    let writer = write(sink, outbox, closing.clone(), &peer, limits.ping_interval);
-    tokio::join!(conn.read(stream, closing), writer);
+    let (sink, stream) = socket.split();
+    serve(conn, sink, stream, ping_every)
+}
+
+/// Reads and writes until both halves have ended, then takes the connection out of
+/// the hub. The connection's state is boxed (the task keeps a pointer, once).
+async fn serve<A: Adapter>(
+    mut conn: Box<Conn<A>>,
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    ping_every: Duration,
+) {
+    let peer = conn.peer.clone();
+    let writer = write(sink, &peer, ping_every);
+    tokio::join!(conn.read(stream), writer);
     // Both halves end only once a reason is set; counted there.
     let reason = peer.closing().unwrap_or(CloseReason::Client);
+    let Conn {
+        app,
+        registered,
+        route,
+        lifetime,
+        principal,
+        ..
+    } = *conn;
     // Out of the hub (every channel, the registry).
     drop(registered);
-    if let Some(key) = conn.lifetime.take() {
+    if let Some(key) = lifetime {
         app.lifetimes.remove(key);
     }
-    metrics.connections.get_or_create(&route).dec();
+    app.metrics.ws.connections.get_or_create(&route).dec();
     tracing::debug!(
-        user = conn
-            .principal
+        user = principal
             .as_ref()
             .map(|p| tracing::field::display(&p.user_id)),
         reason = reason.label(),
@@ -238,56 +254,54 @@ pub async fn run<A: Adapter>(
 
 /// Drains the queue into the socket and pings, until the connection must close; then
 /// sends the close frame (bounded by [`CLOSE_WRITE`]).
-async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut outbox: mpsc::Receiver<Message>,
-    mut closing: watch::Receiver<Option<CloseReason>>,
-    peer: &Peer,
-    ping_every: Duration,
-) {
+async fn write(mut sink: SplitSink<WebSocket, Message>, peer: &Peer, ping_every: Duration) {
+    let outbox = peer.outbox();
     let start = tokio::time::Instant::now() + ping_every;
     let mut ping = tokio::time::interval_at(start, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let next = tokio::select! {
+        let batch = tokio::select! {
             biased;
-            _ = closing.wait_for(Option::is_some) => break,
-            message = outbox.recv() => match message {
-                Some(message) => message,
-                None => break,
+            next = outbox.next(WRITE_BATCH) => match next {
+                Next::Messages(batch) => batch,
+                Next::Close => break,
             },
-            _ = ping.tick() => Message::Ping(Default::default()),
+            _ = ping.tick() => [Message::Ping(Default::default())].into(),
         };
-        // What else is queued goes in the same write (a fan-out burst costs one flush,
-        // not one per message). A write the client does not take blocks here; closing
-        // (a full queue, the idle timeout, shutdown) must still get through.
-        let batch = async {
-            sink.feed(next).await?;
-            for _ in 1..WRITE_BATCH {
-                match outbox.try_recv() {
-                    Ok(message) => sink.feed(message).await?,
-                    Err(_) => break,
-                }
+        // What was queued goes in one write (a fan-out burst costs one flush, not one
+        // per message). A write the client does not take blocks here; closing (a full
+        // queue, the idle timeout, shutdown) must still get through.
+        let write = async {
+            for message in batch {
+                sink.feed(message).await?;
             }
             sink.flush().await
         };
         let sent = tokio::select! {
-            sent = batch => sent,
-            _ = closing.wait_for(Option::is_some) => break,
+            sent = write => sent,
+            _ = outbox.closed() => break,
         };
         if let Err(e) = sent {
             peer.close(failure(e));
             break;
         }
     }
-    outbox.close();
+    // Cold, and larger than the loop: boxed, so an idle connection's task does not
+    // carry its state.
+    Box::pin(close(sink, peer)).await;
+}
+
+/// Sends the close frame after what may still go out before it, bounded by
+/// [`CLOSE_WRITE`].
+async fn close(mut sink: SplitSink<WebSocket, Message>, peer: &Peer) {
+    let queued = peer.outbox().shut();
     let reason = peer.closing().unwrap_or(CloseReason::Error);
     let _ = tokio::time::timeout(CLOSE_WRITE, async {
         // Replies already queued (to messages handled before a shutdown, say) go out
         // before the close frame; a slow consumer's queue is what it would not read,
         // and a client that closed or broke the connection takes nothing more.
         if reason.frame().is_some() && reason != CloseReason::SlowConsumer {
-            while let Ok(message) = outbox.try_recv() {
+            for message in queued {
                 if sink.feed(message).await.is_err() {
                     return;
                 }
@@ -317,29 +331,31 @@ struct Conn<A: Adapter> {
     limiter: RateLimiter,
     /// An entity gateway connection's entity and section.
     gateway: Option<gateway::Context>,
+    /// Its place in the hub, left when the connection ends.
+    registered: Registered,
+    /// Its route's label in the metrics.
+    route: RouteLabel,
 }
 
 impl<A: Adapter> Conn<A> {
     /// Reads until the client leaves, goes quiet, breaks the protocol, or the
     /// connection is closed from elsewhere.
-    async fn read(
-        &mut self,
-        mut stream: SplitStream<WebSocket>,
-        mut closing: watch::Receiver<Option<CloseReason>>,
-    ) {
+    async fn read(&mut self, mut stream: SplitStream<WebSocket>) {
         let idle = self.app.config.ws.idle_timeout;
         let mut draining = self.app.ws.draining();
+        let peer = self.peer.clone();
+        let outbox = peer.outbox();
         loop {
             let frame = tokio::select! {
                 biased;
-                _ = closing.wait_for(Option::is_some) => break,
+                _ = outbox.closed() => break,
                 _ = draining.wait_for(|d| *d) => None,
                 frame = tokio::time::timeout(idle, stream.next()) => Some(frame),
             };
             let Some(frame) = frame else {
                 // Shutdown: nothing new is taken; the close (1001) follows once every
                 // connection's message in hand is answered.
-                let _ = closing.wait_for(Option::is_some).await;
+                outbox.closed().await;
                 break;
             };
             match frame {
@@ -347,9 +363,11 @@ impl<A: Adapter> Conn<A> {
                 Ok(None) | Ok(Some(Ok(Message::Close(_)))) => self.peer.close(CloseReason::Client),
                 Ok(Some(Err(e))) => self.peer.close(failure(e)),
                 Ok(Some(Ok(Message::Text(text)))) => {
-                    let peer = self.peer.clone();
                     let _handling = peer.handling();
-                    self.on_text(text.as_str()).await;
+                    // Boxed: the handlers' futures (a chat message's database round
+                    // trips) are several times the rest of the connection's state, which
+                    // every idle connection would otherwise carry.
+                    Box::pin(self.on_text(text.as_str())).await;
                 }
                 Ok(Some(Ok(Message::Binary(_)))) => self.on_binary(),
                 // Pings are answered by the protocol layer; both only prove liveness.
@@ -359,14 +377,15 @@ impl<A: Adapter> Conn<A> {
         // After the server's close frame the client answers with its own; reading it
         // lets the TCP connection end cleanly rather than be reset under the frame.
         if self.peer.closing().and_then(CloseReason::frame).is_some() {
-            // The close frame itself may take up to CLOSE_WRITE to leave.
-            let _ = tokio::time::timeout(CLOSE_WRITE + CLOSE_WAIT, async {
+            // The close frame itself may take up to CLOSE_WRITE to leave. Boxed like
+            // the handlers: cold, and no idle connection should carry it.
+            let _ = Box::pin(tokio::time::timeout(CLOSE_WRITE + CLOSE_WAIT, async {
                 while let Some(Ok(message)) = stream.next().await {
                     if matches!(message, Message::Close(_)) {
                         break;
                     }
                 }
-            })
+            }))
             .await;
         }
     }

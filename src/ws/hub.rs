@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
+
+use super::outbox::{Outbox, Refused};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -169,8 +171,8 @@ struct Subscriptions {
 pub struct Peer {
     id: u64,
     dialect: Dialect,
-    queue: mpsc::Sender<Message>,
-    closing: watch::Sender<Option<CloseReason>>,
+    /// Its bounded queue and why it must close.
+    outbox: Outbox,
     /// Who the connection acts as; `None` until it authenticates.
     user: std::sync::RwLock<Option<UserId>>,
     subscriptions: Mutex<Subscriptions>,
@@ -203,18 +205,23 @@ impl Peer {
     /// Queues a message without waiting. A full queue closes the connection as a slow
     /// consumer; false when the message was not queued.
     pub fn push(&self, message: Message) -> bool {
-        match self.queue.try_send(message) {
+        match self.outbox.push(message) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 self.dropped.inc();
                 self.close(CloseReason::SlowConsumer);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(Refused::Shut) => {
                 self.dropped.inc();
                 false
             }
         }
+    }
+
+    /// The queue the connection's task drains, and its close signal.
+    pub(super) fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// Marks a client message as being handled until the guard drops.
@@ -243,15 +250,7 @@ impl Peer {
     /// Asks the connection to close for `reason` (the first reason wins, and is the
     /// one counted).
     pub fn close(&self, reason: CloseReason) {
-        let first = self.closing.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
-            }
-        });
-        if first {
+        if self.outbox.close(reason) {
             self.closes
                 .get_or_create(&ReasonLabel {
                     reason: reason.label(),
@@ -262,7 +261,7 @@ impl Peer {
 
     /// Why the connection is closing, once it is.
     pub fn closing(&self) -> Option<CloseReason> {
-        *self.closing.borrow()
+        self.outbox.closing()
     }
 
     /// Records who the connection acts as (for revoking grants).
@@ -357,6 +356,11 @@ impl Hub {
         }
     }
 
+    /// Deliveries are cast to other nodes too.
+    pub fn in_cluster(&self) -> bool {
+        self.0.cluster.get().is_some()
+    }
+
     /// Someone may want a delivery: a connection of this node, or other nodes.
     pub fn has_audience(&self) -> bool {
         self.connections() > 0 || self.0.cluster.get().is_some()
@@ -384,19 +388,12 @@ impl Hub {
         self.0.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a connection whose messages go to `queue`; the receiver learns when it
-    /// must close.
-    pub fn register(
-        &self,
-        queue: mpsc::Sender<Message>,
-        dialect: Dialect,
-    ) -> (Arc<Peer>, watch::Receiver<Option<CloseReason>>) {
-        let (closing, closed) = watch::channel(None);
+    /// Adds a connection whose queue holds at most `queue` messages.
+    pub fn register(&self, queue: usize, dialect: Dialect) -> Arc<Peer> {
         let peer = Arc::new(Peer {
             id: self.0.next_id.fetch_add(1, Ordering::Relaxed),
             dialect,
-            queue,
-            closing,
+            outbox: Outbox::new(queue),
             user: std::sync::RwLock::new(None),
             subscriptions: Mutex::default(),
             closes: self.0.metrics.closes.clone(),
@@ -408,7 +405,7 @@ impl Hub {
         if let Some(reason) = closed_with {
             peer.close(reason);
         }
-        (peer, closed)
+        peer
     }
 
     /// Joins `peer` to `channel`; `Ok(false)` when it was already in it.
@@ -735,14 +732,17 @@ mod tests {
         Message::Text(s.into())
     }
 
+    /// The oldest message queued to `peer`.
+    fn next(peer: &Peer) -> Option<Message> {
+        peer.outbox().try_pop()
+    }
+
     #[tokio::test]
     async fn delivery_reaches_members_once_and_removal_leaves_nothing() {
         let metrics = WsMetrics::default();
         let hub = Hub::new(2, metrics.clone());
-        let (tx_a, mut rx_a) = mpsc::channel(4);
-        let (tx_b, mut rx_b) = mpsc::channel(4);
-        let (a, _) = hub.register(tx_a, Dialect::Envelope);
-        let (b, _) = hub.register(tx_b, Dialect::Envelope);
+        let a = hub.register(4, Dialect::Envelope);
+        let b = hub.register(4, Dialect::Envelope);
         assert_eq!(hub.subscribe(&a, "public:x"), Ok(true));
         assert_eq!(hub.subscribe(&a, "public:x"), Ok(false));
         assert_eq!(hub.subscribe(&b, "public:x"), Ok(true));
@@ -753,9 +753,9 @@ mod tests {
             (3, 2)
         );
         assert_eq!(hub.deliver("public:x", &text("m"), "published"), 2);
-        assert_eq!(rx_a.try_recv().ok(), Some(text("m")));
-        assert_eq!(rx_b.try_recv().ok(), Some(text("m")));
-        assert!(rx_a.try_recv().is_err());
+        assert_eq!(next(&a), Some(text("m")));
+        assert_eq!(next(&b), Some(text("m")));
+        assert!(next(&a).is_none());
         hub.remove(&a);
         hub.remove(&b);
         assert_eq!(hub.subscribe(&a, "public:y"), Ok(false));
@@ -769,27 +769,24 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_closes_only_that_connection() {
         let hub = Hub::new(10, WsMetrics::default());
-        let (tx_slow, _rx_slow) = mpsc::channel(1);
-        let (tx_ok, mut rx_ok) = mpsc::channel(8);
-        let (slow, _) = hub.register(tx_slow, Dialect::Envelope);
-        let (ok, _) = hub.register(tx_ok, Dialect::Envelope);
+        let slow = hub.register(1, Dialect::Envelope);
+        let ok = hub.register(8, Dialect::Envelope);
         hub.subscribe(&slow, "public:x").unwrap();
         hub.subscribe(&ok, "public:x").unwrap();
         hub.deliver("public:x", &text("1"), "published");
         hub.deliver("public:x", &text("2"), "published");
         assert_eq!(slow.closing(), Some(CloseReason::SlowConsumer));
         assert_eq!(ok.closing(), None);
-        assert_eq!(rx_ok.try_recv().ok(), Some(text("1")));
-        assert_eq!(rx_ok.try_recv().ok(), Some(text("2")));
+        assert_eq!(next(&ok), Some(text("1")));
+        assert_eq!(next(&ok), Some(text("2")));
     }
 
     #[tokio::test]
     async fn closing_all_reaches_present_and_late_connections() {
         let hub = Hub::new(10, WsMetrics::default());
-        let (tx, _rx) = mpsc::channel(4);
-        let (early, _) = hub.register(tx.clone(), Dialect::Envelope);
+        let early = hub.register(4, Dialect::Envelope);
         hub.close_all(CloseReason::Shutdown);
-        let (late, _) = hub.register(tx, Dialect::Envelope);
+        let late = hub.register(4, Dialect::Envelope);
         assert_eq!(early.closing(), Some(CloseReason::Shutdown));
         assert_eq!(late.closing(), Some(CloseReason::Shutdown));
         hub.remove(&early);
@@ -801,12 +798,9 @@ mod tests {
     #[tokio::test]
     async fn each_dialect_gets_only_its_own_rendering() {
         let hub = Hub::new(10, WsMetrics::default());
-        let (tx_env, mut rx_env) = mpsc::channel(4);
-        let (tx_bare, mut rx_bare) = mpsc::channel(4);
-        let (tx_dash, mut rx_dash) = mpsc::channel(4);
-        let (env, _) = hub.register(tx_env, Dialect::Envelope);
-        let (bare, _) = hub.register(tx_bare, Dialect::Bare);
-        let (dash, _) = hub.register(tx_dash, Dialect::Dashboard);
+        let env = hub.register(4, Dialect::Envelope);
+        let bare = hub.register(4, Dialect::Bare);
+        let dash = hub.register(4, Dialect::Dashboard);
         env.set_user(&UserId::from(1));
         bare.set_user(&UserId::from(1));
         for peer in [&env, &bare, &dash] {
@@ -819,29 +813,24 @@ mod tests {
         };
         assert_eq!(hub.deliver_frames("c:1", &domain, "x", None), 2);
         assert_eq!(hub.deliver_authenticated(&domain, "x"), 2);
-        assert!(
-            rx_dash.try_recv().is_err(),
-            "no domain event reaches a dashboard"
-        );
+        assert!(next(&dash).is_none(), "no domain event reaches a dashboard");
         assert_eq!(
             hub.deliver_frames("c:1", &Frames::dashboard(text("d")), "checkin", None),
             1
         );
-        assert_eq!(rx_dash.try_recv().ok(), Some(text("d")));
-        for (rx, own) in [(&mut rx_env, "e"), (&mut rx_bare, "b")] {
-            assert_eq!(rx.try_recv().ok(), Some(text(own)));
-            assert_eq!(rx.try_recv().ok(), Some(text(own)));
-            assert!(rx.try_recv().is_err());
+        assert_eq!(next(&dash), Some(text("d")));
+        for (peer, own) in [(&env, "e"), (&bare, "b")] {
+            assert_eq!(next(peer), Some(text(own)));
+            assert_eq!(next(peer), Some(text(own)));
+            assert!(next(peer).is_none());
         }
     }
 
     #[tokio::test]
     async fn revoking_takes_out_only_that_users_connections() {
         let hub = Hub::new(10, WsMetrics::default());
-        let (tx_a, _ra) = mpsc::channel(4);
-        let (tx_b, _rb) = mpsc::channel(4);
-        let (a, _) = hub.register(tx_a, Dialect::Envelope);
-        let (b, _) = hub.register(tx_b, Dialect::Envelope);
+        let a = hub.register(4, Dialect::Envelope);
+        let b = hub.register(4, Dialect::Envelope);
         a.set_user(&UserId::from(1));
         b.set_user(&UserId::from(2));
         hub.subscribe(&a, "order:9").unwrap();
