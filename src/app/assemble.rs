@@ -41,7 +41,15 @@ where
 {
     let max_payload = config.max_payload_bytes;
     let (io_layer, io) = builder.build_layer();
-    let hub = ws::Hub::new(config.ws.max_channels, metrics.ws.clone());
+    // In a cluster the hub casts its deliveries to the other nodes through this queue.
+    let (casts, outgoing) = match &cluster_bus {
+        Some(_) => {
+            let (casts, outgoing) = ws::cluster::cast_queue();
+            (Some(casts), Some(outgoing))
+        }
+        None => (None, None),
+    };
+    let hub = ws::Hub::new(config.ws.max_channels, metrics.ws.clone(), casts);
     let (fanout, mount_requests) = Fanout::new(io.clone(), hub, cluster_bus, &config, &metrics);
     let app = AppState::new(config, Store::new(pool), verifier, fanout, metrics, probe);
     let (inits, per_restaurant) = realtime::namespaces::register_all(&app);
@@ -67,7 +75,9 @@ where
     app.lifetimes.start();
     realtime::order_bus::start(&app.fanout);
     realtime::session_bus::start(&app);
-    ws::cluster::start(&app);
+    if let Some(outgoing) = outgoing {
+        ws::cluster::start(&app.fanout, outgoing);
+    }
 
     outbound::Meters::spawn_sweeper(&app.meters);
     let router = http::router()

@@ -14,7 +14,6 @@
 //! as the bus drops for a reader that does not keep up.
 
 use crate::domain::user::UserId;
-use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use serde::{Deserialize, Serialize};
@@ -25,7 +24,7 @@ use super::Publication;
 use super::events::kind;
 use super::hub::{Frames, Hub};
 use crate::realtime::cluster_bus::Topic;
-use crate::state::AppState;
+use crate::realtime::fanout::Fanout;
 
 /// Casts waiting for the bus.
 pub const CAST_QUEUE: usize = 1024;
@@ -146,14 +145,19 @@ pub fn apply(hub: &Hub, cast: Cast) -> usize {
     }
 }
 
-/// Links this node's hub to the cluster bus, both ways (cluster only).
-pub fn start<A: Adapter>(app: &AppState<A>) {
-    let Some(bus) = app.cluster_bus() else {
+/// The queue a clustered hub casts into ([`Hub::new`]) and its receiving end, for
+/// [`start`].
+pub fn cast_queue() -> (mpsc::Sender<Cast>, mpsc::Receiver<Cast>) {
+    mpsc::channel(CAST_QUEUE)
+}
+
+/// Links this node's hub to the cluster bus, both ways: publishes what the hub casts
+/// (`outgoing`, from [`cast_queue`]) and applies what other nodes cast (cluster only).
+pub fn start<A: Adapter>(fanout: &Fanout<A>, mut outgoing: mpsc::Receiver<Cast>) {
+    let Some(bus) = fanout.cluster_bus() else {
         return;
     };
-    let (tx, mut outgoing) = mpsc::channel::<Cast>(CAST_QUEUE);
-    app.ws.attach_cluster(tx);
-    let sender = app.clone();
+    let sender = fanout.clone();
     tokio::spawn(async move {
         while let Some(cast) = outgoing.recv().await {
             if let Some(bus) = sender.cluster_bus() {
@@ -163,7 +167,7 @@ pub fn start<A: Adapter>(app: &AppState<A>) {
         }
     });
     let mut incoming = bus.subscribe(Topic::Publish);
-    let hub = Arc::new(app.ws.clone());
+    let hub = fanout.ws.clone();
     tokio::spawn(async move {
         while let Some(message) = incoming.recv().await {
             match serde_json::from_value::<Cast>(message) {

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::outbox::{Outbox, Refused};
 
@@ -315,8 +315,8 @@ struct Inner {
     draining: watch::Sender<bool>,
     max_channels: usize,
     metrics: WsMetrics,
-    /// Where deliveries are cast to the other nodes (set once, in a cluster).
-    cluster: std::sync::OnceLock<tokio::sync::mpsc::Sender<super::cluster::Cast>>,
+    /// Where deliveries are cast to the other nodes (in a cluster).
+    cluster: Option<mpsc::Sender<super::cluster::Cast>>,
 }
 
 /// The registry. Cheap to clone.
@@ -333,7 +333,11 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// An empty registry; each connection may hold `max_channels` channels.
-    pub fn new(max_channels: usize, metrics: WsMetrics) -> Self {
+    pub fn new(
+        max_channels: usize,
+        metrics: WsMetrics,
+        cluster: Option<mpsc::Sender<super::cluster::Cast>>,
+    ) -> Self {
         Hub(Arc::new(Inner {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             hasher: RandomState::new(),
@@ -344,32 +348,24 @@ impl Hub {
             draining: watch::channel(false).0,
             max_channels,
             metrics,
-            cluster: std::sync::OnceLock::new(),
+            cluster,
         }))
-    }
-
-    /// Casts every later delivery to the other nodes through `tx` as well
-    /// ([`super::cluster`]).
-    pub fn attach_cluster(&self, tx: tokio::sync::mpsc::Sender<super::cluster::Cast>) {
-        if self.0.cluster.set(tx).is_err() {
-            tracing::warn!("/ws hub already linked to the cluster");
-        }
     }
 
     /// Deliveries are cast to other nodes too.
     pub fn in_cluster(&self) -> bool {
-        self.0.cluster.get().is_some()
+        self.0.cluster.is_some()
     }
 
     /// Someone may want a delivery: a connection of this node, or other nodes.
     pub fn has_audience(&self) -> bool {
-        self.connections() > 0 || self.0.cluster.get().is_some()
+        self.connections() > 0 || self.0.cluster.is_some()
     }
 
     /// Queues `cast` for the other nodes (nothing outside a cluster). A full queue
     /// drops it, counted.
     pub fn cast(&self, cast: super::cluster::Cast) {
-        let Some(tx) = self.0.cluster.get() else {
+        let Some(tx) = &self.0.cluster else {
             return;
         };
         if tx.try_send(cast).is_err() {
@@ -740,7 +736,7 @@ mod tests {
     #[tokio::test]
     async fn delivery_reaches_members_once_and_removal_leaves_nothing() {
         let metrics = WsMetrics::default();
-        let hub = Hub::new(2, metrics.clone());
+        let hub = Hub::new(2, metrics.clone(), None);
         let a = hub.register(4, Dialect::Envelope);
         let b = hub.register(4, Dialect::Envelope);
         assert_eq!(hub.subscribe(&a, "public:x"), Ok(true));
@@ -768,7 +764,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_closes_only_that_connection() {
-        let hub = Hub::new(10, WsMetrics::default());
+        let hub = Hub::new(10, WsMetrics::default(), None);
         let slow = hub.register(1, Dialect::Envelope);
         let ok = hub.register(8, Dialect::Envelope);
         hub.subscribe(&slow, "public:x").unwrap();
@@ -783,7 +779,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_all_reaches_present_and_late_connections() {
-        let hub = Hub::new(10, WsMetrics::default());
+        let hub = Hub::new(10, WsMetrics::default(), None);
         let early = hub.register(4, Dialect::Envelope);
         hub.close_all(CloseReason::Shutdown);
         let late = hub.register(4, Dialect::Envelope);
@@ -797,7 +793,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_dialect_gets_only_its_own_rendering() {
-        let hub = Hub::new(10, WsMetrics::default());
+        let hub = Hub::new(10, WsMetrics::default(), None);
         let env = hub.register(4, Dialect::Envelope);
         let bare = hub.register(4, Dialect::Bare);
         let dash = hub.register(4, Dialect::Dashboard);
@@ -828,7 +824,7 @@ mod tests {
 
     #[tokio::test]
     async fn revoking_takes_out_only_that_users_connections() {
-        let hub = Hub::new(10, WsMetrics::default());
+        let hub = Hub::new(10, WsMetrics::default(), None);
         let a = hub.register(4, Dialect::Envelope);
         let b = hub.register(4, Dialect::Envelope);
         a.set_user(&UserId::from(1));
