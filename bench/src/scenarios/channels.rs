@@ -122,24 +122,18 @@ pub async fn run(ctx: &mut Ctx<'_>) -> Result<Outcome> {
         out.note(format!("first HTTP error: {e}"));
     }
     out.set("s7.rate", rate);
-    out.set(
-        "s7.deliveries_per_cpu_s",
-        stats.delivered as f64 / cpu.max(1e-3),
+    out.set_fanout(
+        "s7",
+        &super::FanoutRun {
+            delivered: stats.delivered,
+            expected,
+            http_errors: sent.failed,
+            cpu_s: cpu,
+            sys_s: sys,
+            delivery: &delivery,
+            hwm_kib: after.hwm_kib,
+        },
     );
-    if stats.delivered > 0 {
-        out.set("s7.cpu_us_per_delivery", cpu * 1e6 / stats.delivered as f64);
-        out.set("s7.sys_us_per_delivery", sys * 1e6 / stats.delivered as f64);
-    }
-    out.set("s7.p50_delivery_ms", delivery.p50_ms);
-    out.set("s7.p99_delivery_ms", delivery.p99_ms);
-    out.set("s7.max_delivery_ms", delivery.max_ms);
-    out.set(
-        "s7.missing",
-        expected.saturating_sub(stats.delivered) as f64,
-    );
-    out.set("s7.http_errors", sent.failed as f64);
-    out.set("s7.cpu_s", cpu);
-    out.set("s7.rss_mib", after.hwm_kib as f64 / 1024.0);
     if closed.dropped > 0 {
         out.note(format!(
             "{} subscribers dropped by the server",

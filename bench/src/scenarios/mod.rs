@@ -356,3 +356,48 @@ impl Step {
         line
     }
 }
+
+/// What a publish-and-deliver run measured (S4's orders, S7's channels).
+pub struct FanoutRun<'a> {
+    /// Deliveries the subscribers saw.
+    pub delivered: u64,
+    /// Deliveries the accepted publishes should have made.
+    pub expected: u64,
+    /// Publishes the server refused.
+    pub http_errors: u64,
+    /// Server CPU-seconds during the run.
+    pub cpu_s: f64,
+    /// Of `cpu_s`, in the kernel.
+    pub sys_s: f64,
+    /// Publish to delivery.
+    pub delivery: &'a crate::util::Latency,
+    /// The server's peak RSS.
+    pub hwm_kib: u64,
+}
+
+impl Outcome {
+    /// Records `run`'s figures under `prefix` (`s4`, `s7`): deliveries per server
+    /// CPU-second, CPU per delivery, delivery latency, what went missing, peak RSS.
+    pub fn set_fanout(&mut self, prefix: &str, run: &FanoutRun<'_>) {
+        let key = |name: &str| format!("{prefix}.{name}");
+        self.set(
+            &key("deliveries_per_cpu_s"),
+            run.delivered as f64 / run.cpu_s.max(1e-3),
+        );
+        if run.delivered > 0 {
+            let per = 1e6 / run.delivered as f64;
+            self.set(&key("cpu_us_per_delivery"), run.cpu_s * per);
+            self.set(&key("sys_us_per_delivery"), run.sys_s * per);
+        }
+        self.set(&key("p50_delivery_ms"), run.delivery.p50_ms);
+        self.set(&key("p99_delivery_ms"), run.delivery.p99_ms);
+        self.set(&key("max_delivery_ms"), run.delivery.max_ms);
+        self.set(
+            &key("missing"),
+            run.expected.saturating_sub(run.delivered) as f64,
+        );
+        self.set(&key("http_errors"), run.http_errors as f64);
+        self.set(&key("cpu_s"), run.cpu_s);
+        self.set(&key("rss_mib"), run.hwm_kib as f64 / 1024.0);
+    }
+}
