@@ -1,13 +1,10 @@
 //! Seed 002's check-in dashboard `/ws/dashboard/:sessionID` and the check-in routes
 //! (contract §7.5's check-in rows, §7.6, §7.7), as a dashboard and a backend see them:
 //! a real server, real sockets, a tokio-tungstenite client.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -32,18 +29,6 @@ const FIELDS: [&str; 7] = [
     "user_id",
     "user_name",
 ];
-
-/// RFC 3339 UTC with milliseconds: `2026-11-21T22:39:20.123Z`.
-fn rfc3339_ms(s: &str) -> bool {
-    chrono::DateTime::parse_from_rfc3339(s).is_ok()
-        && s.len() == 24
-        && s.ends_with('Z')
-        && s.as_bytes()[19] == b'.'
-}
-
-fn service() -> String {
-    token(900, &["service"])
-}
 
 fn dashboard_request(server: &TestServer, session: &str, query: &str) -> Request {
     format!(
@@ -136,8 +121,8 @@ impl Dashboard {
     }
 
     /// Nothing arrives within `ms`.
-    async fn quiet(&mut self, ms: u64) {
-        if let Some(message) = self.next_within(Duration::from_millis(ms)).await {
+    async fn quiet(&mut self, within: Duration) {
+        if let Some(message) = self.next_within(within).await {
             panic!("unexpected {message:?}");
         }
     }
@@ -195,12 +180,8 @@ fn ada(message: &str) -> Value {
 
 async fn list(server: &TestServer, bearer: &str, session: &str, query: &str) -> reqwest::Response {
     server
-        .http()
-        .get(server.url(&format!("/api/sessions/{session}/checkins{query}")))
-        .bearer_auth(bearer)
-        .send()
+        .get(&format!("/api/sessions/{session}/checkins{query}"), bearer)
         .await
-        .unwrap()
 }
 
 /// What the dashboard shows of a stored check-in.
@@ -227,9 +208,9 @@ async fn a_checkin_reaches_its_sessions_dashboards_once_and_no_other(pool: PgPoo
         let got = dashboard.checkin().await;
         assert_eq!(got, shown(&stored));
         assert_eq!(got["user_id"], 42);
-        dashboard.quiet(300).await;
+        dashboard.quiet(QUIET).await;
     }
-    elsewhere.quiet(0).await;
+    elsewhere.quiet(Duration::ZERO).await;
 
     // Without a picture, `profile_url` is null; a failed check-in says why.
     let stored = post_checkin(
@@ -249,12 +230,12 @@ async fn a_checkin_reaches_its_sessions_dashboards_once_and_no_other(pool: PgPoo
         ),
         (&Value::Null, &json!(false), &json!(7), &json!("Bob"))
     );
-    first.quiet(300).await;
-    second.quiet(0).await;
+    first.quiet(QUIET).await;
+    second.quiet(Duration::ZERO).await;
 
     // A dashboard sees what is stored after it connected, not before.
     let mut late = Dashboard::connect(&server, session).await;
-    late.quiet(300).await;
+    late.quiet(QUIET).await;
     let stored = post_checkin(&server, session, ada("Welcome back")).await;
     for dashboard in [&mut first, &mut second, &mut late] {
         assert_eq!(dashboard.checkin().await, shown(&stored));
@@ -400,7 +381,7 @@ async fn a_dashboard_ignores_every_message_and_answers_pings(pool: PgPool) {
         Some(Message::Pong(data)) => assert_eq!(data.as_ref(), b"are you there"),
         other => panic!("expected the pong, got {other:?}"),
     }
-    dashboard.quiet(300).await;
+    dashboard.quiet(QUIET).await;
     // Still connected and still in its session.
     let stored = post_checkin(&server, session, ada("still here")).await;
     assert_eq!(dashboard.checkin().await, shown(&stored));
@@ -639,9 +620,9 @@ async fn dashboards_across_two_nodes(pool: &PgPool, adapter: &str) {
         let stored = post_checkin(node, session, ada(&format!("via node {n}"))).await;
         for dashboard in [&mut on_a, &mut on_b] {
             assert_eq!(dashboard.checkin().await, shown(&stored), "{adapter}");
-            dashboard.quiet(300).await;
+            dashboard.quiet(QUIET).await;
         }
-        other_on_b.quiet(0).await;
+        other_on_b.quiet(Duration::ZERO).await;
     }
     for node in [&a, &b] {
         assert_eq!(

@@ -3,14 +3,11 @@
 //! sessions, what the UI is sent, its actions, and a cluster where every node reports.
 //!
 //! The Redis variant of the cluster tests needs `REDIS_URL` (scripts/test starts one).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 

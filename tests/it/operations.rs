@@ -1,14 +1,11 @@
 //! What an operator watches and relies on: draining on shutdown (readiness first, then
 //! connections closed in waves), the metrics a Node or Centrifugo exporter would give,
 //! and the Grafana dashboard built on them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -1,18 +1,13 @@
 //! `/chat` end to end: a real server, a real database per test, a socket.io client over
 //! a real websocket.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::sio::{connect_polling_handshake, encode_sio_packet, parse_sio_packet};
-use common::*;
+use crate::support::sio::{connect_polling_handshake, encode_sio_packet, parse_sio_packet};
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-const QUIET: Duration = Duration::from_millis(300);
 
 async fn count_messages(pool: &PgPool) -> i64 {
     sqlx::query_scalar("select count(*) from messages")
@@ -1402,13 +1397,12 @@ async fn conversations_are_capped_at_create_and_at_members_add(pool: PgPool) {
     let server = TestServer::start_with(pool.clone(), &[("MAX_CONVERSATION_MEMBERS", "3")]).await;
     // Create: the creator counts; repeats do not.
     let res = server
-        .http()
-        .post(server.url("/api/conversations"))
-        .bearer_auth(token(1, &["user"]))
-        .json(&json!({ "type": "group", "participants": [2, 3, 4] }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/conversations",
+            &token(1, &["user"]),
+            &json!({ "type": "group", "participants": [2, 3, 4] }),
+        )
+        .await;
     assert_eq!(res.status(), 400);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "BAD_REQUEST");
