@@ -4,18 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::ws::{self, Stream};
 use crate::support::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const DASHBOARDS: &str = "switchboard_ws_connections{route=\"/ws/dashboard\"} ";
 
@@ -85,17 +82,7 @@ impl Dashboard {
 
     /// The next frame that is not a ping, within `within`.
     async fn next_within(&mut self, within: Duration) -> Option<Message> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()?;
-            match frame {
-                Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(message)) => return Some(message),
-                other => panic!("expected a frame, got {other:?}"),
-            }
-        }
+        ws::next_frame(&mut self.stream, within).await
     }
 
     /// The next check-in, within 5 s: its fields in seed 002's order, its time RFC 3339
@@ -129,19 +116,7 @@ impl Dashboard {
 
     /// Reads until the server's close frame; its code.
     async fn close_code(&mut self, within: Duration) -> u16 {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => panic!("no close within {within:?}"),
-                Ok(Some(Ok(Message::Close(Some(frame))))) => {
-                    let _ = self.stream.flush().await;
-                    return u16::from(frame.code);
-                }
-                Ok(Some(Ok(Message::Close(None)))) => panic!("close without a code"),
-                Ok(Some(Ok(_))) => {}
-                Ok(other) => panic!("connection ended without a close frame: {other:?}"),
-            }
-        }
+        ws::close_code(&mut self.stream, within).await
     }
 }
 

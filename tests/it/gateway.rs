@@ -5,18 +5,15 @@
 
 use std::time::Duration;
 
+use crate::support::ws::{self, Stream};
 use crate::support::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const GATEWAYS: &str = "switchboard_ws_connections{route=\"/ws/:entity/:section\"} ";
 
@@ -99,17 +96,7 @@ impl Gw {
 
     /// The next frame that is not a ping, within `within`.
     async fn frame_within(&mut self, within: Duration) -> Option<Message> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()?;
-            match frame {
-                Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(message)) => return Some(message),
-                other => panic!("expected a frame, got {other:?}"),
-            }
-        }
+        ws::next_frame(&mut self.stream, within).await
     }
 
     /// The next message, within 5 s, with the seed's five fields and a timestamp.
@@ -182,15 +169,7 @@ impl Gw {
 
     /// Reads until the server's close frame; its code.
     async fn close_code(&mut self, within: Duration) -> u16 {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => panic!("no close within {within:?}"),
-                Ok(Some(Ok(Message::Close(Some(frame))))) => return u16::from(frame.code),
-                Ok(Some(Ok(_))) => {}
-                Ok(other) => panic!("connection ended without a close frame: {other:?}"),
-            }
-        }
+        ws::close_code(&mut self.stream, within).await
     }
 }
 

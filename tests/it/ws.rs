@@ -4,18 +4,17 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::ws::{self, Stream};
 use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A `/ws` client that reads envelopes.
 struct Ws {
@@ -130,22 +129,9 @@ impl Ws {
         assert_eq!(pong["id"], "alive");
     }
 
-    /// Reads (skipping messages) until the server's close frame; its code.
+    /// Reads until the server's close frame; its code.
     async fn close_code(&mut self, within: Duration) -> u16 {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => panic!("no close within {within:?}"),
-                Ok(Some(Ok(Message::Close(Some(frame))))) => {
-                    // Sends the protocol's answer, as a browser would.
-                    let _ = self.stream.flush().await;
-                    return u16::from(frame.code);
-                }
-                Ok(Some(Ok(Message::Close(None)))) => panic!("close without a code"),
-                Ok(Some(Ok(_))) => {}
-                Ok(other) => panic!("connection ended without a close frame: {other:?}"),
-            }
-        }
+        ws::close_code(&mut self.stream, within).await
     }
 }
 

@@ -3,6 +3,7 @@
 
 #[path = "../../common/sio.rs"]
 pub mod sio;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
