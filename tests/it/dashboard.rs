@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::ws::{self, Stream};
+use crate::support::ws::{self, Stream, refused, with_bearer};
 use crate::support::*;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
@@ -34,31 +34,6 @@ fn dashboard_request(server: &TestServer, session: &str, query: &str) -> Request
     )
     .into_client_request()
     .unwrap()
-}
-
-fn with_bearer(mut request: Request, token: &str) -> Request {
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-/// The status and JSON error code of a refused upgrade.
-async fn refused(request: Request) -> (u16, String) {
-    match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-            let code = body["error"]["code"].as_str().unwrap().to_owned();
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.is_empty()),
-                "{body}"
-            );
-            (response.status().as_u16(), code)
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
 }
 
 /// A dashboard client.

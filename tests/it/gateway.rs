@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::ws::{self, Stream};
+use crate::support::ws::{self, Stream, refused, with_bearer};
 use crate::support::*;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
@@ -32,33 +32,6 @@ fn request(server: &TestServer, path: &str) -> Request {
     format!("{}{path}", server.base.replacen("http", "ws", 1))
         .into_client_request()
         .unwrap()
-}
-
-fn with_bearer(mut request: Request, token: &str) -> Request {
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-/// The status and JSON error code of a refused upgrade.
-async fn refused(request: Request) -> (u16, String) {
-    match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.is_empty()),
-                "{body}"
-            );
-            (
-                response.status().as_u16(),
-                body["error"]["code"].as_str().unwrap().to_owned(),
-            )
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
 }
 
 /// A gateway client.
