@@ -169,10 +169,7 @@ async fn string_user_ids_chat_and_get_notifications(pool: PgPool) {
     let b = server.client_with("/chat", &as_user(bo)).await;
     let seven = server.client("/chat", 7).await;
     for c in [&a, &b, &seven] {
-        assert_ok(
-            &c.emit_ack("conversation:join", json!({ "conversationId": id }))
-                .await,
-        );
+        c.join(&id).await;
     }
     let sent = assert_ok(
         &a.emit_ack(

@@ -18,13 +18,7 @@ async fn count_messages(pool: &PgPool) -> i64 {
 
 async fn joined(server: &TestServer, user: i64, conversation: &str) -> SioClient {
     let c = server.client("/chat", user).await;
-    assert_ok(
-        &c.emit_ack(
-            "conversation:join",
-            json!({ "conversationId": conversation }),
-        )
-        .await,
-    );
+    c.join(&conversation).await;
     c
 }
 
@@ -43,11 +37,7 @@ async fn member_joins_and_non_member_is_forbidden(pool: PgPool) {
     let server = TestServer::start(pool).await;
     let conv = create_conversation(&server, 1, "group", &[2]).await;
     let member = server.client("/chat", 2).await;
-    assert_ok(
-        &member
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    member.join(&conv).await;
     let outsider = server.client("/chat", 3).await;
     assert_error(
         &outsider
@@ -587,11 +577,7 @@ async fn owner_adds_members_who_start_with_nothing_unread(pool: PgPool) {
     );
     bob.expect_none("members:added", QUIET).await;
     // Carol can now join; the message from before she was added is not unread.
-    assert_ok(
-        &carol
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    carol.join(&conv).await;
     let again = server.client("/chat", 3).await;
     assert_eq!(again.recv("unread:count").await["total"], 0);
 
@@ -1434,11 +1420,7 @@ async fn conversations_are_capped_at_create_and_at_members_add(pool: PgPool) {
                 .await
         }
     };
-    assert_ok(
-        &owner
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    owner.join(&conv).await;
     assert_ok(&add(3).await);
     assert_eq!(owner.recv("members:added").await["userId"], 3);
     let refused = add(4).await;

@@ -28,22 +28,11 @@ async fn chat_message_crosses_nodes_once(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
     let conv = create_conversation(&a, 1, "group", &[2]).await;
     let alice = a.client("/chat", 1).await;
-    assert_ok(
-        &alice
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    alice.join(&conv).await;
     let bob = b.client("/chat", 2).await;
-    assert_ok(
-        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    bob.join(&conv).await;
     let bob_on_a = a.client("/chat", 2).await;
-    assert_ok(
-        &bob_on_a
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    bob_on_a.join(&conv).await;
 
     let sent = assert_ok(
         &alice
@@ -144,23 +133,11 @@ async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapt
     let (a, b) = two_nodes(&pool, adapter).await;
     let conv = create_conversation(&a, 1, "group", &[2, 3]).await;
     let owner = a.client("/chat", 1).await;
-    assert_ok(
-        &owner
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    owner.join(&conv).await;
     let removed = b.client("/chat", 2).await;
-    assert_ok(
-        &removed
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    removed.join(&conv).await;
     let carol = b.client("/chat", 3).await;
-    assert_ok(
-        &carol
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    carol.join(&conv).await;
     for round in 0..5 {
         if round > 0 {
             assert_ok(
@@ -171,11 +148,7 @@ async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapt
                     )
                     .await,
             );
-            assert_ok(
-                &removed
-                    .emit_ack("conversation:join", json!({ "conversationId": conv }))
-                    .await,
-            );
+            removed.join(&conv).await;
         }
         assert_ok(
             &owner
@@ -596,10 +569,7 @@ async fn alice_and_bob(a: &TestServer, b: &TestServer) -> (String, SioClient, Si
     let conv = create_conversation(a, 1, "group", &[2]).await;
     let alice = a.client("/chat", 1).await;
     let bob = b.client("/chat", 2).await;
-    assert_ok(
-        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    bob.join(&conv).await;
     assert_ok(
         &alice
             .emit_ack(
@@ -653,11 +623,7 @@ async fn redis_restart_pauses_then_resumes_broadcasts(pool: PgPool) {
     deliver_within(&alice, &bob, &conv, Duration::from_secs(10)).await;
     // And the other way, to a socket on A.
     let carol_on_a = a.client("/chat", 2).await;
-    assert_ok(
-        &carol_on_a
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    carol_on_a.join(&conv).await;
     let alice_on_b = b.client("/chat", 1).await;
     deliver_within(&alice_on_b, &carol_on_a, &conv, Duration::from_secs(10)).await;
     for node in [&a, &b] {

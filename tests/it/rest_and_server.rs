@@ -85,10 +85,7 @@ async fn only_owner_or_admin_deletes_and_everyone_in_it_hears_once(pool: PgPool)
     let server = TestServer::start(pool.clone()).await;
     let conv = create_conversation(&server, 1, "group", &[2]).await;
     let bob = server.client("/chat", 2).await;
-    assert_ok(
-        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    bob.join(&conv).await;
     let delete = |user: i64, roles: &'static [&'static str], id: String| {
         let server = &server;
         async move {
@@ -256,10 +253,7 @@ async fn shutdown_lets_running_events_finish_their_acks(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
     let conv = create_conversation(&server, 1, "group", &[]).await;
     let c = server.client("/chat", 1).await;
-    assert_ok(
-        &c.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    c.join(&conv).await;
 
     // Hold the messages table so the next send blocks inside its INSERT.
     let mut blocker = pool.begin().await.unwrap();

@@ -1273,14 +1273,7 @@ async fn a_bare_send_is_stored_and_reaches_every_dialect_each_connection_once(po
     // Carol on a public channel too: still one copy.
     carol.join("public:lobby").await;
     let bob_sio = server.client("/chat", 2).await;
-    assert_ok(
-        &bob_sio
-            .emit_ack(
-                "conversation:join",
-                json!({ "conversationId": conversation }),
-            )
-            .await,
-    );
+    bob_sio.join(&conversation).await;
     // Not a member: hears nothing.
     let mut dave = Bare::connect(&server, &token(4, &["user"])).await;
 
@@ -1349,14 +1342,7 @@ async fn an_envelope_chat_message_echoes_its_id_and_chat_sends_reach_ws(pool: Pg
     let mut ann_phone = Ws::authed(&server, &named(1, "Ann")).await;
     let mut bob = Bare::connect(&server, &token(2, &["user"])).await;
     let bob_sio = server.client("/chat", 2).await;
-    assert_ok(
-        &bob_sio
-            .emit_ack(
-                "conversation:join",
-                json!({ "conversationId": conversation }),
-            )
-            .await,
-    );
+    bob_sio.join(&conversation).await;
 
     ann.send(json!({ "type": "chat_message", "id": "m1",
         "payload": { "conversation_id": conversation, "content": "hi" } }))

@@ -279,6 +279,19 @@ pub async fn post_order(server: &TestServer, restaurant: Uuid, body: &Value) -> 
     res.json().await.unwrap()
 }
 
+impl SioClient {
+    /// `conversation:join` on `/chat`, which must succeed.
+    pub async fn join(&self, conversation: &impl serde::Serialize) {
+        let ack = self
+            .emit_ack(
+                "conversation:join",
+                json!({ "conversationId": conversation }),
+            )
+            .await;
+        assert_ok(&ack);
+    }
+}
+
 /// Creates a conversation over REST as `owner`, returning its id.
 pub async fn create_conversation(
     server: &TestServer,
