@@ -10,8 +10,11 @@
 //! * every wait is bounded (5 s by default): a broken test fails, it never hangs.
 //!
 //! Set `SIO_CLIENT_DEBUG=1` to print every frame sent and received to stderr.
-#![allow(dead_code)]
-#![allow(clippy::panic)]
+//!
+//! It lives here, outside `tests/it/`, because `examples/notification_list_latency.rs`
+//! includes it by this path and uses a part of it: only that build may leave the rest
+//! unused, the test binary (`cfg(test)`) may not.
+#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -709,14 +712,6 @@ impl SioClient {
         &self.open
     }
 
-    /// engine.io session id (from the OPEN packet).
-    pub fn engine_sid(&self) -> &str {
-        self.open
-            .get("sid")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-    }
-
     /// True once the server closed the namespace or the connection.
     pub fn is_disconnected(&self) -> bool {
         self.shared.is_disconnected()
@@ -983,11 +978,6 @@ impl SioClient {
             }
         });
         taken
-    }
-
-    /// Names of all buffered (not yet received) events, in arrival order.
-    pub fn buffered_events(&self) -> Vec<String> {
-        self.shared.buffered_names()
     }
 
     /// Waits until the server closes the namespace (DISCONNECT) or the connection;

@@ -412,6 +412,14 @@ export function connect(url, ns, opts = {}) {
   });
 }
 
+/** Resolves 'connected' (and disconnects), or with the `connect_error` message (the code). */
+export function connectOutcome(url, ns, opts = {}) {
+  return connect(url, ns, opts).then(
+    (s) => { s.disconnect(); return 'connected'; },
+    (err) => err.message,
+  );
+}
+
 /** Connects to `/chat` as `userId` with the transport setup `mode`. */
 export function chat(server, userId, mode, extra = {}) {
   return connect(server.url, '/chat', { ...mode.opts, token: token(userId), ...extra });

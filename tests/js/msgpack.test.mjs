@@ -9,7 +9,7 @@ import { after, before, describe } from 'node:test';
 import msgpackParser from 'socket.io-msgpack-parser';
 
 import {
-  TRANSPORTS, api, connect, createConversation, emitAck, next, none, startServer, test, token,
+  TRANSPORTS, api, connect, connectOutcome, createConversation, emitAck, next, none, startServer, test, token,
   users,
 } from './harness.mjs';
 
@@ -68,9 +68,8 @@ function assertErr(ack, code, field) {
 
 /** Resolves 'connected', or the refusal / failure that kept the socket out. */
 function outcome(srv, ns, opts, ms = 3000) {
-  return connect(srv.url, ns, { ...opts, timeoutMs: ms }).then(
-    (s) => { s.disconnect(); return 'connected'; },
-    (err) => `not connected: ${err.message}`,
+  return connectOutcome(srv.url, ns, { ...opts, timeoutMs: ms }).then(
+    (got) => (got === 'connected' ? got : `not connected: ${got}`),
   );
 }
 

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';
 
 import {
-  RFC3339_MS, TRANSPORTS, UUID, api, connect, emitAck, next, none, startServer, test,
+  RFC3339_MS, TRANSPORTS, UUID, api, connect, connectOutcome, emitAck, next, none, startServer, test,
   token, users,
 } from './harness.mjs';
 
@@ -42,10 +42,7 @@ function tablet(mode, ns, tok) {
 
 /** Resolves with the connect_error message (the code), or 'connected'. */
 function refusal(mode, ns, opts) {
-  return connect(server.url, ns, { ...mode.opts, ...opts }).then(
-    (s) => { s.disconnect(); return 'connected'; },
-    (err) => err.message,
-  );
+  return connectOutcome(server.url, ns, { ...mode.opts, ...opts });
 }
 
 function assertSuccess(ack, what = '') {

@@ -239,8 +239,7 @@ describe('/ws envelope dialect', () => {
   test('/metrics counts /ws connections and messages', async () => {
     const client = await connectWs(server);
     await client.request({ type: 'ping' });
-    const res = await fetch(`${server.url}/metrics`);
-    const text = await res.text();
+    const { body: text } = await api(server, 'GET', '/metrics');
     assert.match(text, /switchboard_ws_connections\{route="\/ws"\} [1-9]/);
     assert.match(text, /switchboard_ws_messages_in_total\{type="ping"\} [1-9]/);
     assert.match(text, /switchboard_ws_messages_out_total\{type="pong"\} [1-9]/);

@@ -1,14 +1,11 @@
 //! What an operator watches and relies on: draining on shutdown (readiness first, then
 //! connections closed in waves), the metrics a Node or Centrifugo exporter would give,
 //! and the Grafana dashboard built on them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -156,11 +153,7 @@ async fn a_running_event_is_answered_before_its_socket_is_closed_in_a_wave(pool:
     let mut server = TestServer::start_with(pool.clone(), &[("SHUTDOWN_GRACE_SECS", "3")]).await;
     let conv = create_conversation(&server, 1, "group", &[]).await;
     let busy = server.client("/chat", 1).await;
-    assert_ok(
-        &busy
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    busy.join(&conv).await;
     // Enough others for several waves.
     let mut others = Vec::new();
     for user in 2..=30 {
@@ -268,10 +261,7 @@ async fn metrics_move_when_the_thing_they_count_happens(pool: PgPool) {
     let sent_before = metric(&server, "switchboard_bytes_sent_total").await;
     let received_before = metric(&server, "switchboard_bytes_received_total").await;
     let conv = create_conversation(&server, 1, "group", &[2]).await;
-    assert_ok(
-        &ws.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    ws.join(&conv).await;
     assert_ok(
         &ws.emit_ack(
             "message:send",
@@ -409,10 +399,7 @@ async fn every_dashboard_query_reads_metrics_the_server_exports(pool: PgPool) {
     let c = server.client("/chat", 1).await;
     c.recv("unread:count").await;
     let conv = create_conversation(&server, 1, "group", &[]).await;
-    assert_ok(
-        &c.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    c.join(&conv).await;
     assert_ok(
         &c.emit_ack(
             "message:send",

@@ -1,5 +1,4 @@
 //! Tests of the embedded PostgreSQL against the machine's real PostgreSQL binaries.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

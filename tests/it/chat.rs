@@ -1,18 +1,13 @@
 //! `/chat` end to end: a real server, a real database per test, a socket.io client over
 //! a real websocket.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::sio::{connect_polling_handshake, encode_sio_packet, parse_sio_packet};
-use common::*;
+use crate::support::sio::{connect_polling_handshake, encode_sio_packet, parse_sio_packet};
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-const QUIET: Duration = Duration::from_millis(300);
 
 async fn count_messages(pool: &PgPool) -> i64 {
     sqlx::query_scalar("select count(*) from messages")
@@ -23,13 +18,7 @@ async fn count_messages(pool: &PgPool) -> i64 {
 
 async fn joined(server: &TestServer, user: i64, conversation: &str) -> SioClient {
     let c = server.client("/chat", user).await;
-    assert_ok(
-        &c.emit_ack(
-            "conversation:join",
-            json!({ "conversationId": conversation }),
-        )
-        .await,
-    );
+    c.join(&conversation).await;
     c
 }
 
@@ -48,11 +37,7 @@ async fn member_joins_and_non_member_is_forbidden(pool: PgPool) {
     let server = TestServer::start(pool).await;
     let conv = create_conversation(&server, 1, "group", &[2]).await;
     let member = server.client("/chat", 2).await;
-    assert_ok(
-        &member
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    member.join(&conv).await;
     let outsider = server.client("/chat", 3).await;
     assert_error(
         &outsider
@@ -592,11 +577,7 @@ async fn owner_adds_members_who_start_with_nothing_unread(pool: PgPool) {
     );
     bob.expect_none("members:added", QUIET).await;
     // Carol can now join; the message from before she was added is not unread.
-    assert_ok(
-        &carol
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    carol.join(&conv).await;
     let again = server.client("/chat", 3).await;
     assert_eq!(again.recv("unread:count").await["total"], 0);
 
@@ -1402,13 +1383,12 @@ async fn conversations_are_capped_at_create_and_at_members_add(pool: PgPool) {
     let server = TestServer::start_with(pool.clone(), &[("MAX_CONVERSATION_MEMBERS", "3")]).await;
     // Create: the creator counts; repeats do not.
     let res = server
-        .http()
-        .post(server.url("/api/conversations"))
-        .bearer_auth(token(1, &["user"]))
-        .json(&json!({ "type": "group", "participants": [2, 3, 4] }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/conversations",
+            &token(1, &["user"]),
+            &json!({ "type": "group", "participants": [2, 3, 4] }),
+        )
+        .await;
     assert_eq!(res.status(), 400);
     let err: Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "BAD_REQUEST");
@@ -1440,11 +1420,7 @@ async fn conversations_are_capped_at_create_and_at_members_add(pool: PgPool) {
                 .await
         }
     };
-    assert_ok(
-        &owner
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    owner.join(&conv).await;
     assert_ok(&add(3).await);
     assert_eq!(owner.recv("members:added").await["userId"], 3);
     let refused = add(4).await;

@@ -3,16 +3,13 @@
 //! as before: sockets whose writes the kernel keeps refusing are closed after
 //! `WRITE_STALL_TIMEOUT_SECS`, and a connection whose queued replies pass
 //! `MAX_SOCKET_BUFFER_BYTES` is closed at once.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::PgPool;

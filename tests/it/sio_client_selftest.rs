@@ -1,9 +1,5 @@
 //! Self-test of the socket.io test client (`tests/common/sio.rs`) against a real
 //! socketioxide server.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "common/sio.rs"]
-mod sio;
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +11,7 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 
-use sio::{ConnectError, ConnectOptions, SioClient};
+use crate::support::sio::{self, ConnectError, ConnectOptions, SioClient};
 
 #[derive(Debug)]
 struct AuthInvalid;

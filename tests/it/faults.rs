@@ -13,10 +13,7 @@
 //!   no panic, no 5xx or `INTERNAL` for client mistakes, every ack a well-formed
 //!   envelope, the server still serves a normal client afterwards, and its RSS does not
 //!   grow from one fuzz round to the next. `FUZZ_SEED=<n>` replays a run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "faults/fuzz.rs"]
 mod fuzz;
 
 use std::collections::HashMap;
@@ -27,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use switchboard::embedded_pg::EmbeddedPostgres;

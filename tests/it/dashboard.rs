@@ -1,24 +1,18 @@
 //! Seed 002's check-in dashboard `/ws/dashboard/:sessionID` and the check-in routes
 //! (contract §7.5's check-in rows, §7.6, §7.7), as a dashboard and a backend see them:
 //! a real server, real sockets, a tokio-tungstenite client.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
-use futures_util::{SinkExt, StreamExt};
+use crate::support::ws::{self, Stream, refused, with_bearer};
+use crate::support::*;
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const DASHBOARDS: &str = "switchboard_ws_connections{route=\"/ws/dashboard\"} ";
 
@@ -33,18 +27,6 @@ const FIELDS: [&str; 7] = [
     "user_name",
 ];
 
-/// RFC 3339 UTC with milliseconds: `2026-11-21T22:39:20.123Z`.
-fn rfc3339_ms(s: &str) -> bool {
-    chrono::DateTime::parse_from_rfc3339(s).is_ok()
-        && s.len() == 24
-        && s.ends_with('Z')
-        && s.as_bytes()[19] == b'.'
-}
-
-fn service() -> String {
-    token(900, &["service"])
-}
-
 fn dashboard_request(server: &TestServer, session: &str, query: &str) -> Request {
     format!(
         "{}/ws/dashboard/{session}{query}",
@@ -52,31 +34,6 @@ fn dashboard_request(server: &TestServer, session: &str, query: &str) -> Request
     )
     .into_client_request()
     .unwrap()
-}
-
-fn with_bearer(mut request: Request, token: &str) -> Request {
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-/// The status and JSON error code of a refused upgrade.
-async fn refused(request: Request) -> (u16, String) {
-    match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-            let code = body["error"]["code"].as_str().unwrap().to_owned();
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.is_empty()),
-                "{body}"
-            );
-            (response.status().as_u16(), code)
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
 }
 
 /// A dashboard client.
@@ -100,17 +57,7 @@ impl Dashboard {
 
     /// The next frame that is not a ping, within `within`.
     async fn next_within(&mut self, within: Duration) -> Option<Message> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()?;
-            match frame {
-                Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(message)) => return Some(message),
-                other => panic!("expected a frame, got {other:?}"),
-            }
-        }
+        ws::next_frame(&mut self.stream, within).await
     }
 
     /// The next check-in, within 5 s: its fields in seed 002's order, its time RFC 3339
@@ -136,27 +83,15 @@ impl Dashboard {
     }
 
     /// Nothing arrives within `ms`.
-    async fn quiet(&mut self, ms: u64) {
-        if let Some(message) = self.next_within(Duration::from_millis(ms)).await {
+    async fn quiet(&mut self, within: Duration) {
+        if let Some(message) = self.next_within(within).await {
             panic!("unexpected {message:?}");
         }
     }
 
     /// Reads until the server's close frame; its code.
     async fn close_code(&mut self, within: Duration) -> u16 {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => panic!("no close within {within:?}"),
-                Ok(Some(Ok(Message::Close(Some(frame))))) => {
-                    let _ = self.stream.flush().await;
-                    return u16::from(frame.code);
-                }
-                Ok(Some(Ok(Message::Close(None)))) => panic!("close without a code"),
-                Ok(Some(Ok(_))) => {}
-                Ok(other) => panic!("connection ended without a close frame: {other:?}"),
-            }
-        }
+        ws::close_code(&mut self.stream, within).await
     }
 }
 
@@ -195,12 +130,8 @@ fn ada(message: &str) -> Value {
 
 async fn list(server: &TestServer, bearer: &str, session: &str, query: &str) -> reqwest::Response {
     server
-        .http()
-        .get(server.url(&format!("/api/sessions/{session}/checkins{query}")))
-        .bearer_auth(bearer)
-        .send()
+        .get(&format!("/api/sessions/{session}/checkins{query}"), bearer)
         .await
-        .unwrap()
 }
 
 /// What the dashboard shows of a stored check-in.
@@ -227,9 +158,9 @@ async fn a_checkin_reaches_its_sessions_dashboards_once_and_no_other(pool: PgPoo
         let got = dashboard.checkin().await;
         assert_eq!(got, shown(&stored));
         assert_eq!(got["user_id"], 42);
-        dashboard.quiet(300).await;
+        dashboard.quiet(QUIET).await;
     }
-    elsewhere.quiet(0).await;
+    elsewhere.quiet(Duration::ZERO).await;
 
     // Without a picture, `profile_url` is null; a failed check-in says why.
     let stored = post_checkin(
@@ -249,12 +180,12 @@ async fn a_checkin_reaches_its_sessions_dashboards_once_and_no_other(pool: PgPoo
         ),
         (&Value::Null, &json!(false), &json!(7), &json!("Bob"))
     );
-    first.quiet(300).await;
-    second.quiet(0).await;
+    first.quiet(QUIET).await;
+    second.quiet(Duration::ZERO).await;
 
     // A dashboard sees what is stored after it connected, not before.
     let mut late = Dashboard::connect(&server, session).await;
-    late.quiet(300).await;
+    late.quiet(QUIET).await;
     let stored = post_checkin(&server, session, ada("Welcome back")).await;
     for dashboard in [&mut first, &mut second, &mut late] {
         assert_eq!(dashboard.checkin().await, shown(&stored));
@@ -400,7 +331,7 @@ async fn a_dashboard_ignores_every_message_and_answers_pings(pool: PgPool) {
         Some(Message::Pong(data)) => assert_eq!(data.as_ref(), b"are you there"),
         other => panic!("expected the pong, got {other:?}"),
     }
-    dashboard.quiet(300).await;
+    dashboard.quiet(QUIET).await;
     // Still connected and still in its session.
     let stored = post_checkin(&server, session, ada("still here")).await;
     assert_eq!(dashboard.checkin().await, shown(&stored));
@@ -639,9 +570,9 @@ async fn dashboards_across_two_nodes(pool: &PgPool, adapter: &str) {
         let stored = post_checkin(node, session, ada(&format!("via node {n}"))).await;
         for dashboard in [&mut on_a, &mut on_b] {
             assert_eq!(dashboard.checkin().await, shown(&stored), "{adapter}");
-            dashboard.quiet(300).await;
+            dashboard.quiet(QUIET).await;
         }
-        other_on_b.quiet(0).await;
+        other_on_b.quiet(Duration::ZERO).await;
     }
     for node in [&a, &b] {
         assert_eq!(

@@ -1,17 +1,12 @@
 //! Shared test harness: a real server on 127.0.0.1:0 over a per-test database made by
 //! `#[sqlx::test]`, tokens signed like the real issuer's, and the socket.io client.
-#![allow(
-    dead_code,
-    unused_imports,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic
-)]
 
+#[path = "../../common/sio.rs"]
 pub mod sio;
+pub mod ws;
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -19,8 +14,12 @@ use switchboard::config::Config;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 pub use sio::{ConnectError, ConnectOptions, SioClient};
+
+/// How long a test listens to be sure that nothing (more) arrives: an event, a frame.
+pub const QUIET: Duration = Duration::from_millis(500);
 
 /// The HS256 secret every test server verifies with.
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
@@ -157,6 +156,40 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// `POST path` with `bearer` and a JSON `body`.
+    pub async fn post(
+        &self,
+        path: &str,
+        bearer: &str,
+        body: &impl serde::Serialize,
+    ) -> reqwest::Response {
+        let request = self.http().post(self.url(path)).bearer_auth(bearer);
+        request.json(body).send().await.unwrap()
+    }
+
+    /// `PATCH path` with `bearer` and a JSON `body`.
+    pub async fn patch(
+        &self,
+        path: &str,
+        bearer: &str,
+        body: &impl serde::Serialize,
+    ) -> reqwest::Response {
+        let request = self.http().patch(self.url(path)).bearer_auth(bearer);
+        request.json(body).send().await.unwrap()
+    }
+
+    /// `GET path` with `bearer`.
+    pub async fn get(&self, path: &str, bearer: &str) -> reqwest::Response {
+        let request = self.http().get(self.url(path)).bearer_auth(bearer);
+        request.send().await.unwrap()
+    }
+
+    /// `DELETE path` with `bearer`.
+    pub async fn delete(&self, path: &str, bearer: &str) -> reqwest::Response {
+        let request = self.http().delete(self.url(path)).bearer_auth(bearer);
+        request.send().await.unwrap()
+    }
+
     /// Signals shutdown (as SIGTERM does the binary) without waiting; [`Self::stop`]
     /// then waits for `serve` to return.
     pub fn signal(&mut self) {
@@ -201,6 +234,62 @@ pub fn sign(claims: Value) -> String {
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap()
+}
+
+/// A token of the `service` role (user 500): what the back office's REST calls carry.
+pub fn service() -> String {
+    token(500, &["service"])
+}
+
+/// A `staff` token for `restaurants`, valid for an hour.
+pub fn staff(user: i64, restaurants: &[Uuid]) -> String {
+    sign(
+        json!({ "sub": user, "roles": ["staff"], "restaurants": restaurants, "exp": now_secs() + 3600 }),
+    )
+}
+
+/// [`staff`] of the one `restaurant`.
+pub fn staff_at(user: i64, restaurant: Uuid) -> String {
+    staff(user, &[restaurant])
+}
+
+/// RFC 3339 UTC with milliseconds: `2026-11-21T22:39:20.123Z`.
+pub fn rfc3339_ms(s: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(s).is_ok()
+        && s.len() == 24
+        && s.ends_with('Z')
+        && s.as_bytes()[19] == b'.'
+}
+
+/// Creates a restaurant called `name` over REST as the service; its id.
+pub async fn create_restaurant(server: &TestServer, name: &str) -> Uuid {
+    let res = server
+        .post("/api/restaurants", &service(), &json!({ "name": name }))
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    Uuid::parse_str(body["id"].as_str().unwrap()).unwrap()
+}
+
+/// Creates an order of `restaurant` from `body` over REST as the service; the stored order.
+pub async fn post_order(server: &TestServer, restaurant: Uuid, body: &Value) -> Value {
+    let path = format!("/api/restaurants/{restaurant}/orders");
+    let res = server.post(&path, &service(), body).await;
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+impl SioClient {
+    /// `conversation:join` on `/chat`, which must succeed.
+    pub async fn join(&self, conversation: &impl serde::Serialize) {
+        let ack = self
+            .emit_ack(
+                "conversation:join",
+                json!({ "conversationId": conversation }),
+            )
+            .await;
+        assert_ok(&ack);
+    }
 }
 
 /// Creates a conversation over REST as `owner`, returning its id.

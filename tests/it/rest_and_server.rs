@@ -1,11 +1,8 @@
 //! REST conversation routes (contract §8), health, CORS, payload limits, shutdown.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -16,13 +13,12 @@ async fn creating_a_conversation_notifies_each_participant_once(pool: PgPool) {
     let bob = server.client("/chat", 2).await;
     let bob_tablet = server.client("/chat", 2).await;
     let res = server
-        .http()
-        .post(server.url("/api/conversations"))
-        .bearer_auth(token(1, &["user"]))
-        .json(&json!({ "type": "group", "name": " Team ", "participants": [2, 3, 2] }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/conversations",
+            &token(1, &["user"]),
+            &json!({ "type": "group", "name": " Team ", "participants": [2, 3, 2] }),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let conv: Value = res.json().await.unwrap();
     assert_eq!(conv["type"], "group");
@@ -57,13 +53,8 @@ async fn bad_conversation_bodies_get_400_naming_the_field(pool: PgPool) {
         ),
     ] {
         let res = server
-            .http()
-            .post(server.url("/api/conversations"))
-            .bearer_auth(token(1, &["user"]))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .post("/api/conversations", &token(1, &["user"]), &body)
+            .await;
         assert_eq!(res.status(), 400, "{body}");
         let err: Value = res.json().await.unwrap();
         assert_eq!(err["error"]["code"], "BAD_REQUEST");
@@ -94,20 +85,13 @@ async fn only_owner_or_admin_deletes_and_everyone_in_it_hears_once(pool: PgPool)
     let server = TestServer::start(pool.clone()).await;
     let conv = create_conversation(&server, 1, "group", &[2]).await;
     let bob = server.client("/chat", 2).await;
-    assert_ok(
-        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    bob.join(&conv).await;
     let delete = |user: i64, roles: &'static [&'static str], id: String| {
         let server = &server;
         async move {
             server
-                .http()
-                .delete(server.url(&format!("/api/conversations/{id}")))
-                .bearer_auth(token(user, roles))
-                .send()
+                .delete(&format!("/api/conversations/{id}"), &token(user, roles))
                 .await
-                .unwrap()
                 .status()
         }
     };
@@ -269,10 +253,7 @@ async fn shutdown_lets_running_events_finish_their_acks(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
     let conv = create_conversation(&server, 1, "group", &[]).await;
     let c = server.client("/chat", 1).await;
-    assert_ok(
-        &c.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    c.join(&conv).await;
 
     // Hold the messages table so the next send blocks inside its INSERT.
     let mut blocker = pool.begin().await.unwrap();
@@ -796,13 +777,8 @@ async fn rest_is_rate_limited_per_token_with_retry_after_and_nothing_done(pool: 
     // A token that does not verify is answered 401 however often it comes: no bucket.
     for _ in 0..10 {
         let forged = server
-            .http()
-            .post(server.url("/api/notifications"))
-            .bearer_auth("not.a.token")
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
+            .post("/api/notifications", "not.a.token", &json!({}))
+            .await;
         assert_eq!(forged.status(), 401);
     }
     // Health and metrics are not REST calls of a token.

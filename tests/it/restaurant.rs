@@ -1,46 +1,17 @@
 //! Restaurant namespaces end to end: `/`, `/restaurant`, `/restaurants/<id>`, station
 //! routing, status moves, tables, batch mode, isolation and the REST routes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-const QUIET: Duration = Duration::from_millis(400);
-
-fn staff(user: i64, restaurants: &[Uuid]) -> String {
-    sign(
-        json!({ "sub": user, "roles": ["staff"], "restaurants": restaurants, "exp": now_secs() + 3600 }),
-    )
-}
 
 fn manager(user: i64, restaurants: &[Uuid]) -> String {
     sign(
         json!({ "sub": user, "roles": ["manager"], "restaurants": restaurants, "exp": now_secs() + 3600 }),
     )
-}
-
-fn service() -> String {
-    token(500, &["service"])
-}
-
-async fn create_restaurant(server: &TestServer) -> Uuid {
-    let res = server
-        .http()
-        .post(server.url("/api/restaurants"))
-        .bearer_auth(service())
-        .json(&json!({ "name": "Bistro" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
-    Uuid::parse_str(body["id"].as_str().unwrap()).unwrap()
 }
 
 async fn create_order(
@@ -54,16 +25,8 @@ async fn create_order(
         .enumerate()
         .map(|(i, s)| json!({ "name": format!("dish {i}"), "quantity": 1, "station": s }))
         .collect();
-    let res = server
-        .http()
-        .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
-        .bearer_auth(service())
-        .json(&json!({ "order_number": 7, "type": "dine_in", "table_number": table, "items": items, "total": 23.5 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json().await.unwrap()
+    let body = json!({ "order_number": 7, "type": "dine_in", "table_number": table, "items": items, "total": 23.5 });
+    post_order(server, restaurant, &body).await
 }
 
 /// A KDS client on `ns` for `restaurant`.
@@ -94,8 +57,8 @@ async fn update_status(c: &SioClient, restaurant: Uuid, order: &Value, status: &
 #[sqlx::test]
 async fn join_restaurant_checks_access_before_existence(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let mine = create_restaurant(&server).await;
-    let theirs = create_restaurant(&server).await;
+    let mine = create_restaurant(&server, "Bistro").await;
+    let theirs = create_restaurant(&server, "Bistro").await;
     let unknown = Uuid::new_v4();
     let c = server.client_with("/", &staff(1, &[mine, unknown])).await;
     let ack = c.emit_ack("join:restaurant", json!(mine.to_string())).await;
@@ -139,7 +102,7 @@ async fn join_restaurant_checks_access_before_existence(pool: PgPool) {
 #[sqlx::test]
 async fn restaurant_namespaces_refuse_bad_tokens_with_auth_failed(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     for ns in ["/", "/restaurant", &format!("/restaurants/{r}")] {
         let opts = ConnectOptions {
             auth: Some(json!({ "token": "nope" })),
@@ -158,8 +121,8 @@ async fn restaurant_namespaces_refuse_bad_tokens_with_auth_failed(pool: PgPool) 
 #[sqlx::test]
 async fn dynamic_namespace_admits_only_accessible_existing_restaurants(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
-    let other = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
+    let other = create_restaurant(&server, "Bistro").await;
     let ghost = Uuid::new_v4();
     let refused = |ns: String, token: String| {
         let base = server.base.clone();
@@ -203,7 +166,7 @@ async fn dynamic_namespace_admits_only_accessible_existing_restaurants(pool: PgP
 #[sqlx::test]
 async fn order_events_reach_restaurant_and_station_rooms_once(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let both = tablet(&server, "/", r).await;
     assert_success(
         &both
@@ -262,8 +225,8 @@ async fn order_events_reach_restaurant_and_station_rooms_once(pool: PgPool) {
 #[sqlx::test]
 async fn restaurants_are_isolated(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let a = create_restaurant(&server).await;
-    let b = create_restaurant(&server).await;
+    let a = create_restaurant(&server, "Bistro").await;
+    let b = create_restaurant(&server, "Bistro").await;
     let c = server.client_with("/", &staff(1, &[a, b])).await;
     assert_success(&c.emit_ack("join:restaurant", json!(a.to_string())).await);
     assert_success(
@@ -291,7 +254,7 @@ async fn restaurants_are_isolated(pool: PgPool) {
 #[sqlx::test]
 async fn sync_lists_active_orders_oldest_first(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let first = create_order(&server, r, Some("1"), &["kitchen"]).await;
     let second = create_order(&server, r, Some("2"), &["bar"]).await;
     let done = create_order(&server, r, Some("3"), &["bar"]).await;
@@ -333,7 +296,7 @@ async fn sync_lists_active_orders_oldest_first(pool: PgPool) {
 #[sqlx::test]
 async fn sync_stops_at_500_orders_and_says_so(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     sqlx::query(
         "insert into orders (id, restaurant_id, order_number, type, total, created_at)
          select gen_random_uuid(), $1, n::text, 'takeout', 1, now() - make_interval(secs => 1000 - n)
@@ -355,12 +318,8 @@ async fn sync_stops_at_500_orders_and_says_so(pool: PgPool) {
     assert_eq!(orders[499]["order_number"], "500");
     // The REST twin is capped the same way and says so in a header.
     let res = server
-        .http()
-        .get(server.url(&format!("/api/restaurants/{r}/orders")))
-        .bearer_auth(service())
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/api/restaurants/{r}/orders"), &service())
+        .await;
     assert_eq!(
         res.headers()
             .get("x-truncated")
@@ -382,19 +341,15 @@ async fn sync_stops_at_500_orders_and_says_so(pool: PgPool) {
     assert_eq!(data["orders"].as_array().unwrap().len(), 500);
     assert_eq!(data["truncated"], false);
     let res = server
-        .http()
-        .get(server.url(&format!("/api/restaurants/{r}/orders")))
-        .bearer_auth(service())
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/api/restaurants/{r}/orders"), &service())
+        .await;
     assert!(res.headers().get("x-truncated").is_none());
 }
 
 #[sqlx::test]
 async fn status_moves_forward_or_to_cancelled_only(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, None, &["kitchen"]).await;
     let c = tablet(&server, "/", r).await;
     assert_success(&c.emit_ack("join:restaurant", json!(r.to_string())).await);
@@ -424,7 +379,7 @@ async fn status_moves_forward_or_to_cancelled_only(pool: PgPool) {
         "NOT_FOUND",
     );
     // The order must belong to the restaurant named.
-    let other = create_restaurant(&server).await;
+    let other = create_restaurant(&server, "Bistro").await;
     let admin = server.client_with("/", &token(3, &["admin"])).await;
     let foreign = create_order(&server, other, None, &["bar"]).await;
     assert_failure(
@@ -436,7 +391,7 @@ async fn status_moves_forward_or_to_cancelled_only(pool: PgPool) {
 #[sqlx::test]
 async fn concurrent_identical_moves_move_once_and_broadcast_once(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let mut tablets = vec![];
     for _ in 0..8 {
         tablets.push(tablet(&server, "/", r).await);
@@ -476,7 +431,7 @@ async fn concurrent_identical_moves_move_once_and_broadcast_once(pool: PgPool) {
 #[sqlx::test]
 async fn table_ready_fires_once_when_the_last_active_order_is_ready(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let a = create_order(&server, r, Some("5"), &["kitchen"]).await;
     let b = create_order(&server, r, Some("5"), &["bar"]).await;
     let elsewhere = create_order(&server, r, Some("6"), &["bar"]).await;
@@ -509,7 +464,7 @@ async fn table_ready_fires_once_when_the_last_active_order_is_ready(pool: PgPool
 #[sqlx::test]
 async fn completing_a_table_completes_its_active_orders(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let a = create_order(&server, r, Some("9"), &["kitchen"]).await;
     let b = create_order(&server, r, Some("9"), &["bar"]).await;
     let kitchen = tablet(&server, "/", r).await;
@@ -559,7 +514,7 @@ async fn completing_a_table_completes_its_active_orders(pool: PgPool) {
 #[sqlx::test]
 async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
     let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", "300")]).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let kds = tablet(&server, "/", r).await;
     assert_success(
         &kds.emit_ack(
@@ -581,13 +536,8 @@ async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
     }
     let alert = json!({ "type": "urgent", "message": "fire on the grill", "severity": 5 });
     let res = server
-        .http()
-        .post(server.url(&format!("/api/restaurants/{r}/alerts")))
-        .bearer_auth(service())
-        .json(&alert)
-        .send()
-        .await
-        .unwrap();
+        .post(&format!("/api/restaurants/{r}/alerts"), &service(), &alert)
+        .await;
     assert_eq!(res.status(), 201);
     // The alert is not delayed: it arrives before the batch window closes.
     assert_eq!(
@@ -627,7 +577,7 @@ async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
 #[sqlx::test]
 async fn shutdown_flushes_open_batch_windows(pool: PgPool) {
     let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", "60000")]).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let kds = tablet(&server, "/", r).await;
     assert_success(
         &kds.emit_ack(
@@ -650,7 +600,7 @@ async fn shutdown_flushes_open_batch_windows(pool: PgPool) {
 #[sqlx::test]
 async fn rest_order_routes_enforce_roles_and_announce_changes(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let http = server.http();
     let body = json!({ "order_number": "A1", "type": "takeout", "items": [{ "name": "Tea", "quantity": 2, "station": "bar" }], "total": 4 });
     let post = |t: String| {
@@ -774,7 +724,7 @@ async fn rest_order_routes_enforce_roles_and_announce_changes(pool: PgPool) {
 #[sqlx::test]
 async fn alerts_reach_station_only_tablets_too(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let bar = tablet(&server, "/", r).await;
     assert_success(
         &bar.emit_ack(
@@ -786,13 +736,12 @@ async fn alerts_reach_station_only_tablets_too(pool: PgPool) {
     let alert =
         json!({ "type": "info", "message": "86 the salmon", "severity": 2, "tableNumber": 4 });
     let res = server
-        .http()
-        .post(server.url(&format!("/api/restaurants/{r}/alerts")))
-        .bearer_auth(staff(1, &[r]))
-        .json(&alert)
-        .send()
-        .await
-        .unwrap();
+        .post(
+            &format!("/api/restaurants/{r}/alerts"),
+            &staff(1, &[r]),
+            &alert,
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let got = bar.recv("kitchen:alert").await;
     assert_eq!(got["message"], "86 the salmon");
@@ -803,8 +752,8 @@ async fn alerts_reach_station_only_tablets_too(pool: PgPool) {
 #[sqlx::test]
 async fn a_dynamic_namespace_socket_can_follow_another_restaurant(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let a = create_restaurant(&server).await;
-    let b = create_restaurant(&server).await;
+    let a = create_restaurant(&server, "Bistro").await;
+    let b = create_restaurant(&server, "Bistro").await;
     let c = server
         .client_with(&format!("/restaurants/{a}"), &staff(1, &[a, b]))
         .await;
@@ -821,7 +770,7 @@ async fn a_dynamic_namespace_socket_can_follow_another_restaurant(pool: PgPool) 
 #[sqlx::test]
 async fn payload_errors_name_the_field_in_the_restaurant_dialect(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let c = tablet(&server, "/", r).await;
     for payload in [json!("nope"), json!({ "restaurantId": 7 }), json!({})] {
         let ack = c.emit_ack("join:restaurant", payload.clone()).await;
@@ -850,8 +799,8 @@ async fn payload_errors_name_the_field_in_the_restaurant_dialect(pool: PgPool) {
 #[sqlx::test]
 async fn rest_checks_rights_before_the_body_and_hides_other_restaurants_orders(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let a = create_restaurant(&server).await;
-    let b = create_restaurant(&server).await;
+    let a = create_restaurant(&server, "Bistro").await;
+    let b = create_restaurant(&server, "Bistro").await;
     let order_b = create_order(&server, b, None, &["kitchen"]).await;
     let http = server.http();
     // No rights: 403 even though the body is invalid.
@@ -897,7 +846,7 @@ async fn rest_checks_rights_before_the_body_and_hides_other_restaurants_orders(p
 #[sqlx::test]
 async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, Some("12"), &["kitchen"]).await;
     let id = order["id"].as_str().unwrap().to_owned();
     let pos = tablet(&server, "/", r).await;
@@ -1022,7 +971,7 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
 #[sqlx::test]
 async fn a_user_role_may_watch_a_board_but_not_change_its_orders(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, Some("4"), &["kitchen"]).await;
     let id = Uuid::parse_str(order["id"].as_str().unwrap()).unwrap();
     let user =
@@ -1097,8 +1046,8 @@ async fn refusal(server: &TestServer, ns: &str, token: Option<&str>) -> String {
 #[sqlx::test]
 async fn refused_connects_leave_no_namespace_or_route_behind(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
-    let other = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
+    let other = create_restaurant(&server, "Bistro").await;
     let mounted = metric(&server, NAMESPACES).await;
     assert_eq!(metric(&server, DYNAMIC_ROUTES).await, 0.0);
     let admin = token(1, &["admin"]);
@@ -1184,7 +1133,7 @@ async fn tablet_at_once(base: &str, ns: &str, token: &str) -> SioClient {
 #[sqlx::test]
 async fn refusals_never_delete_a_namespace_in_use_or_being_joined(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let ns = format!("/restaurants/{r}");
     let mounted = metric(&server, NAMESPACES).await;
     let token = staff(1, &[r]);
@@ -1210,7 +1159,7 @@ async fn a_tablet_that_reconnects_the_moment_it_disconnects_is_admitted_every_ti
     // must still be there for the new socket, not deleted under it (which closed its
     // transport and made it reconnect).
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let ns = format!("/restaurants/{r}");
     let mounted = metric(&server, NAMESPACES).await;
     let token = staff(1, &[r]);
@@ -1233,7 +1182,7 @@ async fn a_tablet_that_reconnects_the_moment_it_disconnects_is_admitted_every_ti
 #[sqlx::test]
 async fn a_database_fault_while_admitting_closes_the_transport_instead_of_refusing(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let ns = format!("/restaurants/{r}");
     let mounted = metric(&server, NAMESPACES).await;
     // The existence check fails as it would with the database away.
@@ -1268,8 +1217,8 @@ async fn a_database_fault_while_admitting_closes_the_transport_instead_of_refusi
 #[sqlx::test]
 async fn orders_sync_without_a_payload_syncs_the_board_the_socket_is_on(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
-    let other = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
+    let other = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, Some("4"), &["kitchen"]).await;
     let elsewhere = create_order(&server, other, Some("5"), &["bar"]).await;
     let tok = staff(10, &[r, other]);
@@ -1337,7 +1286,7 @@ async fn orders_sync_without_a_payload_syncs_the_board_the_socket_is_on(pool: Pg
 #[sqlx::test]
 async fn restaurant_namespaces_say_connected(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     for ns in [
         "/".to_owned(),
         "/restaurant".to_owned(),
@@ -1358,7 +1307,7 @@ async fn restaurant_namespaces_say_connected(pool: PgPool) {
 #[sqlx::test]
 async fn a_patch_to_the_current_status_is_a_quiet_success(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, None, &["kitchen"]).await;
     let board = tablet(&server, "/", r).await;
     assert_success(
@@ -1367,13 +1316,12 @@ async fn a_patch_to_the_current_status_is_a_quiet_success(pool: PgPool) {
             .await,
     );
     let res = server
-        .http()
-        .patch(server.url(&format!("/api/orders/{}", order["id"].as_str().unwrap())))
-        .bearer_auth(staff(2, &[r]))
-        .json(&json!({ "status": "new" }))
-        .send()
-        .await
-        .unwrap();
+        .patch(
+            &format!("/api/orders/{}", order["id"].as_str().unwrap()),
+            &staff(2, &[r]),
+            &json!({ "status": "new" }),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], "new");
@@ -1389,7 +1337,7 @@ async fn a_patch_to_the_current_status_is_a_quiet_success(pool: PgPool) {
 #[sqlx::test]
 async fn a_tablets_events_are_handled_in_the_order_it_sent_them(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, Some("9"), &["kitchen"]).await;
     for round in 0..5 {
         let c = tablet(&server, "/", r).await;
@@ -1415,8 +1363,8 @@ async fn a_tablets_events_are_handled_in_the_order_it_sent_them(pool: PgPool) {
 #[sqlx::test]
 async fn the_rest_board_lists_what_orders_sync_does_with_filters(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let r = create_restaurant(&server).await;
-    let other = create_restaurant(&server).await;
+    let r = create_restaurant(&server, "Bistro").await;
+    let other = create_restaurant(&server, "Bistro").await;
     let soup = create_order(&server, r, Some("1"), &["kitchen"]).await;
     let tea = create_order(&server, r, Some("2"), &["bar"]).await;
     let both = create_order(&server, r, Some("3"), &["kitchen", "bar"]).await;

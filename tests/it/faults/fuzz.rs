@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::common::sio::{self, ConnectOptions, SioClient};
+use crate::support::sio::{self, ConnectOptions, SioClient};
 
 /// The payload limit of the fuzzed server (`MAX_PAYLOAD_BYTES`, its default).
 const FUZZ_PAYLOAD_LIMIT: usize = 1_000_000;

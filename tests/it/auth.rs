@@ -1,10 +1,7 @@
 //! Identity at connect (contract §2): token sources, refusals, claim forms.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::support::*;
 use base64_url::encode as b64;
-use common::*;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -158,13 +155,12 @@ async fn string_user_ids_chat_and_get_notifications(pool: PgPool) {
     let bo = "9f1c2d3e-0000-4000-8000-000000000001";
     let as_user = |sub: &str| sign(json!({ "sub": sub, "roles": ["user"], "exp": exp }));
     let res = server
-        .http()
-        .post(server.url("/api/conversations"))
-        .bearer_auth(as_user(ana))
-        .json(&json!({ "type": "group", "name": "mixed", "participants": [bo, 7] }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/conversations",
+            &as_user(ana),
+            &json!({ "type": "group", "name": "mixed", "participants": [bo, 7] }),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let conv: serde_json::Value = res.json().await.unwrap();
     assert_eq!(conv["participants"], json!([ana, bo, 7]));
@@ -173,10 +169,7 @@ async fn string_user_ids_chat_and_get_notifications(pool: PgPool) {
     let b = server.client_with("/chat", &as_user(bo)).await;
     let seven = server.client("/chat", 7).await;
     for c in [&a, &b, &seven] {
-        assert_ok(
-            &c.emit_ack("conversation:join", json!({ "conversationId": id }))
-                .await,
-        );
+        c.join(&id).await;
     }
     let sent = assert_ok(
         &a.emit_ack(
@@ -215,13 +208,12 @@ async fn string_user_ids_chat_and_get_notifications(pool: PgPool) {
     // A notification for a string user reaches its /notifications socket.
     let n = server.client_with("/notifications", &as_user(ana)).await;
     let res = server
-        .http()
-        .post(server.url("/api/notifications"))
-        .bearer_auth(token(500, &["service"]))
-        .json(&json!({ "user_id": ana, "type": "system", "title": "T", "content": "C" }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/notifications",
+            &token(500, &["service"]),
+            &json!({ "user_id": ana, "type": "system", "title": "T", "content": "C" }),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let created = n.recv("notification:created").await;
     assert_eq!(created["user_id"], json!(ana));
@@ -270,14 +262,7 @@ async fn rest_requires_a_valid_bearer_token(pool: PgPool) {
     let err: serde_json::Value = res.json().await.unwrap();
     assert_eq!(err["error"]["code"], "AUTH_INVALID");
     let expired = sign(json!({ "sub": 1, "exp": now_secs() - 300 }));
-    let res = server
-        .http()
-        .post(server.url("/api/conversations"))
-        .bearer_auth(expired)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = server.post("/api/conversations", &expired, &body).await;
     assert_eq!(res.status(), 401);
 }
 
@@ -360,13 +345,12 @@ async fn lifetimes_become(server: &TestServer, expected: i64) {
 
 async fn create_restaurant(server: &TestServer) -> String {
     let res = server
-        .http()
-        .post(server.url("/api/restaurants"))
-        .bearer_auth(token(500, &["service"]))
-        .json(&json!({ "name": "Lifetime Diner" }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/restaurants",
+            &token(500, &["service"]),
+            &json!({ "name": "Lifetime Diner" }),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let body: serde_json::Value = res.json().await.unwrap();
     body["id"].as_str().unwrap().to_owned()
@@ -476,13 +460,12 @@ async fn a_token_not_yet_valid_is_refused_beyond_the_leeway(pool: PgPool) {
     let later = sign(json!({ "sub": 7, "exp": exp, "nbf": now_secs() + 300 }));
     assert_eq!(refused(&server, with_auth(&later)).await, "AUTH_INVALID");
     let res = server
-        .http()
-        .post(server.url("/api/conversations"))
-        .bearer_auth(&later)
-        .json(&json!({ "type": "group", "participants": [] }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/conversations",
+            &later,
+            &json!({ "type": "group", "participants": [] }),
+        )
+        .await;
     assert_eq!(res.status(), 401);
     // Within JWT_LEEWAY_SECS (30) of now, and in the past: accepted.
     for nbf in [now_secs() + 10, now_secs() - 10] {
@@ -552,7 +535,7 @@ async fn an_operator_disconnects_every_socket_of_a_user(pool: PgPool) {
 #[sqlx::test]
 async fn a_long_polling_socket_is_told_and_disconnected_too(pool: PgPool) {
     let server = TestServer::start_with(pool, &[("JWT_LEEWAY_SECS", "0")]).await;
-    let open = common::sio::connect_polling_handshake(&server.base).await;
+    let open = crate::support::sio::connect_polling_handshake(&server.base).await;
     let url = format!(
         "{}/socket.io/?EIO=4&transport=polling&sid={}",
         server.base,
@@ -596,7 +579,7 @@ async fn a_long_polling_socket_is_told_and_disconnected_too(pool: PgPool) {
 }
 
 /// The development token tool, compiled here so its tokens are checked against a server.
-#[path = "../examples/mint_token.rs"]
+#[path = "../../examples/mint_token.rs"]
 #[allow(dead_code)]
 mod mint_token;
 

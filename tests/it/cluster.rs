@@ -3,18 +3,13 @@
 //! exactly once, whichever node holds the socket and whichever node caused it.
 //!
 //! The Redis variants need `REDIS_URL` (scripts/test starts a Redis server).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-const QUIET: Duration = Duration::from_millis(500);
 
 /// Two nodes on one database and the adapter.
 async fn two_nodes(pool: &PgPool, adapter: &str) -> (TestServer, TestServer) {
@@ -22,62 +17,22 @@ async fn two_nodes(pool: &PgPool, adapter: &str) -> (TestServer, TestServer) {
     (a, b)
 }
 
-fn service() -> String {
-    token(500, &["service"])
-}
-
-/// Creates a restaurant over REST on `a`.
-async fn restaurant(a: &TestServer, name: &str) -> Uuid {
-    let res = a
-        .http()
-        .post(a.url("/api/restaurants"))
-        .bearer_auth(service())
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let r: Value = res.json().await.unwrap();
-    Uuid::parse_str(r["id"].as_str().unwrap()).unwrap()
-}
-
 /// A one-item order created over REST on `node`.
 async fn order_on(node: &TestServer, r: Uuid, number: i64) -> Value {
-    let res = node
-        .http()
-        .post(node.url(&format!("/api/restaurants/{r}/orders")))
-        .bearer_auth(service())
-        .json(
-            &json!({ "order_number": number, "type": "takeout", "total": 2,
-                       "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json().await.unwrap()
+    let body = json!({ "order_number": number, "type": "takeout", "total": 2,
+                       "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] });
+    post_order(node, r, &body).await
 }
 
 async fn chat_message_crosses_nodes_once(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
     let conv = create_conversation(&a, 1, "group", &[2]).await;
     let alice = a.client("/chat", 1).await;
-    assert_ok(
-        &alice
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    alice.join(&conv).await;
     let bob = b.client("/chat", 2).await;
-    assert_ok(
-        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    bob.join(&conv).await;
     let bob_on_a = a.client("/chat", 2).await;
-    assert_ok(
-        &bob_on_a
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    bob_on_a.join(&conv).await;
 
     let sent = assert_ok(
         &alice
@@ -104,13 +59,12 @@ async fn rest_notification_on_a_reaches_b(pool: PgPool, adapter: &str) {
     let other = b.client("/notifications", 8).await;
     phone.recv("notification:count").await;
     let res = a
-        .http()
-        .post(a.url("/api/notifications"))
-        .bearer_auth(service())
-        .json(&json!({ "user_id": 7, "type": "system", "title": "hi", "content": "from A" }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/notifications",
+            &service(),
+            &json!({ "user_id": 7, "type": "system", "title": "hi", "content": "from A" }),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
     assert_eq!(phone.recv("notification:created").await, created);
@@ -128,13 +82,12 @@ async fn rest_notification_on_a_reaches_b(pool: PgPool, adapter: &str) {
     let on_a = a.client("/notifications", 9).await;
     on_a.recv("notification:count").await;
     let res = a
-        .http()
-        .post(a.url("/api/notifications/broadcast"))
-        .bearer_auth(service())
-        .json(&json!({ "type": "system", "title": "all", "content": "everyone" }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/notifications/broadcast",
+            &service(),
+            &json!({ "type": "system", "title": "all", "content": "everyone" }),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     for (c, expected) in [(&phone, 2), (&other, 1), (&on_a, 1)] {
         c.recv("notification:created").await;
@@ -144,7 +97,7 @@ async fn rest_notification_on_a_reaches_b(pool: PgPool, adapter: &str) {
 
 async fn order_event_reaches_tablets_on_the_other_node(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let r = restaurant(&a, "Cluster Bistro").await;
+    let r = create_restaurant(&a, "Cluster Bistro").await;
     let staff =
         sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
     // On B only: a tablet on the dynamic namespace (which A has never seen a client on)
@@ -159,16 +112,13 @@ async fn order_event_reaches_tablets_on_the_other_node(pool: PgPool, adapter: &s
         .await;
     assert_eq!(ack["success"], true, "{ack}");
     let res = a
-        .http()
-        .post(a.url(&format!("/api/restaurants/{r}/orders")))
-        .bearer_auth(service())
-        .json(
+        .post(
+            &format!("/api/restaurants/{r}/orders"),
+            &service(),
             &json!({ "order_number": 1, "type": "dine_in", "table_number": 2, "total": 9.5,
                         "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }] }),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(res.status(), 201);
     let order: Value = res.json().await.unwrap();
     assert_eq!(dynamic.recv("order:created").await, order);
@@ -183,23 +133,11 @@ async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapt
     let (a, b) = two_nodes(&pool, adapter).await;
     let conv = create_conversation(&a, 1, "group", &[2, 3]).await;
     let owner = a.client("/chat", 1).await;
-    assert_ok(
-        &owner
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    owner.join(&conv).await;
     let removed = b.client("/chat", 2).await;
-    assert_ok(
-        &removed
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    removed.join(&conv).await;
     let carol = b.client("/chat", 3).await;
-    assert_ok(
-        &carol
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    carol.join(&conv).await;
     for round in 0..5 {
         if round > 0 {
             assert_ok(
@@ -210,11 +148,7 @@ async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapt
                     )
                     .await,
             );
-            assert_ok(
-                &removed
-                    .emit_ack("conversation:join", json!({ "conversationId": conv }))
-                    .await,
-            );
+            removed.join(&conv).await;
         }
         assert_ok(
             &owner
@@ -246,7 +180,7 @@ async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapt
 
 async fn an_operator_disconnect_ends_the_users_sockets_on_every_node(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let r = restaurant(&a, "Ban Bistro").await;
+    let r = create_restaurant(&a, "Ban Bistro").await;
     let user =
         sign(json!({ "sub": 7, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
     // On B, among them a dynamic namespace that A has never mounted; one on A as well.
@@ -307,7 +241,7 @@ macro_rules! for_each_adapter {
 
 async fn batch_sockets_get_events_caused_on_the_other_node(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let r = restaurant(&a, "Batch Bistro").await;
+    let r = create_restaurant(&a, "Batch Bistro").await;
     let staff =
         sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
     // A batch-mode board on B (default namespace) and one on B's `/restaurants/<id>`.
@@ -341,15 +275,12 @@ async fn batch_sockets_get_events_caused_on_the_other_node(pool: PgPool, adapter
         (2, Value::Array(big_items)),
     ] {
         let res = a
-            .http()
-            .post(a.url(&format!("/api/restaurants/{r}/orders")))
-            .bearer_auth(service())
-            .json(
+            .post(
+                &format!("/api/restaurants/{r}/orders"),
+                &service(),
                 &json!({ "order_number": number, "type": "takeout", "total": 9.5, "items": items }),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(res.status(), 201);
         created.push(res.json::<Value>().await.unwrap());
     }
@@ -377,7 +308,7 @@ async fn batch_sockets_get_events_caused_on_the_other_node(pool: PgPool, adapter
 
 async fn first_events_of_a_restaurant_racing_each_arrive_once(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let r = restaurant(&a, "Rush Bistro").await;
+    let r = create_restaurant(&a, "Rush Bistro").await;
     let staff =
         sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
     let tablet = b.client_with(&format!("/restaurants/{r}"), &staff).await;
@@ -415,8 +346,8 @@ async fn switching_restaurant_leaves_the_old_one_for_events_from_any_node(
     adapter: &str,
 ) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let first = restaurant(&a, "First").await;
-    let second = restaurant(&a, "Second").await;
+    let first = create_restaurant(&a, "First").await;
+    let second = create_restaurant(&a, "Second").await;
     let staff = sign(
         json!({ "sub": 3, "roles": ["staff"], "restaurants": [first, second], "exp": now_secs() + 600 }),
     );
@@ -463,7 +394,7 @@ async fn redis_channels(prefix: &str) -> usize {
 
 async fn refused_connects_leave_no_namespace_or_channel_behind(pool: PgPool, adapter: &str) {
     let (a, _b, prefix) = TestServer::two_nodes(&pool, adapter).await;
-    let r = restaurant(&a, "Guarded Grill").await;
+    let r = create_restaurant(&a, "Guarded Grill").await;
     let link = if adapter == "redis" {
         r#"switchboard_cluster_link_channels{link="redis"}"#
     } else {
@@ -533,8 +464,8 @@ async fn a_socket_following_another_restaurant_gets_its_events_from_every_node(
     adapter: &str,
 ) {
     let (a, b) = two_nodes(&pool, adapter).await;
-    let home = restaurant(&a, "Home").await;
-    let away = restaurant(&a, "Away").await;
+    let home = create_restaurant(&a, "Home").await;
+    let away = create_restaurant(&a, "Away").await;
     let staff = sign(
         json!({ "sub": 3, "roles": ["staff"], "restaurants": [home, away], "exp": now_secs() + 600 }),
     );
@@ -552,13 +483,12 @@ async fn a_socket_following_another_restaurant_gets_its_events_from_every_node(
     }
     let alert = json!({ "type": "urgent", "message": "out of tea", "severity": 3 });
     let res = b
-        .http()
-        .post(b.url(&format!("/api/restaurants/{away}/alerts")))
-        .bearer_auth(service())
-        .json(&alert)
-        .send()
-        .await
-        .unwrap();
+        .post(
+            &format!("/api/restaurants/{away}/alerts"),
+            &service(),
+            &alert,
+        )
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(tablet.recv("kitchen:alert").await["message"], "out of tea");
     tablet.expect_none("kitchen:alert", QUIET).await;
@@ -639,10 +569,7 @@ async fn alice_and_bob(a: &TestServer, b: &TestServer) -> (String, SioClient, Si
     let conv = create_conversation(a, 1, "group", &[2]).await;
     let alice = a.client("/chat", 1).await;
     let bob = b.client("/chat", 2).await;
-    assert_ok(
-        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    bob.join(&conv).await;
     assert_ok(
         &alice
             .emit_ack(
@@ -696,11 +623,7 @@ async fn redis_restart_pauses_then_resumes_broadcasts(pool: PgPool) {
     deliver_within(&alice, &bob, &conv, Duration::from_secs(10)).await;
     // And the other way, to a socket on A.
     let carol_on_a = a.client("/chat", 2).await;
-    assert_ok(
-        &carol_on_a
-            .emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
-    );
+    carol_on_a.join(&conv).await;
     let alice_on_b = b.client("/chat", 1).await;
     deliver_within(&alice_on_b, &carol_on_a, &conv, Duration::from_secs(10)).await;
     for node in [&a, &b] {
@@ -816,7 +739,7 @@ async fn postgres_adapter_holds_one_connection_however_many_namespaces(pool: PgP
     let mut tablets = Vec::new();
     let mut restaurants = Vec::new();
     for i in 0..12 {
-        let r = restaurant(&a, &format!("Bistro {i}")).await;
+        let r = create_restaurant(&a, &format!("Bistro {i}")).await;
         let staff = sign(
             json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }),
         );
@@ -943,7 +866,7 @@ impl BusNode {
             .connect_with((*test_pool.connect_options()).clone())
             .await
             .unwrap();
-        let config = common::config(vars);
+        let config = crate::support::config(vars);
         let limits = config.clone();
         let (router, app) = switchboard::build_app(config, pool).await.unwrap();
         let limits =

@@ -1,32 +1,20 @@
 //! `/ws`, the envelope dialect of seed 003 (contract §7.1, §7.2, §7.5's publish and
 //! grants rows), as a plain WebSocket client sees it: a real server, real sockets,
 //! a tokio-tungstenite client.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::ws::{self, Stream};
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// RFC 3339 UTC with milliseconds: `2026-11-21T22:39:20.123Z`.
-fn rfc3339_ms(s: &str) -> bool {
-    chrono::DateTime::parse_from_rfc3339(s).is_ok()
-        && s.len() == 24
-        && s.ends_with('Z')
-        && s.as_bytes()[19] == b'.'
-}
 
 /// A `/ws` client that reads envelopes.
 struct Ws {
@@ -115,8 +103,8 @@ impl Ws {
     }
 
     /// Nothing arrives within `ms`.
-    async fn quiet(&mut self, ms: u64) {
-        if let Some(message) = self.recv_within(Duration::from_millis(ms)).await {
+    async fn quiet(&mut self, within: Duration) {
+        if let Some(message) = self.recv_within(within).await {
             panic!("unexpected message {message}");
         }
     }
@@ -141,38 +129,20 @@ impl Ws {
         assert_eq!(pong["id"], "alive");
     }
 
-    /// Reads (skipping messages) until the server's close frame; its code.
+    /// Reads until the server's close frame; its code.
     async fn close_code(&mut self, within: Duration) -> u16 {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => panic!("no close within {within:?}"),
-                Ok(Some(Ok(Message::Close(Some(frame))))) => {
-                    // Sends the protocol's answer, as a browser would.
-                    let _ = self.stream.flush().await;
-                    return u16::from(frame.code);
-                }
-                Ok(Some(Ok(Message::Close(None)))) => panic!("close without a code"),
-                Ok(Some(Ok(_))) => {}
-                Ok(other) => panic!("connection ended without a close frame: {other:?}"),
-            }
-        }
+        ws::close_code(&mut self.stream, within).await
     }
-}
-
-fn service() -> String {
-    token(900, &["service"])
 }
 
 async fn publish(server: &TestServer, channel: &str, kind: &str, payload: Value) {
     let res = server
-        .http()
-        .post(server.url("/api/publish"))
-        .bearer_auth(service())
-        .json(&json!({ "channel": channel, "type": kind, "payload": payload }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/publish",
+            &service(),
+            &json!({ "channel": channel, "type": kind, "payload": payload }),
+        )
+        .await;
     assert_eq!(res.status(), 202);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body, json!({ "channel": channel, "type": kind }));
@@ -191,42 +161,14 @@ async fn grant(server: &TestServer, method: reqwest::Method, channel: &str, user
         .as_u16()
 }
 
-async fn create_restaurant(server: &TestServer) -> Uuid {
-    let res = server
-        .http()
-        .post(server.url("/api/restaurants"))
-        .bearer_auth(service())
-        .json(&json!({ "name": "Bistro" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
-    body["id"].as_str().unwrap().parse().unwrap()
-}
-
 /// An order of `restaurant` for `customer`, created over REST; its id.
 async fn create_order(server: &TestServer, restaurant: Uuid, customer: Option<i64>) -> String {
-    let res = server
-        .http()
-        .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
-        .bearer_auth(service())
-        .json(&json!({
-            "order_number": 7, "type": "online", "total": 12.5, "customer_id": customer,
-            "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }]
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
-    body["id"].as_str().unwrap().to_owned()
-}
-
-fn staff_of(user: i64, restaurant: Uuid) -> String {
-    sign(
-        json!({ "sub": user, "roles": ["staff"], "restaurants": [restaurant], "exp": now_secs() + 3600 }),
-    )
+    let body = json!({
+        "order_number": 7, "type": "online", "total": 12.5, "customer_id": customer,
+        "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }]
+    });
+    let order = post_order(server, restaurant, &body).await;
+    order["id"].as_str().unwrap().to_owned()
 }
 
 const HUB_ENTRIES: &str = "switchboard_ws_hub_entries ";
@@ -369,14 +311,14 @@ async fn user_and_tenant_channels_follow_the_token(pool: PgPool) {
     .await;
     assert_eq!(ws.expect("inventory_alert").await["payload"]["sku"], "A");
     assert_eq!(admin.expect("inventory_alert").await["payload"]["sku"], "A");
-    other.quiet(200).await;
+    other.quiet(QUIET).await;
 }
 
 #[sqlx::test]
 async fn order_channels_admit_the_customer_its_staff_service_and_admin(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let restaurant = create_restaurant(&server).await;
-    let elsewhere = create_restaurant(&server).await;
+    let restaurant = create_restaurant(&server, "Bistro").await;
+    let elsewhere = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, restaurant, Some(31)).await;
     let channel = format!("order:{order}");
     let stored: Option<i64> =
@@ -388,16 +330,15 @@ async fn order_channels_admit_the_customer_its_staff_service_and_admin(pool: PgP
     assert_eq!(stored, Some(31));
     // customer_id is an integer user id; anything else is the caller's 400.
     let res = server
-        .http()
-        .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
-        .bearer_auth(service())
-        .json(&json!({
-            "order_number": 8, "type": "online", "total": 1, "customer_id": 1.5,
-            "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }]
-        }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            &format!("/api/restaurants/{restaurant}/orders"),
+            &service(),
+            &json!({
+                "order_number": 8, "type": "online", "total": 1, "customer_id": 1.5,
+                "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }]
+            }),
+        )
+        .await;
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert!(
@@ -409,7 +350,7 @@ async fn order_channels_admit_the_customer_its_staff_service_and_admin(pool: PgP
     );
     let mut customer = Ws::authed(&server, &token(31, &["user"])).await;
     customer.join(&channel).await;
-    let mut staff = Ws::authed(&server, &staff_of(40, restaurant)).await;
+    let mut staff = Ws::authed(&server, &staff_at(40, restaurant)).await;
     staff.join(&channel).await;
     let mut service = Ws::authed(&server, &service()).await;
     service.join(&channel).await;
@@ -419,7 +360,7 @@ async fn order_channels_admit_the_customer_its_staff_service_and_admin(pool: PgP
     stranger
         .expect_error_on_subscribe(&channel, "forbidden")
         .await;
-    let mut other_staff = Ws::authed(&server, &staff_of(41, elsewhere)).await;
+    let mut other_staff = Ws::authed(&server, &staff_at(41, elsewhere)).await;
     other_staff
         .expect_error_on_subscribe(&channel, "forbidden")
         .await;
@@ -456,13 +397,13 @@ async fn order_channels_admit_the_customer_its_staff_service_and_admin(pool: PgP
             "shipped"
         );
     }
-    stranger.quiet(200).await;
+    stranger.quiet(QUIET).await;
 }
 
 #[sqlx::test]
 async fn grants_admit_a_user_and_revoking_unsubscribes_its_connections(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
-    let restaurant = create_restaurant(&server).await;
+    let restaurant = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, restaurant, None).await;
     let channel = format!("order:{order}");
     let mut courier = Ws::authed(&server, &token(50, &["user"])).await;
@@ -511,8 +452,8 @@ async fn grants_admit_a_user_and_revoking_unsubscribes_its_connections(pool: PgP
     }
     bystander.alive().await;
     publish(&server, &channel, "order_update", json!({})).await;
-    courier.quiet(200).await;
-    courier_phone.quiet(1).await;
+    courier.quiet(QUIET).await;
+    courier_phone.quiet(Duration::from_millis(1)).await;
     courier
         .expect_error_on_subscribe(&channel, "forbidden")
         .await;
@@ -656,9 +597,9 @@ async fn a_published_payload_reaches_each_subscriber_once(pool: PgPool) {
             );
             assert!(message.get("id").is_none());
         }
-        ws.quiet(200).await;
+        ws.quiet(QUIET).await;
     }
-    outsider.quiet(1).await;
+    outsider.quiet(Duration::from_millis(1)).await;
     // Unsubscribed: nothing more.
     a.send(json!({ "type": "unsubscribe", "payload": { "channel": "public:deals" }, "id": "u" }))
         .await;
@@ -669,7 +610,7 @@ async fn a_published_payload_reaches_each_subscriber_once(pool: PgPool) {
     );
     publish(&server, "public:deals", "cart_update", json!({ "n": 9 })).await;
     assert_eq!(b.expect("cart_update").await["payload"]["n"], 9);
-    a.quiet(200).await;
+    a.quiet(QUIET).await;
     let text = metrics_text(&server.url("")).await;
     assert!(
         text.contains("switchboard_ws_messages_out_total{type=\"published\"} 7"),
@@ -796,7 +737,7 @@ async fn the_rate_limit_answers_rate_limited_and_drops_the_message(pool: PgPool)
         .await;
     ws.expect_error("rate_limited", Some("over")).await;
     publish(&server, "public:x", "t", json!({})).await;
-    ws.quiet(300).await;
+    ws.quiet(QUIET).await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -1195,8 +1136,8 @@ impl Bare {
         }
     }
 
-    async fn quiet(&mut self, ms: u64) {
-        if let Some(message) = self.recv_within(Duration::from_millis(ms)).await {
+    async fn quiet(&mut self, within: Duration) {
+        if let Some(message) = self.recv_within(within).await {
             panic!("unexpected message {message}");
         }
     }
@@ -1332,14 +1273,7 @@ async fn a_bare_send_is_stored_and_reaches_every_dialect_each_connection_once(po
     // Carol on a public channel too: still one copy.
     carol.join("public:lobby").await;
     let bob_sio = server.client("/chat", 2).await;
-    assert_ok(
-        &bob_sio
-            .emit_ack(
-                "conversation:join",
-                json!({ "conversationId": conversation }),
-            )
-            .await,
-    );
+    bob_sio.join(&conversation).await;
     // Not a member: hears nothing.
     let mut dave = Bare::connect(&server, &token(4, &["user"])).await;
 
@@ -1385,10 +1319,10 @@ async fn a_bare_send_is_stored_and_reaches_every_dialect_each_connection_once(po
     );
     assert_eq!(page[0]["_id"], id.as_str());
 
-    sender.quiet(300).await;
-    bob_bare.quiet(0).await;
-    carol.quiet(0).await;
-    dave.quiet(0).await;
+    sender.quiet(QUIET).await;
+    bob_bare.quiet(Duration::ZERO).await;
+    carol.quiet(Duration::ZERO).await;
+    dave.quiet(Duration::ZERO).await;
     bob_sio
         .expect_none("message:created", Duration::from_millis(100))
         .await;
@@ -1408,14 +1342,7 @@ async fn an_envelope_chat_message_echoes_its_id_and_chat_sends_reach_ws(pool: Pg
     let mut ann_phone = Ws::authed(&server, &named(1, "Ann")).await;
     let mut bob = Bare::connect(&server, &token(2, &["user"])).await;
     let bob_sio = server.client("/chat", 2).await;
-    assert_ok(
-        &bob_sio
-            .emit_ack(
-                "conversation:join",
-                json!({ "conversationId": conversation }),
-            )
-            .await,
-    );
+    bob_sio.join(&conversation).await;
 
     ann.send(json!({ "type": "chat_message", "id": "m1",
         "payload": { "conversation_id": conversation, "content": "hi" } }))
@@ -1431,7 +1358,7 @@ async fn an_envelope_chat_message_echoes_its_id_and_chat_sends_reach_ws(pool: Pg
     assert_eq!(bare["id"], own["payload"]["message"]["id"]);
     assert_eq!(bare["message_type"], "text");
     assert_eq!(bob_sio.recv("message:created").await["content"], "hi");
-    ann.quiet(200).await;
+    ann.quiet(QUIET).await;
 
     // Errors carry the request id.
     for (payload, code) in [
@@ -1476,8 +1403,8 @@ async fn an_envelope_chat_message_echoes_its_id_and_chat_sends_reach_ws(pool: Pg
         assert_eq!(got["payload"]["message"]["sender_name"], Value::Null);
     }
     assert_eq!(bob.recv().await["id"], sent["_id"]);
-    bob.quiet(200).await;
-    eve.quiet(0).await;
+    bob.quiet(QUIET).await;
+    eve.quiet(Duration::ZERO).await;
 }
 
 /// A grant on another member's `user:` channel puts a connection in two of the
@@ -1500,7 +1427,7 @@ async fn a_connection_in_two_members_channels_gets_a_message_once(pool: PgPool) 
         );
         let got = ann.expect("chat_message").await;
         assert_eq!(got["payload"]["message"]["id"], sent["_id"]);
-        ann.quiet(300).await;
+        ann.quiet(QUIET).await;
     }
 }
 
@@ -1545,19 +1472,12 @@ async fn bare_clients_get_edits_and_deletes_in_full_and_envelopes_do_not(pool: P
         assert_eq!(deleted["is_edited"], true);
         assert_eq!(deleted["is_deleted"], true);
     }
-    bob_envelope.quiet(300).await;
-    bob.quiet(0).await;
+    bob_envelope.quiet(QUIET).await;
+    bob.quiet(Duration::ZERO).await;
 }
 
 async fn notify(server: &TestServer, body: Value) -> Value {
-    let res = server
-        .http()
-        .post(server.url("/api/notifications"))
-        .bearer_auth(service())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = server.post("/api/notifications", &service(), &body).await;
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
 }
@@ -1612,14 +1532,7 @@ async fn notifications_reach_both_plain_dialects_from_rest_and_from_notification
         json!({ "user_id": 7, "type": "system", "title": "T", "content": "C", "priority": "urgent" }),
         json!({ "user_id": 7, "type": "system", "title": "T", "content": "C", "link": "x".repeat(2001) }),
     ] {
-        let res = server
-            .http()
-            .post(server.url("/api/notifications"))
-            .bearer_auth(service())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = server.post("/api/notifications", &service(), &body).await;
         assert_eq!(res.status(), 400);
     }
 
@@ -1643,18 +1556,17 @@ async fn notifications_reach_both_plain_dialects_from_rest_and_from_notification
         bare.recv().await,
         json!({ "event": "deleted", "notification_id": id })
     );
-    envelope.quiet(300).await;
-    other.quiet(0).await;
+    envelope.quiet(QUIET).await;
+    other.quiet(Duration::ZERO).await;
 
     // A broadcast reaches every authenticated connection, not the anonymous one.
     let res = server
-        .http()
-        .post(server.url("/api/notifications/broadcast"))
-        .bearer_auth(service())
-        .json(&json!({ "type": "system", "title": "All", "content": "Everyone" }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/notifications/broadcast",
+            &service(),
+            &json!({ "type": "system", "title": "All", "content": "Everyone" }),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(
         envelope.expect("notification").await["payload"]["title"],
@@ -1666,30 +1578,29 @@ async fn notifications_reach_both_plain_dialects_from_rest_and_from_notification
         (Some("created"), true)
     );
     assert_eq!(other.recv().await["title"], "All");
-    anon.quiet(300).await;
+    anon.quiet(QUIET).await;
 }
 
 #[sqlx::test]
 async fn an_order_status_change_reaches_its_order_channel(pool: PgPool) {
     let server = TestServer::start(pool).await;
-    let restaurant = create_restaurant(&server).await;
+    let restaurant = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, restaurant, Some(5)).await;
     let other = create_order(&server, restaurant, Some(5)).await;
     let mut customer = Ws::authed(&server, &token(5, &["user"])).await;
     customer.join(&format!("order:{order}")).await;
-    let mut staff = Ws::authed(&server, &staff_of(6, restaurant)).await;
+    let mut staff = Ws::authed(&server, &staff_at(6, restaurant)).await;
     staff.join(&format!("order:{order}")).await;
     staff.join(&format!("order:{other}")).await;
     let mut bare = Bare::connect(&server, &token(5, &["user"])).await;
 
     let res = server
-        .http()
-        .patch(server.url(&format!("/api/orders/{order}")))
-        .bearer_auth(service())
-        .json(&json!({ "status": "preparing" }))
-        .send()
-        .await
-        .unwrap();
+        .patch(
+            &format!("/api/orders/{order}"),
+            &service(),
+            &json!({ "status": "preparing" }),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     for ws in [&mut customer, &mut staff] {
@@ -1702,17 +1613,16 @@ async fn an_order_status_change_reaches_its_order_channel(pool: PgPool) {
     }
     // Other changes than the status: no order_update.
     let res = server
-        .http()
-        .patch(server.url(&format!("/api/orders/{order}")))
-        .bearer_auth(service())
-        .json(&json!({ "table_number": "12" }))
-        .send()
-        .await
-        .unwrap();
+        .patch(
+            &format!("/api/orders/{order}"),
+            &service(),
+            &json!({ "table_number": "12" }),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     // A move on the restaurant board over socket.io reaches the channel too.
     let board = server
-        .client_with("/restaurant", &staff_of(6, restaurant))
+        .client_with("/restaurant", &staff_at(6, restaurant))
         .await;
     let ack = board
         .emit_ack(
@@ -1724,8 +1634,8 @@ async fn an_order_status_change_reaches_its_order_channel(pool: PgPool) {
     let update = staff.expect("order_update").await;
     assert_eq!(update["payload"]["order_id"], other.as_str());
     assert_eq!(update["payload"]["status"], "ready");
-    customer.quiet(300).await;
-    bare.quiet(0).await;
+    customer.quiet(QUIET).await;
+    bare.quiet(Duration::ZERO).await;
 }
 
 #[sqlx::test]
@@ -1750,7 +1660,7 @@ async fn bare_connections_have_the_rate_limit_and_token_expiry_of_the_envelope(p
     bare.expect_error("BAD_REQUEST").await;
     bare.expect_error("BAD_REQUEST").await;
     bare.expect_error("RATE_LIMITED").await;
-    bare.quiet(300).await;
+    bare.quiet(QUIET).await;
     let stored: i64 = sqlx::query_scalar("select count(*) from messages")
         .fetch_one(&pool)
         .await
@@ -1857,17 +1767,16 @@ async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
         for ws in [&mut env, &mut here] {
             let got = ws.expect("flash").await;
             assert_eq!(got["payload"], json!({ "n": 1 }), "{adapter}");
-            ws.quiet(300).await;
+            ws.quiet(QUIET).await;
         }
 
         let res = a
-            .http()
-            .post(a.url("/api/notifications"))
-            .bearer_auth(service())
-            .json(&json!({ "user_id": user, "type": "system", "title": "Hi", "content": "there" }))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                "/api/notifications",
+                &service(),
+                &json!({ "user_id": user, "type": "system", "title": "Hi", "content": "there" }),
+            )
+            .await;
         assert_eq!(res.status(), 201);
         assert_eq!(env.expect("notification").await["payload"]["title"], "Hi");
         let n = bare.recv().await;
@@ -1876,25 +1785,24 @@ async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
             (Some("created"), Some("Hi"))
         );
         assert_eq!(here.expect("notification").await["payload"]["title"], "Hi");
-        env.quiet(300).await;
-        bare.quiet(0).await;
-        here.quiet(0).await;
+        env.quiet(QUIET).await;
+        bare.quiet(Duration::ZERO).await;
+        here.quiet(Duration::ZERO).await;
 
-        let r = create_restaurant(&a).await;
+        let r = create_restaurant(&a, "Bistro").await;
         let order = create_order(&a, r, None).await;
         svc.join(&format!("order:{order}")).await;
         let res = a
-            .http()
-            .patch(a.url(&format!("/api/orders/{order}")))
-            .bearer_auth(service())
-            .json(&json!({ "status": "ready" }))
-            .send()
-            .await
-            .unwrap();
+            .patch(
+                &format!("/api/orders/{order}"),
+                &service(),
+                &json!({ "status": "ready" }),
+            )
+            .await;
         assert_eq!(res.status(), 200);
         let update = svc.expect("order_update").await;
         assert_eq!(update["payload"]["status"], "ready", "{adapter}");
-        svc.quiet(300).await;
+        svc.quiet(QUIET).await;
 
         let conversation = create_conversation(&a, 72, "group", &[user]).await;
         let sender = a.client("/chat", 72).await;
@@ -1915,25 +1823,24 @@ async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
             here.expect("chat_message").await["payload"]["message"]["content"],
             "across"
         );
-        env.quiet(300).await;
-        bare.quiet(0).await;
-        here.quiet(0).await;
+        env.quiet(QUIET).await;
+        bare.quiet(Duration::ZERO).await;
+        here.quiet(Duration::ZERO).await;
 
         let res = a
-            .http()
-            .post(a.url("/api/notifications/broadcast"))
-            .bearer_auth(service())
-            .json(&json!({ "type": "system", "title": "All", "content": "hands" }))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                "/api/notifications/broadcast",
+                &service(),
+                &json!({ "type": "system", "title": "All", "content": "hands" }),
+            )
+            .await;
         assert_eq!(res.status(), 201);
         for ws in [&mut env, &mut svc, &mut here] {
             assert_eq!(ws.expect("notification").await["payload"]["title"], "All");
-            ws.quiet(300).await;
+            ws.quiet(QUIET).await;
         }
         assert_eq!(bare.recv().await["title"], "All");
-        bare.quiet(0).await;
+        bare.quiet(Duration::ZERO).await;
 
         let tenant = format!("tenant:t-{}", Uuid::new_v4().simple());
         assert_eq!(grant(&a, reqwest::Method::POST, &tenant, user).await, 201);
@@ -1942,7 +1849,7 @@ async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
         let gone = env.expect("unsubscribed").await;
         assert_eq!(gone["payload"]["channel"], tenant.as_str(), "{adapter}");
         publish(&a, &tenant, "after", json!({})).await;
-        env.quiet(300).await;
+        env.quiet(QUIET).await;
 
         assert_eq!(
             metric(&a, "switchboard_ws_cluster_casts_dropped_total").await,

@@ -1,39 +1,24 @@
 //! `/notifications` and its REST routes end to end.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use std::time::Duration;
-
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const QUIET: Duration = Duration::from_millis(300);
-
 async fn notify(server: &TestServer, user: i64, title: &str) -> Value {
-    let res = server
-        .http()
-        .post(server.url("/api/notifications"))
-        .bearer_auth(token(900, &["service"]))
-        .json(&json!({ "user_id": user, "type": "message", "title": title, "content": "body", "related_id": "conv-1" }))
-        .send()
-        .await
-        .unwrap();
+    let res = server.post("/api/notifications", &token(900, &["service"]), &json!({ "user_id": user, "type": "message", "title": title, "content": "body", "related_id": "conv-1" })).await;
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
 }
 
 async fn broadcast(server: &TestServer, title: &str) -> Value {
     let res = server
-        .http()
-        .post(server.url("/api/notifications/broadcast"))
-        .bearer_auth(token(901, &["admin"]))
-        .json(&json!({ "type": "system", "title": title, "content": "maintenance" }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/notifications/broadcast",
+            &token(901, &["admin"]),
+            &json!({ "type": "system", "title": title, "content": "maintenance" }),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
 }
@@ -358,13 +343,12 @@ async fn only_services_and_admins_create_notifications(pool: PgPool) {
 async fn rights_are_checked_before_the_body(pool: PgPool) {
     let server = TestServer::start(pool).await;
     let res = server
-        .http()
-        .post(server.url("/api/notifications"))
-        .bearer_auth(token(1, &["user"]))
-        .json(&json!({ "nonsense": 1 }))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/api/notifications",
+            &token(1, &["user"]),
+            &json!({ "nonsense": 1 }),
+        )
+        .await;
     assert_eq!(res.status(), 403);
 }
 

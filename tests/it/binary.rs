@@ -1,14 +1,11 @@
 //! The `switchboard` binary as an operator runs it: embedded PostgreSQL when
 //! `DATABASE_URL` is unset, readiness, graceful shutdown on SIGTERM that also stops the
 //! embedded database; and its logs, which hold no token even at `trace`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::json;
 
 fn free_port() -> u16 {

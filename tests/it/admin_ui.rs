@@ -3,14 +3,11 @@
 //! sessions, what the UI is sent, its actions, and a cluster where every node reports.
 //!
 //! The Redis variant of the cluster tests needs `REDIS_URL` (scripts/test starts one).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -262,13 +259,7 @@ async fn connects_joins_leaves_and_disconnects_are_reported(pool: PgPool) {
 
     let conversation = create_conversation(&s, 3, "group", &[4]).await;
     let room = format!("conversation:{conversation}");
-    assert_ok(
-        &c.emit_ack(
-            "conversation:join",
-            json!({ "conversationId": conversation }),
-        )
-        .await,
-    );
+    c.join(&conversation).await;
     let joined = recv_args_until(&ui, "room_joined", |a| a[1] == room.as_str()).await;
     assert_eq!(joined[0], "/chat");
     assert_eq!(joined[2], c.sid());

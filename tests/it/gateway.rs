@@ -2,38 +2,20 @@
 //! feed it (contract §7.4, §7.5's restaurant, table and reservation rows, §7.7), as a
 //! floor-plan screen and a backend see them: a real server, real sockets, a
 //! tokio-tungstenite client.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::time::Duration;
 
-use common::*;
-use futures_util::{SinkExt, StreamExt};
+use crate::support::ws::{self, Stream, refused, with_bearer};
+use crate::support::*;
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 const GATEWAYS: &str = "switchboard_ws_connections{route=\"/ws/:entity/:section\"} ";
-
-/// RFC 3339 UTC with milliseconds: `2026-11-21T22:39:20.123Z`.
-fn rfc3339_ms(s: &str) -> bool {
-    chrono::DateTime::parse_from_rfc3339(s).is_ok()
-        && s.len() == 24
-        && s.ends_with('Z')
-        && s.as_bytes()[19] == b'.'
-}
-
-fn service() -> String {
-    token(900, &["service"])
-}
 
 fn admin() -> String {
     token(901, &["admin"])
@@ -50,33 +32,6 @@ fn request(server: &TestServer, path: &str) -> Request {
     format!("{}{path}", server.base.replacen("http", "ws", 1))
         .into_client_request()
         .unwrap()
-}
-
-fn with_bearer(mut request: Request, token: &str) -> Request {
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-/// The status and JSON error code of a refused upgrade.
-async fn refused(request: Request) -> (u16, String) {
-    match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-            assert!(
-                body["error"]["message"]
-                    .as_str()
-                    .is_some_and(|m| !m.is_empty()),
-                "{body}"
-            );
-            (
-                response.status().as_u16(),
-                body["error"]["code"].as_str().unwrap().to_owned(),
-            )
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
 }
 
 /// A gateway client.
@@ -114,17 +69,7 @@ impl Gw {
 
     /// The next frame that is not a ping, within `within`.
     async fn frame_within(&mut self, within: Duration) -> Option<Message> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()?;
-            match frame {
-                Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(message)) => return Some(message),
-                other => panic!("expected a frame, got {other:?}"),
-            }
-        }
+        ws::next_frame(&mut self.stream, within).await
     }
 
     /// The next message, within 5 s, with the seed's five fields and a timestamp.
@@ -189,23 +134,15 @@ impl Gw {
     }
 
     /// Nothing arrives within `ms`.
-    async fn quiet(&mut self, ms: u64) {
-        if let Some(message) = self.frame_within(Duration::from_millis(ms)).await {
+    async fn quiet(&mut self, within: Duration) {
+        if let Some(message) = self.frame_within(within).await {
             panic!("unexpected {message:?}");
         }
     }
 
     /// Reads until the server's close frame; its code.
     async fn close_code(&mut self, within: Duration) -> u16 {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => panic!("no close within {within:?}"),
-                Ok(Some(Ok(Message::Close(Some(frame))))) => return u16::from(frame.code),
-                Ok(Some(Ok(_))) => {}
-                Ok(other) => panic!("connection ended without a close frame: {other:?}"),
-            }
-        }
+        ws::close_code(&mut self.stream, within).await
     }
 }
 
@@ -963,9 +900,9 @@ async fn tables_and_reservations_are_for_staff_of_their_restaurant_admin_and_ser
     assert_eq!(item["restaurant_id"], mine.to_string());
     let (_, item) = everything.snapshot().await;
     assert_eq!(item["restaurant_id"], mine.to_string());
-    gw.quiet(300).await;
-    nothing.quiet(0).await;
-    patio.quiet(0).await;
+    gw.quiet(QUIET).await;
+    nothing.quiet(Duration::ZERO).await;
+    patio.quiet(Duration::ZERO).await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -1017,7 +954,7 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
             m["section"], "south",
             "the message names the item's section"
         );
-        gw.quiet(200).await;
+        gw.quiet(QUIET).await;
     }
     // Clearing a field.
     let cleared = expect(
@@ -1031,7 +968,7 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
     .await;
     assert!(cleared["cuisine"].is_null());
     assert_eq!(south.snapshot().await.1, cleared);
-    north.quiet(200).await;
+    north.quiet(QUIET).await;
     all_restaurants.snapshot().await;
 
     // Tables: created, updated, moved, deleted.
@@ -1041,7 +978,7 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
         ("created".to_owned(), created.clone())
     );
     assert_eq!(all_tables.snapshot().await, ("created".to_owned(), created));
-    patio.quiet(200).await;
+    patio.quiet(QUIET).await;
     let updated = expect(
         &server,
         200,
@@ -1074,7 +1011,7 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
         all_tables.snapshot().await,
         ("updated".to_owned(), moved.clone())
     );
-    all_tables.quiet(200).await;
+    all_tables.quiet(QUIET).await;
 
     // Reservations: created, updated, deleted; deleting the table frees its reservations.
     table(&server, r, "t2", "Two", "hall").await;
@@ -1146,7 +1083,7 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
         &mut bookings,
         &mut all_tables,
     ] {
-        gw.quiet(100).await;
+        gw.quiet(Duration::from_millis(100)).await;
     }
 }
 
@@ -1187,7 +1124,7 @@ async fn table_complete_frees_the_table_by_id_or_name(pool: PgPool) {
         (op.as_str(), freed["id"].as_str(), freed["status"].as_str()),
         ("updated", Some("t10"), Some("available"))
     );
-    floor.quiet(200).await;
+    floor.quiet(QUIET).await;
     // An id wins over another table's equal name; no active orders still frees it.
     let ack = pos
         .emit_ack(
@@ -1201,14 +1138,14 @@ async fn table_complete_frees_the_table_by_id_or_name(pool: PgPool) {
         (freed["id"].as_str(), freed["status"].as_str()),
         (Some("table-9"), Some("available"))
     );
-    floor.quiet(200).await;
+    floor.quiet(QUIET).await;
     // Already available: nothing changes, nothing is announced.
     pos.emit_ack(
         "table:complete",
         json!({ "tableNumber": "table-9", "restaurantId": r }),
     )
     .await;
-    floor.quiet(300).await;
+    floor.quiet(QUIET).await;
     let t7 = floor
         .ok("get_table", json!({ "id": "table-7" }), "tables.detail")
         .await;
@@ -1501,9 +1438,9 @@ async fn snapshots_across_two_nodes(pool: &PgPool, adapter: &str) {
                 ("created".to_owned(), created.clone()),
                 "{adapter}"
             );
-            gw.quiet(300).await;
+            gw.quiet(QUIET).await;
         }
-        outsider_on_b.quiet(0).await;
+        outsider_on_b.quiet(Duration::ZERO).await;
     }
     // And table:complete on node a, heard on node b.
     let pos = a.client_with(&format!("/restaurants/{r}"), &staff).await;
@@ -1526,7 +1463,7 @@ async fn snapshots_across_two_nodes(pool: &PgPool, adapter: &str) {
     .await;
     let (_, freed) = on_b.snapshot().await;
     assert_eq!(freed["status"], "available", "{adapter}");
-    outsider_on_b.quiet(300).await;
+    outsider_on_b.quiet(QUIET).await;
     for node in [&a, &b] {
         assert_eq!(
             metric(node, "switchboard_ws_cluster_casts_dropped_total ").await,
