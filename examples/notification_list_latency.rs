@@ -8,7 +8,7 @@
 //! unread-only pages, and prints p50/p99/max per kind plus the query plan of a page.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/common/sio.rs"]
+#[path = "../tests/it/support/sio.rs"]
 mod sio;
 mod support;
 

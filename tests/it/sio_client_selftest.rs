@@ -1,4 +1,4 @@
-//! Self-test of the socket.io test client (`tests/common/sio.rs`) against a real
+//! Self-test of the socket.io test client (`tests/it/support/sio.rs`) against a real
 //! socketioxide server.
 
 use std::fmt;

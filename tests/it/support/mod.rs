@@ -1,7 +1,6 @@
 //! Shared test harness: a real server on 127.0.0.1:0 over a per-test database made by
 //! `#[sqlx::test]`, tokens signed like the real issuer's, and the socket.io client.
 
-#[path = "../../common/sio.rs"]
 pub mod sio;
 pub mod ws;
 

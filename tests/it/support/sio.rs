@@ -11,9 +11,8 @@
 //!
 //! Set `SIO_CLIENT_DEBUG=1` to print every frame sent and received to stderr.
 //!
-//! It lives here, outside `tests/it/`, because `examples/notification_list_latency.rs`
-//! includes it by this path and uses a part of it: only that build may leave the rest
-//! unused, the test binary (`cfg(test)`) may not.
+//! `examples/notification_list_latency.rs` includes it too (by path) and uses a part of
+//! it: only that build may leave the rest unused, the test binary (`cfg(test)`) may not.
 #![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::{HashMap, VecDeque};
