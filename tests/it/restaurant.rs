@@ -1442,3 +1442,37 @@ async fn the_rest_board_lists_what_orders_sync_does_with_filters(pool: PgPool) {
     let res = server.http().get(server.url(&path)).send().await.unwrap();
     assert_eq!(res.status(), 401);
 }
+
+/// `DELETE /api/orders/:id` without a body announces `order:deleted` with no `reason`
+/// key at all (not `null`); an unknown order is 404 and announces nothing.
+#[sqlx::test]
+async fn a_delete_without_a_reason_carries_no_reason_key(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let r = create_restaurant(&server, "Bistro").await;
+    let order = create_order(&server, r, None, &["kitchen"]).await;
+    let board = tablet(&server, "/", r).await;
+    assert_success(
+        &board
+            .emit_ack("join:restaurant", json!(r.to_string()))
+            .await,
+    );
+    let unknown = format!("/api/orders/{}", Uuid::now_v7());
+    assert_eq!(
+        server.delete(&unknown, &manager(3, &[r])).await.status(),
+        404
+    );
+    board.expect_none("order:deleted", QUIET).await;
+
+    let path = format!("/api/orders/{}", order["id"].as_str().unwrap());
+    assert_eq!(server.delete(&path, &manager(3, &[r])).await.status(), 204);
+    let deleted = board.recv("order:deleted").await;
+    let mut keys: Vec<&str> = deleted
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["orderId", "timestamp"], "{deleted}");
+    assert_eq!(deleted["orderId"], order["id"]);
+}

@@ -46,7 +46,7 @@ impl StatusChanged {
 struct OrderUpdated<'a> {
     order: &'a Order,
     changes: &'a [&'static str],
-    updated_by: String,
+    updated_by: &'a str,
 }
 
 /// `order:deleted`'s payload.
@@ -102,7 +102,7 @@ pub async fn patched<A: Adapter>(app: &AppState<A>, before: &Order, patched: &Pa
     let payload = OrderUpdated {
         order,
         changes: &patched.changes,
-        updated_by: by.to_owned(),
+        updated_by: by,
     };
     orders::emit_order_event(
         &app.fanout,
