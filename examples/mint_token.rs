@@ -102,7 +102,8 @@ pub fn mint(
     )
 }
 
-fn main() -> ExitCode {
+/// Prints a token for the claims on the command line, signed with `JWT_SECRET`.
+pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,

@@ -220,7 +220,6 @@ mod tests {
 
     #[derive(Debug, Deserialize, Validate)]
     #[serde(rename_all = "camelCase")]
-    #[allow(dead_code)]
     struct Probe {
         conversation_id: uuid::Uuid,
         #[serde(deserialize_with = "trimmed")]
@@ -243,5 +242,6 @@ mod tests {
         assert!(e.to_string().contains("conversationId"), "{e}");
         let ok = decode::<Probe>(json!({ "conversationId": id, "content": " héllo " })).unwrap();
         assert_eq!(ok.content, "héllo");
+        assert_eq!(ok.conversation_id, id);
     }
 }

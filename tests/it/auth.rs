@@ -580,8 +580,10 @@ async fn a_long_polling_socket_is_told_and_disconnected_too(pool: PgPool) {
 
 /// The development token tool, compiled here so its tokens are checked against a server.
 #[path = "../../examples/mint_token.rs"]
-#[allow(dead_code)]
 mod mint_token;
+
+/// The example's `main` is compiled here with the rest of it; naming it keeps it used.
+const _: fn() -> std::process::ExitCode = mint_token::main;
 
 #[sqlx::test]
 async fn the_mint_token_example_makes_tokens_the_server_accepts(pool: PgPool) {
