@@ -3,144 +3,70 @@
 //! embedded database; and its logs, which hold no token even at `trace`.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::child::{
+    TempDir, database_url, exits_ok, free_port, server_command, sigterm, wait_ready,
+};
 use crate::support::*;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn embedded_database_serves_and_sigterm_stops_everything() {
-    let data_dir = std::env::temp_dir().join(format!("switchboard-bin-{}", uuid::Uuid::new_v4()));
+    let tmp = TempDir::new("bin");
+    let data_dir = tmp.path();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env_remove("DATABASE_URL")
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATA_DIR", &data_dir)
-        .env("JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+    // No DATABASE_URL: the binary starts its embedded PostgreSQL.
+    let mut child = server_command(port)
+        .env("DATA_DIR", data_dir)
         .spawn()
         .unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(res) = reqwest::get(format!("{base}/readyz")).await
-            && res.status() == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not ready within 90 s");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the server exited during start"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_ready(&base, &mut child, Duration::from_secs(90)).await;
     assert!(
         data_dir.join("postgres").join("PG_VERSION").exists(),
         "data lives in DATA_DIR"
     );
 
     // Migrations ran on the embedded database: a chat round trip works.
-    let opts = ConnectOptions {
-        auth: Some(json!({ "token": token(1, &["user"]) })),
-        ..Default::default()
-    };
-    let client = SioClient::connect(&base, "/chat", opts).await.unwrap();
+    let client = client_at(&base, "/chat", &token(1, &["user"])).await;
     assert_eq!(client.recv("unread:count").await["total"], 0);
 
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     assert!(
         client.wait_disconnected(Duration::from_secs(10)).await,
         "clients are disconnected on shutdown"
     );
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
+    exits_ok(&mut child).await;
     assert!(
         !data_dir.join("postgres").join("postmaster.pid").exists(),
         "the embedded PostgreSQL is stopped with the server"
     );
-    let _ = std::fs::remove_dir_all(&data_dir);
-}
-
-/// `DATABASE_URL` with its database name replaced by `database`.
-fn url_for_database(database: &str) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let (base, query) = match base.split_once('?') {
-        Some((b, q)) => (b.to_owned(), format!("?{q}")),
-        None => (base, String::new()),
-    };
-    let scheme_end = base.find("://").unwrap() + 3;
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{database}{query}", &base[..host_end])
 }
 
 #[sqlx::test]
 async fn tokens_never_reach_the_logs_even_at_trace_level(pool: sqlx::PgPool) {
-    let database: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let log_path = std::env::temp_dir().join(format!("switchboard-log-{}", uuid::Uuid::new_v4()));
+    let tmp = TempDir::new("log");
+    let log_path = tmp.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env("DATABASE_URL", url_for_database(&database))
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("JWT_SECRET", SECRET)
+    let mut child = server_command(port)
+        .env("DATABASE_URL", database_url(&pool))
         // Asking for the libraries by name does not lift the cap either.
         .env("RUST_LOG", "trace,socketioxide=trace,engineioxide=debug")
-        .current_dir(std::env::temp_dir())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::get(format!("{base}/readyz"))
-        .await
-        .is_ok_and(|res| res.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "not ready within 30 s");
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&base, &mut child, Duration::from_secs(30)).await;
 
     // The token in every place a client may put it: the CONNECT auth payload, the
     // handshake query (websocket and polling), and a refused one.
     let in_auth = token(1, &["user"]);
     let in_query = token(2, &["user"]);
     let refused = sign(json!({ "sub": 3, "exp": now_secs() - 3600 }));
-    let c = SioClient::connect(
-        &base,
-        "/chat",
-        ConnectOptions::with_auth(json!({ "token": in_auth })),
-    )
-    .await
-    .unwrap();
+    let c = client_at(&base, "/chat", &in_auth).await;
     assert_eq!(c.recv("unread:count").await["total"], 0);
     let q = SioClient::connect(
         &base,
@@ -172,21 +98,9 @@ async fn tokens_never_reach_the_logs_even_at_trace_level(pool: sqlx::PgPool) {
     .unwrap();
     assert_eq!(bad.status(), 400);
 
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
+    sigterm(&child);
+    exits_ok(&mut child).await;
     let logs = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
     // The capture works: trace-level lines of our own crate and of the libraries'
     // neighbours are there.
     assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "{logs}");
@@ -215,26 +129,15 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let database: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    let mut command = server_command(port);
     command
-        .env("DATABASE_URL", url_for_database(&database))
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("JWT_SECRET", SECRET)
+        .env("DATABASE_URL", database_url(pool))
         .env("RUST_LOG", "info")
         .env("SHUTDOWN_GRACE_SECS", "2")
         .env("NO_COLOR", "1")
-        .env_remove("ACCESS_LOG")
-        .env_remove("LOG_FORMAT")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+        .stdout(Stdio::piped());
     for (k, v) in env {
         command.env(k, v);
     }
@@ -246,29 +149,10 @@ where
         let _ = stdout.read_to_string(&mut out).await;
         out
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::get(format!("{base}/readyz"))
-        .await
-        .is_ok_and(|res| res.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "not ready within 30 s");
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&base, &mut child, Duration::from_secs(30)).await;
     act(base).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
+    sigterm(&child);
+    exits_ok(&mut child).await;
     reader.await.unwrap()
 }
 
@@ -341,9 +225,9 @@ async fn access_log_false_turns_the_access_log_off(pool: sqlx::PgPool) {
 
 #[sqlx::test]
 async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::PgPool) {
-    let dir = std::env::temp_dir().join(format!("sb-notify-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket_path = dir.join("notify.sock");
+    // Short: a unix socket's path has a limit of about a hundred bytes.
+    let dir = TempDir::new("nfy");
+    let socket_path = dir.path().join("notify.sock");
     let systemd = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
     let notify_socket = socket_path.to_str().unwrap().to_owned();
     let systemd = &systemd;
@@ -370,5 +254,4 @@ async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::Pg
         .expect("STOPPING=1 after SIGTERM")
         .unwrap();
     assert_eq!(&buf[..n], b"STOPPING=1");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::support::metrics_text;
 use crate::support::sio::{self, ConnectOptions, SioClient};
 
 /// The payload limit of the fuzzed server (`MAX_PAYLOAD_BYTES`, its default).
@@ -1075,13 +1076,9 @@ async fn fuzz_rest(base: &str, seed: u64, ctx: &FuzzCtx) {
 
 /// The sum of `switchboard_sockets_connected` over namespaces.
 async fn sockets_connected(base: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    metrics_text(base)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with("switchboard_sockets_connected"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
