@@ -1307,6 +1307,21 @@ async fn rest(
     server.call(method.as_str(), path, &bearer, body).await
 }
 
+/// [`rest`] that must answer `expected`: the body.
+async fn expect_rest(
+    server: &TestServer,
+    expected: u16,
+    method: reqwest::Method,
+    path: &str,
+    user: i64,
+    body: Option<Value>,
+) -> Value {
+    let bearer = token(user, &["user"]);
+    server
+        .expect(expected, method.as_str(), path, &bearer, body)
+        .await
+}
+
 /// The REST twins of the message events (seed 004: a backend posts without a socket):
 /// same answers, same broadcasts (to every socket of the room: none is acting), same
 /// database state.
@@ -1331,15 +1346,15 @@ async fn rest_twins_send_edit_read_delete_and_list_like_the_events(pool: PgPool)
     assert_eq!(alice.recv("message:created").await, sent);
     assert_eq!(bob.recv("message:created").await, sent);
     // The same clientId answers the first message and announces nothing.
-    let (status, again) = rest(
+    let again = expect_rest(
         &server,
+        201,
         Method::POST,
         &path,
         1,
         Some(json!({ "content": "hello", "clientId": "k1" })),
     )
     .await;
-    assert_eq!(status, 201);
     assert_eq!(again["_id"], sent["_id"]);
     bob.expect_none("message:created", QUIET).await;
     assert_eq!(count_messages(&pool).await, 1);
@@ -1347,8 +1362,15 @@ async fn rest_twins_send_edit_read_delete_and_list_like_the_events(pool: PgPool)
     bob.send_message(&conv, "from the socket").await;
     alice.recv("message:created").await;
 
-    let (status, page) = rest(&server, Method::GET, &format!("{path}?limit=10"), 2, None).await;
-    assert_eq!(status, 200);
+    let page = expect_rest(
+        &server,
+        200,
+        Method::GET,
+        &format!("{path}?limit=10"),
+        2,
+        None,
+    )
+    .await;
     let listed = bob
         .ok(
             "message:list",
@@ -1380,27 +1402,27 @@ async fn rest_twins_send_edit_read_delete_and_list_like_the_events(pool: PgPool)
         (status, body["error"]["code"].as_str()),
         (403, Some("FORBIDDEN"))
     );
-    let (status, edited) = rest(
+    let edited = expect_rest(
         &server,
+        200,
         Method::PATCH,
         &format!("/api/messages/{id}"),
         1,
         Some(json!({ "content": "hello again" })),
     )
     .await;
-    assert_eq!(status, 200);
     assert_eq!(edited["content"], "hello again");
     assert_eq!(bob.recv("message:updated").await, edited);
 
-    let (status, read) = rest(
+    let read = expect_rest(
         &server,
+        200,
         Method::POST,
         &format!("/api/messages/{id}/read"),
         2,
         None,
     )
     .await;
-    assert_eq!(status, 200);
     assert_eq!(read["messageId"], id);
     assert_eq!(read["readerId"], 2);
     assert!(read["readAt"].as_str().unwrap().ends_with('Z'));
@@ -1451,15 +1473,15 @@ async fn rest_twins_send_edit_read_delete_and_list_like_the_events(pool: PgPool)
     )
     .await;
     assert_eq!(status, 403, "a non-member learns nothing from validation");
-    let (status, body) = rest(
+    let body = expect_rest(
         &server,
+        400,
         Method::POST,
         &path,
         1,
         Some(json!({ "content": "" })),
     )
     .await;
-    assert_eq!(status, 400);
     assert!(
         body["error"]["message"]
             .as_str()
@@ -1467,19 +1489,33 @@ async fn rest_twins_send_edit_read_delete_and_list_like_the_events(pool: PgPool)
             .starts_with("content"),
         "{body}"
     );
-    let (status, _) = rest(&server, Method::GET, &format!("{path}?limit=0"), 1, None).await;
-    assert_eq!(status, 400);
-    let (status, _) = rest(
+    expect_rest(
         &server,
+        400,
+        Method::GET,
+        &format!("{path}?limit=0"),
+        1,
+        None,
+    )
+    .await;
+    expect_rest(
+        &server,
+        404,
         Method::GET,
         &format!("/api/conversations/{}/messages", Uuid::new_v4()),
         1,
         None,
     )
     .await;
-    assert_eq!(status, 404);
-    let (status, _) = rest(&server, Method::POST, "/api/messages/nope/read", 1, None).await;
-    assert_eq!(status, 400);
+    expect_rest(
+        &server,
+        400,
+        Method::POST,
+        "/api/messages/nope/read",
+        1,
+        None,
+    )
+    .await;
 }
 
 /// `GET /api/conversations`: latest activity first, cursor paging, unread counts;
@@ -1494,8 +1530,15 @@ async fn rest_conversations_page_by_activity_and_members_change_like_the_events(
     // A message makes the first conversation the most recent one.
     let bob = joined(&server, 2, &first).await;
     bob.send_message(&first, "bump").await;
-    let (status, page) = rest(&server, Method::GET, "/api/conversations?limit=2", 1, None).await;
-    assert_eq!(status, 200);
+    let page = expect_rest(
+        &server,
+        200,
+        Method::GET,
+        "/api/conversations?limit=2",
+        1,
+        None,
+    )
+    .await;
     let ids: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
@@ -1533,34 +1576,34 @@ async fn rest_conversations_page_by_activity_and_members_change_like_the_events(
     let (_, his) = rest(&server, Method::GET, "/api/conversations", 2, None).await;
     assert_eq!(his["items"].as_array().unwrap().len(), 1);
 
-    let (status, got) = rest(
+    let got = expect_rest(
         &server,
+        200,
         Method::GET,
         &format!("/api/conversations/{first}"),
         2,
         None,
     )
     .await;
-    assert_eq!(status, 200);
     assert_eq!(got["participants"], json!([1, 2]));
-    let (status, _) = rest(
+    expect_rest(
         &server,
+        403,
         Method::GET,
         &format!("/api/conversations/{first}"),
         3,
         None,
     )
     .await;
-    assert_eq!(status, 403);
-    let (status, _) = rest(
+    expect_rest(
         &server,
+        404,
         Method::GET,
         &format!("/api/conversations/{}", Uuid::new_v4()),
         3,
         None,
     )
     .await;
-    assert_eq!(status, 404);
 
     let members = format!("/api/conversations/{first}/members");
     let carol = server.client("/chat", 5).await;
@@ -1573,15 +1616,15 @@ async fn rest_conversations_page_by_activity_and_members_change_like_the_events(
     )
     .await;
     assert_eq!(status, 403, "only the owner adds");
-    let (status, added) = rest(
+    let added = expect_rest(
         &server,
+        201,
         Method::POST,
         &members,
         1,
         Some(json!({ "userId": 5 })),
     )
     .await;
-    assert_eq!(status, 201);
     assert_eq!(added, member(&first, 5));
     let expected = member(&first, 5);
     assert_eq!(bob.recv("members:added").await, expected);
@@ -1606,15 +1649,15 @@ async fn rest_conversations_page_by_activity_and_members_change_like_the_events(
     .await;
     assert_eq!(status, 400, "a private conversation takes no members");
 
-    let (status, _) = rest(
+    expect_rest(
         &server,
+        204,
         Method::DELETE,
         &format!("{members}?userId=5"),
         1,
         None,
     )
     .await;
-    assert_eq!(status, 204);
     assert_eq!(bob.recv("members:removed").await, expected);
     let (status, body) = rest(
         &server,
