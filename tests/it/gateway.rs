@@ -1288,42 +1288,21 @@ async fn rest_routes_check_roles_bodies_and_conflicts(pool: PgPool) {
         .await;
     let path = format!("/api/reservations/{}", booked["id"].as_str().unwrap());
     // Another restaurant's staff cannot tell it exists; a user of it may not change it.
-    server
-        .expect(
+    for (status, path, bearer, body) in [
+        (
             404,
-            "PATCH",
-            &path,
+            path.as_str(),
             &elsewhere,
-            Some(json!({ "status": "seated" })),
-        )
-        .await;
-    server
-        .expect(
-            403,
-            "PATCH",
-            &path,
-            &user,
-            Some(json!({ "status": "seated" })),
-        )
-        .await;
-    server
-        .expect(
-            400,
-            "PATCH",
-            &path,
-            &staff,
-            Some(json!({ "status": "late" })),
-        )
-        .await;
-    server
-        .expect(
-            400,
-            "PATCH",
-            "/api/reservations/nope",
-            &staff,
-            Some(json!({})),
-        )
-        .await;
+            json!({ "status": "seated" }),
+        ),
+        (403, &path, &user, json!({ "status": "seated" })),
+        (400, &path, &staff, json!({ "status": "late" })),
+        (400, "/api/reservations/nope", &staff, json!({})),
+    ] {
+        server
+            .expect(status, "PATCH", path, bearer, Some(body))
+            .await;
+    }
     // Nothing of the refused changes was written.
     let mut gw = Gw::connect(&server, "reservations", "all", &staff).await;
     assert_eq!(
