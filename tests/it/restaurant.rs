@@ -463,17 +463,20 @@ async fn completing_a_table_completes_its_active_orders(pool: PgPool) {
     pos.expect_none("table:completed", QUIET).await;
 }
 
-#[sqlx::test]
-async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
-    let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", "300")]).await;
+/// A server with batch windows of `window_ms`, a restaurant, and a tablet of it that
+/// joined in batch mode.
+async fn batch_tablet(pool: PgPool, window_ms: &str) -> (TestServer, Uuid, SioClient) {
+    let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", window_ms)]).await;
     let r = create_restaurant(&server, "Bistro").await;
     let kds = tablet(&server, "/", r).await;
-    succeeds(
-        &kds,
-        "join:restaurant",
-        json!({ "restaurantId": r, "batch": true }),
-    )
-    .await;
+    let join = json!({ "restaurantId": r, "batch": true });
+    succeeds(&kds, "join:restaurant", join).await;
+    (server, r, kds)
+}
+
+#[sqlx::test]
+async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
+    let (server, r, kds) = batch_tablet(pool, "300").await;
     succeeds(&kds, "join:station", at_station(r, "kitchen")).await;
     let mut created = vec![];
     for _ in 0..3 {
@@ -518,15 +521,7 @@ async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
 /// in batch mode with a long window still gets the order created just before.
 #[sqlx::test]
 async fn shutdown_flushes_open_batch_windows(pool: PgPool) {
-    let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", "60000")]).await;
-    let r = create_restaurant(&server, "Bistro").await;
-    let kds = tablet(&server, "/", r).await;
-    succeeds(
-        &kds,
-        "join:restaurant",
-        json!({ "restaurantId": r, "batch": true }),
-    )
-    .await;
+    let (server, r, kds) = batch_tablet(pool, "60000").await;
     let order = create_order(&server, r, None, &["kitchen"]).await;
     kds.expect_none("orders:batch_update", Duration::from_millis(200))
         .await;
@@ -1252,12 +1247,8 @@ async fn the_rest_board_lists_what_orders_sync_does_with_filters(pool: PgPool) {
     let c = tablet(&server, "/", r).await;
     assert_success(&update_status(&c, r, &soup, "completed").await);
     let get = |path: String, tok: String| {
-        let req = server.http().get(server.url(&path)).bearer_auth(tok);
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        let request = server.request("GET", &path, Some(&tok));
+        async move { status_and_json(request.send().await.unwrap()).await }
     };
     let path = format!("/api/restaurants/{r}/orders");
     let (status, board) = get(path.clone(), staff(10, &[r])).await;
