@@ -462,13 +462,9 @@ async fn post_disconnect(
     user: &str,
     bearer: Option<String>,
 ) -> reqwest::Response {
-    let mut req = server
-        .http()
-        .post(server.url(&format!("/api/users/{user}/disconnect")));
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
-    }
-    req.send().await.unwrap()
+    let path = format!("/api/users/{user}/disconnect");
+    let request = server.request("POST", &path, bearer.as_deref());
+    request.send().await.unwrap()
 }
 
 #[sqlx::test]

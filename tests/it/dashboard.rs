@@ -101,13 +101,8 @@ async fn post_checkin_as(
     session: &str,
     body: Value,
 ) -> reqwest::Response {
-    let mut request = server
-        .http()
-        .post(server.url(&format!("/api/sessions/{session}/checkins")))
-        .json(&body);
-    if let Some(bearer) = bearer {
-        request = request.bearer_auth(bearer);
-    }
+    let path = format!("/api/sessions/{session}/checkins");
+    let request = server.request("POST", &path, bearer).json(&body);
     request.send().await.unwrap()
 }
 

@@ -244,16 +244,8 @@ async fn bad_list_payloads_are_refused(pool: PgPool) {
 async fn only_services_and_admins_create_notifications(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
     let post = |path: &'static str, auth: Option<String>, body: Value| {
-        let server = &server;
-        async move {
-            let mut req = server.http().post(server.url(path)).json(&body);
-            if let Some(t) = auth {
-                req = req.bearer_auth(t);
-            }
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        let request = server.request("POST", path, auth.as_deref()).json(&body);
+        async move { status_and_json(request.send().await.unwrap()).await }
     };
     let good = json!({ "user_id": 1, "type": "system", "title": "t", "content": "c" });
     assert_eq!(post("/api/notifications", None, good.clone()).await.0, 401);
@@ -334,20 +326,9 @@ async fn rest_twins_list_get_read_and_delete_like_the_events(pool: PgPool) {
     let phone = server.client("/notifications", 1).await;
     count_becomes(&phone, 5).await;
     let me = token(1, &["user"]);
-    let http = server.http();
     let call = |method: reqwest::Method, path: String| {
-        let req = http
-            .request(method, server.url(&path))
-            .bearer_auth(me.clone());
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            let text = res.text().await.unwrap();
-            (
-                status,
-                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-            )
-        }
+        let (server, me) = (&server, &me);
+        async move { server.call(method.as_str(), &path, me, None).await }
     };
     use reqwest::Method;
 
@@ -439,15 +420,8 @@ async fn rest_twins_refuse_what_the_events_refuse(pool: PgPool) {
     let theirs = theirs.as_str().unwrap();
     let me = token(1, &["user"]);
     let get = |path: String, tok: Option<String>| {
-        let mut req = server.http().get(server.url(&path));
-        if let Some(t) = tok {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        let request = server.request("GET", &path, tok.as_deref());
+        async move { status_and_json(request.send().await.unwrap()).await }
     };
     for (path, status, code, message) in [
         (
@@ -514,14 +488,8 @@ async fn rest_twins_refuse_what_the_events_refuse(pool: PgPool) {
             format!("/api/notifications/{theirs}"),
         ),
     ] {
-        let res = server
-            .http()
-            .request(method, server.url(&path))
-            .bearer_auth(me.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 404, "{path}");
+        let res = server.request(method.as_str(), &path, Some(&me)).send();
+        assert_eq!(res.await.unwrap().status(), 404, "{path}");
     }
     let (status, still) = get(
         format!("/api/notifications/{theirs}"),

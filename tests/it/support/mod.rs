@@ -490,6 +490,14 @@ pub async fn metrics_text(base: &str) -> String {
         .unwrap()
 }
 
+/// Asserts that one `/metrics` scrape of `s` holds each of `samples`.
+pub async fn assert_metrics_hold(s: &TestServer, samples: &[&str]) {
+    let text = metrics_text(&s.url("")).await;
+    for sample in samples {
+        assert!(text.contains(sample), "{sample} not in {text}");
+    }
+}
+
 /// The value of one sample line of `/metrics` of the server at `base` (0 when absent).
 pub async fn metric_at(base: &str, sample: &str) -> f64 {
     metrics_text(base)
