@@ -46,61 +46,50 @@ async fn embedded_database_serves_and_sigterm_stops_everything() {
 
 #[sqlx::test]
 async fn tokens_never_reach_the_logs_even_at_trace_level(pool: sqlx::PgPool) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let tmp = TempDir::new("log");
-    let log_path = tmp.path().join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = server_command(port)
-        .env("DATABASE_URL", database_url(&pool))
-        // Asking for the libraries by name does not lift the cap either.
-        .env("RUST_LOG", "trace,socketioxide=trace,engineioxide=debug")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    wait_ready(&base, &mut child, Duration::from_secs(30)).await;
-
     // The token in every place a client may put it: the CONNECT auth payload, the
     // handshake query (websocket and polling), and a refused one.
     let in_auth = token(1, &["user"]);
     let in_query = token(2, &["user"]);
     let refused = sign(json!({ "sub": 3, "exp": now_secs() - 3600 }));
-    let c = client_at(&base, "/chat", &in_auth).await;
-    assert_eq!(c.recv("unread:count").await["total"], 0);
-    let q = SioClient::connect(
-        &base,
-        "/chat",
-        ConnectOptions::default().query("token", &in_query),
-    )
-    .await
-    .unwrap();
-    assert_eq!(q.recv("unread:count").await["total"], 0);
-    assert!(
-        SioClient::connect(
+    // Asking for the libraries by name does not lift the cap either.
+    let trace = [("RUST_LOG", "trace,socketioxide=trace,engineioxide=debug")];
+    let (in_auth, in_query, refused) = (&in_auth, &in_query, &refused);
+    let logs = logs_of(&pool, &trace, |base| async move {
+        let c = client_at(&base, "/chat", in_auth).await;
+        assert_eq!(c.recv("unread:count").await["total"], 0);
+        let q = SioClient::connect(
             &base,
             "/chat",
-            ConnectOptions::with_auth(json!({ "token": refused }))
+            ConnectOptions::default().query("token", in_query),
         )
         .await
-        .is_err()
-    );
-    let polling = reqwest::get(format!(
-        "{base}/socket.io/?EIO=4&transport=polling&token={in_query}"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(polling.status(), 200);
-    let bad = reqwest::get(format!(
-        "{base}/socket.io/?EIO=9&transport=polling&token={in_query}"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(bad.status(), 400);
-
-    sigterm(&child);
-    exits_ok(&mut child).await;
-    let logs = std::fs::read_to_string(&log_path).unwrap();
+        .unwrap();
+        assert_eq!(q.recv("unread:count").await["total"], 0);
+        assert!(
+            SioClient::connect(
+                &base,
+                "/chat",
+                ConnectOptions::with_auth(json!({ "token": refused }))
+            )
+            .await
+            .is_err()
+        );
+        let polling = reqwest::get(format!(
+            "{base}/socket.io/?EIO=4&transport=polling&token={in_query}"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(polling.status(), 200);
+        let bad = reqwest::get(format!(
+            "{base}/socket.io/?EIO=9&transport=polling&token={in_query}"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(bad.status(), 400);
+        // Connected until the server stops.
+        (c, q)
+    })
+    .await;
     // The capture works: trace-level lines of our own crate and of the libraries'
     // neighbours are there.
     assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "{logs}");
@@ -123,11 +112,12 @@ async fn tokens_never_reach_the_logs_even_at_trace_level(pool: sqlx::PgPool) {
 }
 
 /// Runs the binary on `pool`'s database with `env`, lets `act` talk to it (given its
-/// base URL), stops it with SIGTERM and returns what it wrote to stdout.
-async fn stdout_of<F, Fut>(pool: &sqlx::PgPool, env: &[(&str, &str)], act: F) -> String
+/// base URL; what it returns is held until the server has exited), stops it with
+/// SIGTERM and returns what it wrote to stdout, then to stderr.
+async fn logs_of<F, Fut, T>(pool: &sqlx::PgPool, env: &[(&str, &str)], act: F) -> String
 where
     F: FnOnce(String) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = T>,
 {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -137,23 +127,32 @@ where
         .env("RUST_LOG", "info")
         .env("SHUTDOWN_GRACE_SECS", "2")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         command.env(k, v);
     }
     let mut child = command.spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out).await;
-        out
-    });
+    let stdout = read_all(child.stdout.take().unwrap());
+    let stderr = read_all(child.stderr.take().unwrap());
     wait_ready(&base, &mut child, Duration::from_secs(30)).await;
-    act(base).await;
+    let held = act(base).await;
     sigterm(&child);
     exits_ok(&mut child).await;
-    reader.await.unwrap()
+    drop(held);
+    stdout.await.unwrap() + &stderr.await.unwrap()
+}
+
+/// Reads `pipe` to its end on a task of its own.
+fn read_all(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        let _ = pipe.read_to_string(&mut out).await;
+        out
+    })
 }
 
 /// A REST request with a credential in the query and the header, a socket.io
@@ -184,7 +183,7 @@ async fn requests_with_secrets(base: String, jwt: String) {
 #[sqlx::test]
 async fn the_access_log_has_a_line_per_request_and_handshake_without_secrets(pool: sqlx::PgPool) {
     let jwt = token(7, &["user"]);
-    let out = stdout_of(&pool, &[], |base| requests_with_secrets(base, jwt.clone())).await;
+    let out = logs_of(&pool, &[], |base| requests_with_secrets(base, jwt.clone())).await;
     let access: Vec<&str> = out.lines().filter(|l| l.contains(" access ")).collect();
     let line = |needle: &str| {
         access
@@ -212,7 +211,7 @@ async fn the_access_log_has_a_line_per_request_and_handshake_without_secrets(poo
 #[sqlx::test]
 async fn access_log_false_turns_the_access_log_off(pool: sqlx::PgPool) {
     let jwt = token(7, &["user"]);
-    let out = stdout_of(&pool, &[("ACCESS_LOG", "false")], |base| {
+    let out = logs_of(&pool, &[("ACCESS_LOG", "false")], |base| {
         requests_with_secrets(base, jwt.clone())
     })
     .await;
@@ -231,7 +230,7 @@ async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::Pg
     let systemd = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
     let notify_socket = socket_path.to_str().unwrap().to_owned();
     let systemd = &systemd;
-    let heard = stdout_of(
+    let heard = logs_of(
         &pool,
         &[("NOTIFY_SOCKET", notify_socket.as_str())],
         |base| async move {
