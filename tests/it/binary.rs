@@ -74,18 +74,8 @@ async fn tokens_never_reach_the_logs_even_at_trace_level(pool: sqlx::PgPool) {
             .await
             .is_err()
         );
-        let polling = reqwest::get(format!(
-            "{base}/socket.io/?EIO=4&transport=polling&token={in_query}"
-        ))
-        .await
-        .unwrap();
-        assert_eq!(polling.status(), 200);
-        let bad = reqwest::get(format!(
-            "{base}/socket.io/?EIO=9&transport=polling&token={in_query}"
-        ))
-        .await
-        .unwrap();
-        assert_eq!(bad.status(), 400);
+        assert_eq!(polling_handshake(&base, 4, in_query).await, 200);
+        assert_eq!(polling_handshake(&base, 9, in_query).await, 400);
         // Connected until the server stops.
         (c, q)
     })
@@ -155,6 +145,12 @@ fn read_all(
     })
 }
 
+/// The status of a long-polling handshake of engine.io `eio` with `?token=`.
+async fn polling_handshake(base: &str, eio: u8, token: &str) -> u16 {
+    let url = format!("{base}/socket.io/?EIO={eio}&transport=polling&token={token}");
+    reqwest::get(url).await.unwrap().status().as_u16()
+}
+
 /// A REST request with a credential in the query and the header, a socket.io
 /// handshake and a /ws upgrade with `?token=`.
 async fn requests_with_secrets(base: String, jwt: String) {
@@ -167,12 +163,7 @@ async fn requests_with_secrets(base: String, jwt: String) {
         .await
         .unwrap();
     assert_eq!(rest.status(), 200);
-    let handshake = reqwest::get(format!(
-        "{base}/socket.io/?EIO=4&transport=polling&token={jwt}"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(handshake.status(), 200);
+    assert_eq!(polling_handshake(&base, 4, &jwt).await, 200);
     let ws = format!("{}/ws?token={jwt}", base.replacen("http", "ws", 1));
     let (mut plain, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
     use futures_util::StreamExt;
@@ -222,6 +213,17 @@ async fn access_log_false_turns_the_access_log_off(pool: sqlx::PgPool) {
     assert!(!out.lines().any(|l| l.contains(" access ")), "{out}");
 }
 
+/// The next notice the service manager's socket receives, within 5 s (`what` is
+/// expected).
+async fn notice(systemd: &tokio::net::UnixDatagram, what: &str) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
+        .await
+        .expect(what)
+        .unwrap();
+    buf[..n].to_vec()
+}
+
 #[sqlx::test]
 async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::PgPool) {
     // Short: a unix socket's path has a limit of about a hundred bytes.
@@ -234,12 +236,8 @@ async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::Pg
         &pool,
         &[("NOTIFY_SOCKET", notify_socket.as_str())],
         |base| async move {
-            let mut buf = [0u8; 256];
-            let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
-                .await
-                .expect("READY=1 within 5 s of /readyz answering 200")
-                .unwrap();
-            assert_eq!(&buf[..n], b"READY=1");
+            let ready = notice(systemd, "READY=1 within 5 s of /readyz answering 200").await;
+            assert_eq!(ready, b"READY=1");
             // Ready means serving.
             let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
             assert_eq!(ready.status(), 200);
@@ -247,10 +245,6 @@ async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::Pg
     )
     .await;
     assert!(heard.contains("switchboard listening"));
-    let mut buf = [0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
-        .await
-        .expect("STOPPING=1 after SIGTERM")
-        .unwrap();
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    let stopping = notice(systemd, "STOPPING=1 after SIGTERM").await;
+    assert_eq!(stopping, b"STOPPING=1");
 }
