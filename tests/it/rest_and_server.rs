@@ -325,12 +325,7 @@ async fn metrics_count_sockets_events_errors_and_latency(pool: PgPool) {
     }
     assert!(text.contains(r#"switchboard_db_pool_connections{state="in_use"}"#));
     c.close().await;
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server.url("")).await;
     assert!(
         text.lines()
             .any(|l| l == r#"switchboard_sockets_connected{namespace="/chat"} 0"#),
@@ -340,14 +335,7 @@ async fn metrics_count_sockets_events_errors_and_latency(pool: PgPool) {
 
 /// `switchboard_tokio_tasks_alive` in one `/metrics` scrape.
 async fn tasks_alive(http: &reqwest::Client, server: &TestServer) -> i64 {
-    let text = http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(http, &server.url("/metrics")).await;
     text.lines()
         .find_map(|l| l.strip_prefix("switchboard_tokio_tasks_alive "))
         .unwrap_or_else(|| panic!("no switchboard_tokio_tasks_alive in\n{text}"))

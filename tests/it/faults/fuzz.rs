@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::metrics_text;
 use crate::support::sio::{self, ConnectOptions, SioClient};
+use crate::support::{get_text, metrics_text};
 
 /// The payload limit of the fuzzed server (`MAX_PAYLOAD_BYTES`, its default).
 const FUZZ_PAYLOAD_LIMIT: usize = 1_000_000;
@@ -866,14 +866,7 @@ async fn fuzz_polling(base: &str, seed: u64) {
     let http = unpooled_http();
     for case in 0..POLLING_CASES {
         // A fresh engine.io session to post into.
-        let open = http
-            .get(format!("{base}/socket.io/?EIO=4&transport=polling"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let open = get_text(&http, &format!("{base}/socket.io/?EIO=4&transport=polling")).await;
         let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
         let sid = open["sid"].as_str().unwrap().to_owned();
         let query = match rng.below(6) {

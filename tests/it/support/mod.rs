@@ -480,6 +480,12 @@ pub async fn recv_until(c: &SioClient, event: &str, done: impl Fn(&Value) -> boo
     panic!("no {event} matched within 3 s of the last one; last seen: {last}");
 }
 
+/// The body of `GET url` made with `http` (a test that keeps one connection).
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let res = http.get(url).send().await.unwrap();
+    res.text().await.unwrap()
+}
+
 /// The Prometheus text of the server at `base` (`http://host:port`).
 pub async fn metrics_text(base: &str) -> String {
     reqwest::get(format!("{base}/metrics"))
