@@ -161,6 +161,14 @@ fn error_reason(reply: &Value) -> String {
     reason
 }
 
+/// `POST path` of `body` is a 400 whose message starts with `field`.
+async fn refused_naming(server: &TestServer, path: &str, bearer: &str, body: Value, field: &str) {
+    let (status, got) = server.call("POST", path, bearer, Some(body.clone())).await;
+    assert_eq!(status, 400, "{body}: {got}");
+    let message = got["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(field), "{body}: {got}");
+}
+
 async fn restaurant(server: &TestServer, name: &str, section: &str) -> Uuid {
     let body = server
         .expect(
@@ -1207,12 +1215,7 @@ async fn rest_routes_check_roles_bodies_and_conflicts(pool: PgPool) {
         ),
         (json!({ "id": "has space", "name": "x", "seats": 2 }), "id:"),
     ] {
-        let (status, got) = server.call("POST", &tables, &svc, Some(body.clone())).await;
-        assert_eq!(status, 400, "{body}");
-        assert!(
-            got["error"]["message"].as_str().unwrap().starts_with(field),
-            "{got}"
-        );
+        refused_naming(&server, &tables, &svc, body, field).await;
     }
     server
         .expect(
@@ -1267,12 +1270,7 @@ async fn rest_routes_check_roles_bodies_and_conflicts(pool: PgPool) {
         body.as_object_mut()
             .unwrap()
             .extend(patch.as_object().unwrap().clone());
-        let (status, got) = server.call("POST", &reservations, &staff, Some(body)).await;
-        assert_eq!(status, 400, "{patch}: {got}");
-        assert!(
-            got["error"]["message"].as_str().unwrap().starts_with(field),
-            "{got}"
-        );
+        refused_naming(&server, &reservations, &staff, body, field).await;
     }
     server
         .expect(
