@@ -1489,33 +1489,18 @@ async fn rest_twins_send_edit_read_delete_and_list_like_the_events(pool: PgPool)
             .starts_with("content"),
         "{body}"
     );
-    expect_rest(
-        &server,
-        400,
-        Method::GET,
-        &format!("{path}?limit=0"),
-        1,
-        None,
-    )
-    .await;
-    expect_rest(
-        &server,
-        404,
-        Method::GET,
-        &format!("/api/conversations/{}/messages", Uuid::new_v4()),
-        1,
-        None,
-    )
-    .await;
-    expect_rest(
-        &server,
-        400,
-        Method::POST,
-        "/api/messages/nope/read",
-        1,
-        None,
-    )
-    .await;
+    for (status, method, path, user) in [
+        (400, Method::GET, format!("{path}?limit=0"), 1),
+        (
+            404,
+            Method::GET,
+            format!("/api/conversations/{}/messages", Uuid::new_v4()),
+            1,
+        ),
+        (400, Method::POST, "/api/messages/nope/read".to_owned(), 1),
+    ] {
+        expect_rest(&server, status, method, &path, user, None).await;
+    }
 }
 
 /// `GET /api/conversations`: latest activity first, cursor paging, unread counts;
