@@ -170,15 +170,10 @@ async fn an_operator_disconnect_ends_the_users_sockets_on_every_node(pool: PgPoo
         a.client_with("/notifications", &user).await,
     ));
     let bystander = b.client_with("/chat", &token(8, &["user"])).await;
-    let res = a
-        .http()
-        .post(a.url("/api/users/7/disconnect"))
-        .bearer_auth(token(1, &["admin"]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
+    let admin = token(1, &["admin"]);
+    let body = a
+        .expect(200, "POST", "/api/users/7/disconnect", &admin, None)
+        .await;
     assert_eq!(body, json!({ "userId": 7, "disconnected": true }));
     for (at, c) in &targets {
         assert!(
@@ -285,20 +280,10 @@ async fn first_events_of_a_restaurant_racing_each_arrive_once(pool: PgPool, adap
     let tablet = b.client_with(&format!("/restaurants/{r}"), &staff).await;
     // A has never routed an event of this restaurant: eight arrive at once.
     let creates = (1..=8).map(|n| {
-        let http = a.http();
-        let url = a.url(&format!("/api/restaurants/{r}/orders"));
-        async move {
-            let res = http
-                .post(url)
-                .bearer_auth(service())
-                .json(&json!({ "order_number": n, "type": "takeout", "total": 1,
-                               "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 201);
-            res.json::<Value>().await.unwrap()["id"].clone()
-        }
+        let a = &a;
+        let order = json!({ "order_number": n, "type": "takeout", "total": 1,
+                            "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] });
+        async move { post_order(a, r, &order).await["id"].clone() }
     });
     let mut ids = futures_util::future::join_all(creates).await;
     let mut got = Vec::new();
