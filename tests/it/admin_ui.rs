@@ -264,13 +264,11 @@ async fn connects_joins_leaves_and_disconnects_are_reported(pool: PgPool) {
     assert_eq!(joined[0], "/chat");
     assert_eq!(joined[2], c.sid());
 
-    assert_ok(
-        &c.emit_ack(
-            "conversation:leave",
-            json!({ "conversationId": conversation }),
-        )
-        .await,
-    );
+    c.ok(
+        "conversation:leave",
+        json!({ "conversationId": conversation }),
+    )
+    .await;
     let left = recv_args_until(&ui, "room_left", |a| a[1] == room.as_str()).await;
     assert_eq!(left[2], c.sid());
 

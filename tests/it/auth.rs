@@ -135,13 +135,11 @@ async fn sub_may_be_a_numeric_string_and_role_a_single_string(pool: PgPool) {
     let c = server.client_with("/chat", &t).await;
     // An admin may manage a conversation it does not own.
     let conv = create_conversation(&server, 1, "group", &[2]).await;
-    assert_ok(
-        &c.emit_ack(
-            "members:add",
-            json!({ "conversationId": conv, "userId": 3 }),
-        )
-        .await,
-    );
+    c.ok(
+        "members:add",
+        json!({ "conversationId": conv, "userId": 3 }),
+    )
+    .await;
 }
 
 /// Seeds 002/003 issue string user ids (`user_789`, UUIDs): they chat, count unread and
@@ -171,35 +169,20 @@ async fn string_user_ids_chat_and_get_notifications(pool: PgPool) {
     for c in [&a, &b, &seven] {
         c.join(&id).await;
     }
-    let sent = assert_ok(
-        &a.emit_ack(
-            "message:send",
-            json!({ "conversationId": id, "content": "hi" }),
-        )
-        .await,
-    );
+    let sent = a.send_message(&id, "hi").await;
     assert_eq!(sent["sender_id"], json!(ana));
     assert_eq!(b.recv("message:created").await["sender_id"], json!(ana));
     assert_eq!(seven.recv("message:created").await["sender_id"], json!(ana));
     let count = recv_until(&b, "unread:count", |c| c["total"] == json!(1)).await;
     assert_eq!(count["total"], json!(1));
     // Integer users still see numbers; a string id is refused nowhere.
-    let back = assert_ok(
-        &seven
-            .emit_ack(
-                "message:send",
-                json!({ "conversationId": id, "content": "yo" }),
-            )
-            .await,
-    );
+    let back = seven.send_message(&id, "yo").await;
     assert_eq!(back["sender_id"], json!(7));
-    assert_ok(
-        &a.emit_ack(
-            "members:remove",
-            json!({ "conversationId": id, "userId": bo }),
-        )
-        .await,
-    );
+    a.ok(
+        "members:remove",
+        json!({ "conversationId": id, "userId": bo }),
+    )
+    .await;
     assert_eq!(
         b.recv("members:removed").await["userId"],
         json!(bo),
@@ -479,13 +462,9 @@ async fn post_disconnect(
     user: &str,
     bearer: Option<String>,
 ) -> reqwest::Response {
-    let mut req = server
-        .http()
-        .post(server.url(&format!("/api/users/{user}/disconnect")));
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
-    }
-    req.send().await.unwrap()
+    let path = format!("/api/users/{user}/disconnect");
+    let request = server.request("POST", &path, bearer.as_deref());
+    request.send().await.unwrap()
 }
 
 #[sqlx::test]
@@ -508,9 +487,7 @@ async fn an_operator_disconnects_every_socket_of_a_user(pool: PgPool) {
         assert_eq!(res.status(), 403, "{roles:?}");
     }
     let res = post_disconnect(&server, &"x".repeat(129), Some(token(1, &["admin"]))).await;
-    assert_eq!(res.status(), 400);
-    let err: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(err["error"]["code"], "BAD_REQUEST");
+    bad_request(res, "a 129-character user id").await;
     // Nothing was ended by the refused calls.
     for (ns, c) in &targets {
         assert!(!c.is_disconnected(), "{ns} ended by a refused call");

@@ -3,190 +3,83 @@
 //! embedded database; and its logs, which hold no token even at `trace`.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::child::{
+    TempDir, database_url, exits_ok, free_port, server_command, sigterm, wait_ready,
+};
 use crate::support::*;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn embedded_database_serves_and_sigterm_stops_everything() {
-    let data_dir = std::env::temp_dir().join(format!("switchboard-bin-{}", uuid::Uuid::new_v4()));
+    let tmp = TempDir::new("bin");
+    let data_dir = tmp.path();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env_remove("DATABASE_URL")
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATA_DIR", &data_dir)
-        .env("JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+    // No DATABASE_URL: the binary starts its embedded PostgreSQL.
+    let mut child = server_command(port)
+        .env("DATA_DIR", data_dir)
         .spawn()
         .unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(res) = reqwest::get(format!("{base}/readyz")).await
-            && res.status() == 200
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not ready within 90 s");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the server exited during start"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_ready(&base, &mut child, Duration::from_secs(90)).await;
     assert!(
         data_dir.join("postgres").join("PG_VERSION").exists(),
         "data lives in DATA_DIR"
     );
 
     // Migrations ran on the embedded database: a chat round trip works.
-    let opts = ConnectOptions {
-        auth: Some(json!({ "token": token(1, &["user"]) })),
-        ..Default::default()
-    };
-    let client = SioClient::connect(&base, "/chat", opts).await.unwrap();
+    let client = client_at(&base, "/chat", &token(1, &["user"])).await;
     assert_eq!(client.recv("unread:count").await["total"], 0);
 
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&child);
     assert!(
         client.wait_disconnected(Duration::from_secs(10)).await,
         "clients are disconnected on shutdown"
     );
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
+    exits_ok(&mut child).await;
     assert!(
         !data_dir.join("postgres").join("postmaster.pid").exists(),
         "the embedded PostgreSQL is stopped with the server"
     );
-    let _ = std::fs::remove_dir_all(&data_dir);
-}
-
-/// `DATABASE_URL` with its database name replaced by `database`.
-fn url_for_database(database: &str) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let (base, query) = match base.split_once('?') {
-        Some((b, q)) => (b.to_owned(), format!("?{q}")),
-        None => (base, String::new()),
-    };
-    let scheme_end = base.find("://").unwrap() + 3;
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{database}{query}", &base[..host_end])
 }
 
 #[sqlx::test]
 async fn tokens_never_reach_the_logs_even_at_trace_level(pool: sqlx::PgPool) {
-    let database: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let log_path = std::env::temp_dir().join(format!("switchboard-log-{}", uuid::Uuid::new_v4()));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .env("DATABASE_URL", url_for_database(&database))
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("JWT_SECRET", SECRET)
-        // Asking for the libraries by name does not lift the cap either.
-        .env("RUST_LOG", "trace,socketioxide=trace,engineioxide=debug")
-        .current_dir(std::env::temp_dir())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::get(format!("{base}/readyz"))
-        .await
-        .is_ok_and(|res| res.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "not ready within 30 s");
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
     // The token in every place a client may put it: the CONNECT auth payload, the
     // handshake query (websocket and polling), and a refused one.
     let in_auth = token(1, &["user"]);
     let in_query = token(2, &["user"]);
     let refused = sign(json!({ "sub": 3, "exp": now_secs() - 3600 }));
-    let c = SioClient::connect(
-        &base,
-        "/chat",
-        ConnectOptions::with_auth(json!({ "token": in_auth })),
-    )
-    .await
-    .unwrap();
-    assert_eq!(c.recv("unread:count").await["total"], 0);
-    let q = SioClient::connect(
-        &base,
-        "/chat",
-        ConnectOptions::default().query("token", &in_query),
-    )
-    .await
-    .unwrap();
-    assert_eq!(q.recv("unread:count").await["total"], 0);
-    assert!(
-        SioClient::connect(
+    // Asking for the libraries by name does not lift the cap either.
+    let trace = [("RUST_LOG", "trace,socketioxide=trace,engineioxide=debug")];
+    let (in_auth, in_query, refused) = (&in_auth, &in_query, &refused);
+    let logs = logs_of(&pool, &trace, |base| async move {
+        let c = client_at(&base, "/chat", in_auth).await;
+        assert_eq!(c.recv("unread:count").await["total"], 0);
+        let q = SioClient::connect(
             &base,
             "/chat",
-            ConnectOptions::with_auth(json!({ "token": refused }))
+            ConnectOptions::default().query("token", in_query),
         )
         .await
-        .is_err()
-    );
-    let polling = reqwest::get(format!(
-        "{base}/socket.io/?EIO=4&transport=polling&token={in_query}"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(polling.status(), 200);
-    let bad = reqwest::get(format!(
-        "{base}/socket.io/?EIO=9&transport=polling&token={in_query}"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(bad.status(), 400);
-
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
         .unwrap();
-    assert!(status.success(), "exit status {status}");
-    let logs = std::fs::read_to_string(&log_path).unwrap();
-    let _ = std::fs::remove_file(&log_path);
+        assert_eq!(q.recv("unread:count").await["total"], 0);
+        assert!(
+            SioClient::connect(
+                &base,
+                "/chat",
+                ConnectOptions::with_auth(json!({ "token": refused }))
+            )
+            .await
+            .is_err()
+        );
+        assert_eq!(polling_handshake(&base, 4, in_query).await, 200);
+        assert_eq!(polling_handshake(&base, 9, in_query).await, 400);
+        // Connected until the server stops.
+        (c, q)
+    })
+    .await;
     // The capture works: trace-level lines of our own crate and of the libraries'
     // neighbours are there.
     assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "{logs}");
@@ -209,67 +102,53 @@ async fn tokens_never_reach_the_logs_even_at_trace_level(pool: sqlx::PgPool) {
 }
 
 /// Runs the binary on `pool`'s database with `env`, lets `act` talk to it (given its
-/// base URL), stops it with SIGTERM and returns what it wrote to stdout.
-async fn stdout_of<F, Fut>(pool: &sqlx::PgPool, env: &[(&str, &str)], act: F) -> String
+/// base URL; what it returns is held until the server has exited), stops it with
+/// SIGTERM and returns what it wrote to stdout, then to stderr.
+async fn logs_of<F, Fut, T>(pool: &sqlx::PgPool, env: &[(&str, &str)], act: F) -> String
 where
     F: FnOnce(String) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = T>,
 {
-    let database: String = sqlx::query_scalar("select current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    let mut command = server_command(port);
     command
-        .env("DATABASE_URL", url_for_database(&database))
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("JWT_SECRET", SECRET)
+        .env("DATABASE_URL", database_url(pool))
         .env("RUST_LOG", "info")
         .env("SHUTDOWN_GRACE_SECS", "2")
         .env("NO_COLOR", "1")
-        .env_remove("ACCESS_LOG")
-        .env_remove("LOG_FORMAT")
-        .current_dir(std::env::temp_dir())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     for (k, v) in env {
         command.env(k, v);
     }
     let mut child = command.spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = tokio::spawn(async move {
+    let stdout = read_all(child.stdout.take().unwrap());
+    let stderr = read_all(child.stderr.take().unwrap());
+    wait_ready(&base, &mut child, Duration::from_secs(30)).await;
+    let held = act(base).await;
+    sigterm(&child);
+    exits_ok(&mut child).await;
+    drop(held);
+    stdout.await.unwrap() + &stderr.await.unwrap()
+}
+
+/// Reads `pipe` to its end on a task of its own.
+fn read_all(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
         let mut out = String::new();
-        let _ = stdout.read_to_string(&mut out).await;
+        let _ = pipe.read_to_string(&mut out).await;
         out
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::get(format!("{base}/readyz"))
-        .await
-        .is_ok_and(|res| res.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "not ready within 30 s");
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    act(base).await;
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "exit status {status}");
-    reader.await.unwrap()
+    })
+}
+
+/// The status of a long-polling handshake of engine.io `eio` with `?token=`.
+async fn polling_handshake(base: &str, eio: u8, token: &str) -> u16 {
+    let url = format!("{base}/socket.io/?EIO={eio}&transport=polling&token={token}");
+    reqwest::get(url).await.unwrap().status().as_u16()
 }
 
 /// A REST request with a credential in the query and the header, a socket.io
@@ -284,12 +163,7 @@ async fn requests_with_secrets(base: String, jwt: String) {
         .await
         .unwrap();
     assert_eq!(rest.status(), 200);
-    let handshake = reqwest::get(format!(
-        "{base}/socket.io/?EIO=4&transport=polling&token={jwt}"
-    ))
-    .await
-    .unwrap();
-    assert_eq!(handshake.status(), 200);
+    assert_eq!(polling_handshake(&base, 4, &jwt).await, 200);
     let ws = format!("{}/ws?token={jwt}", base.replacen("http", "ws", 1));
     let (mut plain, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
     use futures_util::StreamExt;
@@ -300,7 +174,7 @@ async fn requests_with_secrets(base: String, jwt: String) {
 #[sqlx::test]
 async fn the_access_log_has_a_line_per_request_and_handshake_without_secrets(pool: sqlx::PgPool) {
     let jwt = token(7, &["user"]);
-    let out = stdout_of(&pool, &[], |base| requests_with_secrets(base, jwt.clone())).await;
+    let out = logs_of(&pool, &[], |base| requests_with_secrets(base, jwt.clone())).await;
     let access: Vec<&str> = out.lines().filter(|l| l.contains(" access ")).collect();
     let line = |needle: &str| {
         access
@@ -328,7 +202,7 @@ async fn the_access_log_has_a_line_per_request_and_handshake_without_secrets(poo
 #[sqlx::test]
 async fn access_log_false_turns_the_access_log_off(pool: sqlx::PgPool) {
     let jwt = token(7, &["user"]);
-    let out = stdout_of(&pool, &[("ACCESS_LOG", "false")], |base| {
+    let out = logs_of(&pool, &[("ACCESS_LOG", "false")], |base| {
         requests_with_secrets(base, jwt.clone())
     })
     .await;
@@ -339,24 +213,31 @@ async fn access_log_false_turns_the_access_log_off(pool: sqlx::PgPool) {
     assert!(!out.lines().any(|l| l.contains(" access ")), "{out}");
 }
 
+/// The next notice the service manager's socket receives, within 5 s (`what` is
+/// expected).
+async fn notice(systemd: &tokio::net::UnixDatagram, what: &str) -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
+        .await
+        .expect(what)
+        .unwrap();
+    buf[..n].to_vec()
+}
+
 #[sqlx::test]
 async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::PgPool) {
-    let dir = std::env::temp_dir().join(format!("sb-notify-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let socket_path = dir.join("notify.sock");
+    // Short: a unix socket's path has a limit of about a hundred bytes.
+    let dir = TempDir::new("nfy");
+    let socket_path = dir.path().join("notify.sock");
     let systemd = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
     let notify_socket = socket_path.to_str().unwrap().to_owned();
     let systemd = &systemd;
-    let heard = stdout_of(
+    let heard = logs_of(
         &pool,
         &[("NOTIFY_SOCKET", notify_socket.as_str())],
         |base| async move {
-            let mut buf = [0u8; 256];
-            let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
-                .await
-                .expect("READY=1 within 5 s of /readyz answering 200")
-                .unwrap();
-            assert_eq!(&buf[..n], b"READY=1");
+            let ready = notice(systemd, "READY=1 within 5 s of /readyz answering 200").await;
+            assert_eq!(ready, b"READY=1");
             // Ready means serving.
             let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
             assert_eq!(ready.status(), 200);
@@ -364,11 +245,6 @@ async fn systemd_hears_ready_once_serving_and_stopping_at_sigterm(pool: sqlx::Pg
     )
     .await;
     assert!(heard.contains("switchboard listening"));
-    let mut buf = [0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(5), systemd.recv(&mut buf))
-        .await
-        .expect("STOPPING=1 after SIGTERM")
-        .unwrap();
-    assert_eq!(&buf[..n], b"STOPPING=1");
-    let _ = std::fs::remove_dir_all(&dir);
+    let stopping = notice(systemd, "STOPPING=1 after SIGTERM").await;
+    assert_eq!(stopping, b"STOPPING=1");
 }

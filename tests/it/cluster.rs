@@ -34,14 +34,7 @@ async fn chat_message_crosses_nodes_once(pool: PgPool, adapter: &str) {
     let bob_on_a = a.client("/chat", 2).await;
     bob_on_a.join(&conv).await;
 
-    let sent = assert_ok(
-        &alice
-            .emit_ack(
-                "message:send",
-                json!({ "conversationId": conv, "content": "across" }),
-            )
-            .await,
-    );
+    let sent = alice.send_message(&conv, "across").await;
     assert_eq!(bob.recv("message:created").await, sent);
     assert_eq!(bob_on_a.recv("message:created").await, sent);
     // unread:count reaches Bob's user room on both nodes.
@@ -81,14 +74,7 @@ async fn rest_notification_on_a_reaches_b(pool: PgPool, adapter: &str) {
     // A broadcast from A: every user connected on either node gets its count.
     let on_a = a.client("/notifications", 9).await;
     on_a.recv("notification:count").await;
-    let res = a
-        .post(
-            "/api/notifications/broadcast",
-            &service(),
-            &json!({ "type": "system", "title": "all", "content": "everyone" }),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
+    broadcast(&a, &service(), "all", "everyone").await;
     for (c, expected) in [(&phone, 2), (&other, 1), (&on_a, 1)] {
         c.recv("notification:created").await;
         recv_until(c, "notification:count", |v| v["count"] == expected).await;
@@ -98,8 +84,7 @@ async fn rest_notification_on_a_reaches_b(pool: PgPool, adapter: &str) {
 async fn order_event_reaches_tablets_on_the_other_node(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
     let r = create_restaurant(&a, "Cluster Bistro").await;
-    let staff =
-        sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    let staff = staff_at(3, r);
     // On B only: a tablet on the dynamic namespace (which A has never seen a client on)
     // and a station tablet on the default namespace.
     let dynamic = b.client_with(&format!("/restaurants/{r}"), &staff).await;
@@ -140,34 +125,23 @@ async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapt
     carol.join(&conv).await;
     for round in 0..5 {
         if round > 0 {
-            assert_ok(
-                &owner
-                    .emit_ack(
-                        "members:add",
-                        json!({ "conversationId": conv, "userId": 2 }),
-                    )
-                    .await,
-            );
-            removed.join(&conv).await;
-        }
-        assert_ok(
-            &owner
-                .emit_ack(
-                    "members:remove",
+            owner
+                .ok(
+                    "members:add",
                     json!({ "conversationId": conv, "userId": 2 }),
                 )
-                .await,
-        );
+                .await;
+            removed.join(&conv).await;
+        }
+        owner
+            .ok(
+                "members:remove",
+                json!({ "conversationId": conv, "userId": 2 }),
+            )
+            .await;
         // Sent the moment the ack arrives, from the other node's client too.
         let content = format!("after removal {round}");
-        assert_ok(
-            &carol
-                .emit_ack(
-                    "message:send",
-                    json!({ "conversationId": conv, "content": content }),
-                )
-                .await,
-        );
+        carol.send_message(&conv, &content).await;
         assert_eq!(
             owner.recv("message:created").await["content"],
             json!(content)
@@ -181,8 +155,7 @@ async fn forced_leave_is_in_effect_everywhere_before_the_ack(pool: PgPool, adapt
 async fn an_operator_disconnect_ends_the_users_sockets_on_every_node(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
     let r = create_restaurant(&a, "Ban Bistro").await;
-    let user =
-        sign(json!({ "sub": 7, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    let user = staff_at(7, r);
     // On B, among them a dynamic namespace that A has never mounted; one on A as well.
     let mut targets = Vec::new();
     for ns in [
@@ -197,15 +170,10 @@ async fn an_operator_disconnect_ends_the_users_sockets_on_every_node(pool: PgPoo
         a.client_with("/notifications", &user).await,
     ));
     let bystander = b.client_with("/chat", &token(8, &["user"])).await;
-    let res = a
-        .http()
-        .post(a.url("/api/users/7/disconnect"))
-        .bearer_auth(token(1, &["admin"]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
+    let admin = token(1, &["admin"]);
+    let body = a
+        .expect(200, "POST", "/api/users/7/disconnect", &admin, None)
+        .await;
     assert_eq!(body, json!({ "userId": 7, "disconnected": true }));
     for (at, c) in &targets {
         assert!(
@@ -242,8 +210,7 @@ macro_rules! for_each_adapter {
 async fn batch_sockets_get_events_caused_on_the_other_node(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
     let r = create_restaurant(&a, "Batch Bistro").await;
-    let staff =
-        sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    let staff = staff_at(3, r);
     // A batch-mode board on B (default namespace) and one on B's `/restaurants/<id>`.
     let board = b.client_with("/", &staff).await;
     let ack = board
@@ -309,25 +276,14 @@ async fn batch_sockets_get_events_caused_on_the_other_node(pool: PgPool, adapter
 async fn first_events_of_a_restaurant_racing_each_arrive_once(pool: PgPool, adapter: &str) {
     let (a, b) = two_nodes(&pool, adapter).await;
     let r = create_restaurant(&a, "Rush Bistro").await;
-    let staff =
-        sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    let staff = staff_at(3, r);
     let tablet = b.client_with(&format!("/restaurants/{r}"), &staff).await;
     // A has never routed an event of this restaurant: eight arrive at once.
     let creates = (1..=8).map(|n| {
-        let http = a.http();
-        let url = a.url(&format!("/api/restaurants/{r}/orders"));
-        async move {
-            let res = http
-                .post(url)
-                .bearer_auth(service())
-                .json(&json!({ "order_number": n, "type": "takeout", "total": 1,
-                               "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 201);
-            res.json::<Value>().await.unwrap()["id"].clone()
-        }
+        let a = &a;
+        let order = json!({ "order_number": n, "type": "takeout", "total": 1,
+                            "items": [{ "name": "Tea", "quantity": 1, "station": "bar" }] });
+        async move { post_order(a, r, &order).await["id"].clone() }
     });
     let mut ids = futures_util::future::join_all(creates).await;
     let mut got = Vec::new();
@@ -408,24 +364,11 @@ async fn refused_connects_leave_no_namespace_or_channel_behind(pool: PgPool, ada
     } else {
         0
     };
-    let mine =
-        sign(json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }));
+    let mine = staff_at(3, r);
     let admin = token(1, &["admin"]);
     let refuse = |ns: String, token: Option<String>| {
-        let base = a.base.clone();
-        async move {
-            let opts = ConnectOptions {
-                auth: token.map(|t| json!({ "token": t })),
-                ..Default::default()
-            };
-            match SioClient::connect(&base, &ns, opts).await {
-                Err(ConnectError::Refused(_)) => {}
-                other => panic!(
-                    "{ns}: expected a refusal, got {:?}",
-                    other.map(|c| c.sid().to_owned())
-                ),
-            }
-        }
+        let a = &a;
+        async move { refusal(a, &ns, token.as_deref()).await }
     };
     for _ in 0..10 {
         let stranger = format!("/restaurants/{}", Uuid::new_v4());
@@ -537,14 +480,7 @@ async fn deliver_within(from: &SioClient, to: &SioClient, conv: &str, within: Du
     loop {
         attempt += 1;
         let content = format!("after the outage {attempt}");
-        assert_ok(
-            &from
-                .emit_ack(
-                    "message:send",
-                    json!({ "conversationId": conv, "content": content }),
-                )
-                .await,
-        );
+        from.send_message(&conv, &content).await;
         if let Some(m) = to
             .recv_timeout("message:created", Duration::from_millis(300))
             .await
@@ -570,25 +506,14 @@ async fn alice_and_bob(a: &TestServer, b: &TestServer) -> (String, SioClient, Si
     let alice = a.client("/chat", 1).await;
     let bob = b.client("/chat", 2).await;
     bob.join(&conv).await;
-    assert_ok(
-        &alice
-            .emit_ack(
-                "message:send",
-                json!({ "conversationId": conv, "content": "before" }),
-            )
-            .await,
-    );
+    alice.send_message(&conv, "before").await;
     assert_eq!(bob.recv("message:created").await["content"], "before");
     (conv, alice, bob)
 }
 
 #[sqlx::test]
 async fn redis_restart_pauses_then_resumes_broadcasts(pool: PgPool) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::child::free_port();
     let redis = OwnRedis::start_on(port);
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let prefix = format!("sbtest-{}", Uuid::new_v4().simple());
@@ -740,9 +665,7 @@ async fn postgres_adapter_holds_one_connection_however_many_namespaces(pool: PgP
     let mut restaurants = Vec::new();
     for i in 0..12 {
         let r = create_restaurant(&a, &format!("Bistro {i}")).await;
-        let staff = sign(
-            json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }),
-        );
+        let staff = staff_at(3, r);
         tablets.push(a.client_with(&format!("/restaurants/{r}"), &staff).await);
         restaurants.push(r);
     }
@@ -964,9 +887,7 @@ impl BusNode {
     /// events from other nodes come over the cluster bus only (the adapter carries
     /// packets for sockets, not this node's batch queues).
     async fn batch_tablet(&self, r: Uuid) -> SioClient {
-        let staff = sign(
-            json!({ "sub": 3, "roles": ["staff"], "restaurants": [r], "exp": now_secs() + 600 }),
-        );
+        let staff = staff_at(3, r);
         let tablet = self.client_with("/", &staff).await;
         let ack = tablet
             .emit_ack(

@@ -101,13 +101,8 @@ async fn post_checkin_as(
     session: &str,
     body: Value,
 ) -> reqwest::Response {
-    let mut request = server
-        .http()
-        .post(server.url(&format!("/api/sessions/{session}/checkins")))
-        .json(&body);
-    if let Some(bearer) = bearer {
-        request = request.bearer_auth(bearer);
-    }
+    let path = format!("/api/sessions/{session}/checkins");
+    let request = server.request("POST", &path, bearer).json(&body);
     request.send().await.unwrap()
 }
 
@@ -449,10 +444,7 @@ async fn posting_a_checkin_is_for_service_and_admin_and_validates_its_body(pool:
         let mut body = good.clone();
         body[field] = value;
         let res = post_checkin_as(&server, Some(&svc), &session, body).await;
-        assert_eq!(res.status(), 400, "{field}");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "BAD_REQUEST");
-        let message = body["error"]["message"].as_str().unwrap();
+        let message = bad_request(res, field).await;
         assert!(message.starts_with(expected), "{field}: {message}");
     }
     for missing in ["user_id", "user_name", "success", "message"] {

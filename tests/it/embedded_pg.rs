@@ -1,33 +1,11 @@
 //! Tests of the embedded PostgreSQL against the machine's real PostgreSQL binaries.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::child::{TempDir, running_as_root};
 use sqlx::{Connection, PgConnection, PgPool};
 use switchboard::embedded_pg::{EmbeddedPgError, EmbeddedPostgres};
-
-/// A unique directory under the system temp dir, removed (best effort) when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("switchboard-{label}-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Whether a connection to `url` can be opened within a few seconds.
 async fn can_connect(url: &str) -> bool {
@@ -35,15 +13,6 @@ async fn can_connect(url: &str) -> bool {
         tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(url)).await,
         Ok(Ok(_))
     )
-}
-
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|rest| rest.split_whitespace().nth(1))
-        == Some("0")
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::child::{TempDir, database_url, free_port, running_as_root, server_command};
 use crate::support::*;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -36,23 +37,6 @@ use uuid::Uuid;
 
 /// How long a started binary may take to answer `/readyz` 200 (debug build, busy machine).
 const READY_WITHIN: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The URL of the database `#[sqlx::test]` made for this test: `DATABASE_URL` with the
-/// test database's name.
-fn database_url_of(pool: &PgPool) -> String {
-    let name = pool.connect_options().get_database().unwrap().to_owned();
-    let mut url = reqwest::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
-}
 
 /// The `switchboard` binary serving on a free port; killed when dropped. Its stderr goes
 /// to a log file, kept when the test fails.
@@ -78,21 +62,12 @@ impl ChildServer {
     fn spawn(database_url: &str) -> Self {
         let log = std::env::temp_dir().join(format!("switchboard-faults-{}.log", Uuid::new_v4()));
         let port = free_port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+        let child = server_command(port)
             .env("DATABASE_URL", database_url)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("JWT_SECRET", SECRET)
             .env("DATABASE_MAX_CONNECTIONS", "10")
             .env("RATE_LIMIT_PER_SEC", "1000000")
             .env("RATE_LIMIT_BURST", "1000000")
-            .env("RUST_LOG", "warn")
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true)
             .spawn()
             .unwrap();
         ChildServer {
@@ -187,22 +162,14 @@ impl Drop for ChildServer {
     }
 }
 
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|rest| rest.split_whitespace().nth(1))
-        == Some("0")
-}
-
 /// A PostgreSQL cluster of this test alone (the shared one serves every other test and
 /// must not be restarted), started by [`EmbeddedPostgres`] and then stopped and started
 /// again with `pg_ctl` on the same port, so the server's pool URL stays valid.
 struct PrivateCluster {
-    // Dropped first: stops the server, whichever `pg_ctl` started it last.
-    pg: Option<EmbeddedPostgres>,
-    dir: PathBuf,
+    // Held to be dropped first: stops the server, whichever `pg_ctl` started it last;
+    // then the directory goes.
+    _pg: EmbeddedPostgres,
+    dir: TempDir,
     url: String,
     pg_ctl: PathBuf,
     pgdata: PathBuf,
@@ -214,11 +181,10 @@ struct PrivateCluster {
 
 impl PrivateCluster {
     async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("switchboard-faults-pg-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pg = EmbeddedPostgres::start(&dir).await.unwrap();
+        let dir = TempDir::new("faults-pg");
+        let pg = EmbeddedPostgres::start(dir.path()).await.unwrap();
         let url = pg.database_url().to_owned();
-        let pgdata = std::fs::canonicalize(dir.join("postgres")).unwrap();
+        let pgdata = std::fs::canonicalize(dir.path().join("postgres")).unwrap();
         // `postmaster.opts` holds the command line of the running server:
         // `/usr/lib/postgresql/N/bin/postgres "-D" "<pgdata>" "-p" "<port>" …`.
         let opts = std::fs::read_to_string(pgdata.join("postmaster.opts")).unwrap();
@@ -237,7 +203,7 @@ impl PrivateCluster {
             (meta.uid(), meta.gid())
         });
         PrivateCluster {
-            pg: Some(pg),
+            _pg: pg,
             pg_ctl: postgres.parent().unwrap().join("pg_ctl"),
             dir,
             url,
@@ -274,7 +240,7 @@ impl PrivateCluster {
     /// Starts the server again with the options (and port) of the first start; returns
     /// once it accepts connections.
     async fn start_again(&self) {
-        let log = self.dir.join("postgres.log");
+        let log = self.dir.path().join("postgres.log");
         let log = log.to_str().unwrap();
         let options = self.options.clone();
         self.pg_ctl(&["start", "-w", "-t", "30", "-l", log, "-o", &options])
@@ -282,32 +248,24 @@ impl PrivateCluster {
     }
 }
 
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        drop(self.pg.take());
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Creates a group conversation of `members` (the first one owns it) over REST.
 async fn create_group(server: &ChildServer, members: &[i64]) -> String {
-    let res = reqwest::Client::new()
-        .post(server.url("/api/conversations"))
-        .bearer_auth(token(members[0], &["user"]))
-        .json(&json!({ "type": "group", "name": "faults", "participants": members }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
-    body["_id"].as_str().unwrap().to_owned()
+    create_conversation_at(&server.base, members[0], "group", members).await
 }
 
 async fn chat_client(server: &ChildServer, user: i64) -> SioClient {
-    let opts = ConnectOptions::with_auth(json!({ "token": token(user, &["user"]) }));
-    SioClient::connect(&server.base, "/chat", opts)
+    client_at(&server.base, "/chat", &token(user, &["user"])).await
+}
+
+/// `message:send` of `payload` is acked ok and the message is stored once.
+async fn send_is_stored(pool: &PgPool, client: &SioClient, payload: Value) {
+    let message = client.ok("message:send", payload).await;
+    let stored: i64 = sqlx::query_scalar("select count(*) from messages where id = $1")
+        .bind(Uuid::parse_str(message["_id"].as_str().unwrap()).unwrap())
+        .fetch_one(pool)
         .await
-        .unwrap()
+        .unwrap();
+    assert_eq!(stored, 1);
 }
 
 /// Polls `done` every 20 ms until it holds or `within` has passed; true if it held.
@@ -498,7 +456,7 @@ async fn assert_acked_messages_stored(
 
 #[sqlx::test]
 async fn kill_9_under_load_loses_no_acked_message_and_the_restarted_server_serves(pool: PgPool) {
-    let url = database_url_of(&pool);
+    let url = database_url(&pool);
     let members: Vec<i64> = (1..=10).collect();
     let mut server = ChildServer::start(&url).await;
     let conversation = create_group(&server, &members).await;
@@ -538,20 +496,9 @@ async fn kill_9_under_load_loses_no_acked_message_and_the_restarted_server_serve
         // the message is stored.
         server = ChildServer::start(&url).await;
         let client = chat_client(&server, 1).await;
-        let ack = client
-            .emit_ack(
-                "message:send",
-                json!({ "conversationId": conversation, "content": "after restart",
-                        "clientId": format!("after-restart-{round}") }),
-            )
-            .await;
-        let message = assert_ok(&ack);
-        let stored: i64 = sqlx::query_scalar("select count(*) from messages where id = $1")
-            .bind(Uuid::parse_str(message["_id"].as_str().unwrap()).unwrap())
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(stored, 1);
+        let payload = json!({ "conversationId": conversation, "content": "after restart",
+                              "clientId": format!("after-restart-{round}") });
+        send_is_stored(&pool, &client, payload).await;
         client.close().await;
     }
     server.assert_alive_without_panic();
@@ -668,63 +615,34 @@ async fn fuzzed_frames_payloads_and_bodies_leave_the_server_healthy(pool: PgPool
                 .as_nanos() as u64
         });
     eprintln!("fuzz seed {seed} (FUZZ_SEED={seed} replays this run)");
-    let mut server = ChildServer::start(&database_url_of(&pool)).await;
+    let mut server = ChildServer::start(&database_url(&pool)).await;
     let http = reqwest::Client::new();
 
     // What the payloads point at: a conversation with a message, a notification, a
     // restaurant with an order.
     let service_token = token(900, &["service"]);
+    let post = |path: String, body: Value| {
+        let request = http.post(server.url(&path)).bearer_auth(&service_token);
+        let request = request.json(&body).send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
     let conversation = create_group(&server, &[1, 2, 3]).await;
     let chat = chat_client(&server, 1).await;
-    let message = assert_ok(
-        &chat
-            .emit_ack(
-                "message:send",
-                json!({ "conversationId": conversation, "content": "seed" }),
-            )
-            .await,
-    )["_id"]
+    let message = chat.send_message(&conversation, "seed").await["_id"]
         .as_str()
         .unwrap()
         .to_owned();
     chat.close().await;
-    let notification: Value = http
-        .post(server.url("/api/notifications"))
-        .bearer_auth(&service_token)
-        .json(&json!({ "user_id": 1, "type": "system", "title": "t", "content": "c" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let restaurant: Value = http
-        .post(server.url("/api/restaurants"))
-        .bearer_auth(&service_token)
-        .json(&json!({ "name": "Fuzz kitchen" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let notification = json!({ "user_id": 1, "type": "system", "title": "t", "content": "c" });
+    let notification = post("/api/notifications".into(), notification).await;
+    let restaurant = post("/api/restaurants".into(), json!({ "name": "Fuzz kitchen" })).await;
     let restaurant = restaurant["id"].as_str().unwrap().to_owned();
     let mut orders = Vec::new();
     for number in ["1", "2"] {
-        let order: Value = http
-            .post(server.url(&format!("/api/restaurants/{restaurant}/orders")))
-            .bearer_auth(&service_token)
-            .json(
-                &json!({ "order_number": number, "type": "dine_in", "table_number": 5,
-                           "total": 10,
-                           "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }] }),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let order = json!({ "order_number": number, "type": "dine_in", "table_number": 5,
+                            "total": 10,
+                            "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }] });
+        let order = post(format!("/api/restaurants/{restaurant}/orders"), order).await;
         orders.push(order["id"].as_str().unwrap().to_owned());
     }
     let ctx = Arc::new(fuzz::FuzzCtx {
@@ -765,19 +683,8 @@ async fn fuzzed_frames_payloads_and_bodies_leave_the_server_healthy(pool: PgPool
     );
     let conversation = create_group(&server, &[100, 101]).await;
     let client = chat_client(&server, 100).await;
-    let ack = client
-        .emit_ack(
-            "message:send",
-            json!({ "conversationId": conversation, "content": "still here" }),
-        )
-        .await;
-    let id = assert_ok(&ack)["_id"].as_str().unwrap().to_owned();
-    let stored: i64 = sqlx::query_scalar("select count(*) from messages where id = $1")
-        .bind(Uuid::parse_str(&id).unwrap())
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(stored, 1);
+    let payload = json!({ "conversationId": conversation, "content": "still here" });
+    send_is_stored(&pool, &client, payload).await;
     client.close().await;
     server.assert_alive_without_panic();
     server.kill_9().await;

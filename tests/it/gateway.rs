@@ -161,70 +161,37 @@ fn error_reason(reply: &Value) -> String {
     reason
 }
 
-/// A REST call; its status and JSON body (`null` for none).
-async fn api(
-    server: &TestServer,
-    method: &str,
-    path: &str,
-    bearer: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = server
-        .http()
-        .request(method, server.url(path))
-        .bearer_auth(bearer);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap()
-    };
-    (status, body)
-}
-
-/// `api` that must answer `expected`; its body.
-async fn expect(
-    server: &TestServer,
-    expected: u16,
-    method: &str,
-    path: &str,
-    bearer: &str,
-    body: Option<Value>,
-) -> Value {
-    let (status, got) = api(server, method, path, bearer, body).await;
-    assert_eq!(status, expected, "{method} {path}: {got}");
-    got
+/// `POST path` of `body` is a 400 whose message starts with `field`.
+async fn refused_naming(server: &TestServer, path: &str, bearer: &str, body: Value, field: &str) {
+    let (status, got) = server.call("POST", path, bearer, Some(body.clone())).await;
+    assert_eq!(status, 400, "{body}: {got}");
+    let message = got["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(field), "{body}: {got}");
 }
 
 async fn restaurant(server: &TestServer, name: &str, section: &str) -> Uuid {
-    let body = expect(
-        server,
-        201,
-        "POST",
-        "/api/restaurants",
-        &service(),
-        Some(json!({ "name": name, "section": section, "cuisine": "Thai" })),
-    )
-    .await;
+    let body = server
+        .expect(
+            201,
+            "POST",
+            "/api/restaurants",
+            &service(),
+            Some(json!({ "name": name, "section": section, "cuisine": "Thai" })),
+        )
+        .await;
     Uuid::parse_str(body["id"].as_str().unwrap()).unwrap()
 }
 
 async fn table(server: &TestServer, r: Uuid, id: &str, name: &str, section: &str) -> Value {
-    expect(
-        server,
-        201,
-        "POST",
-        &format!("/api/restaurants/{r}/tables"),
-        &service(),
-        Some(json!({ "id": id, "name": name, "section": section, "seats": 4 })),
-    )
-    .await
+    server
+        .expect(
+            201,
+            "POST",
+            &format!("/api/restaurants/{r}/tables"),
+            &service(),
+            Some(json!({ "id": id, "name": name, "section": section, "seats": 4 })),
+        )
+        .await
 }
 
 async fn reservation(server: &TestServer, r: Uuid, guest: &str, body: Value) -> Value {
@@ -236,15 +203,15 @@ async fn reservation(server: &TestServer, r: Uuid, guest: &str, body: Value) -> 
     if body.get("starts_at").is_none() {
         body["starts_at"] = json!("2030-05-01T19:00:00Z");
     }
-    expect(
-        server,
-        201,
-        "POST",
-        &format!("/api/restaurants/{r}/reservations"),
-        &service(),
-        Some(body),
-    )
-    .await
+    server
+        .expect(
+            201,
+            "POST",
+            &format!("/api/restaurants/{r}/reservations"),
+            &service(),
+            Some(body),
+        )
+        .await
 }
 
 // ---------------------------------------------------------------------------------
@@ -873,29 +840,29 @@ async fn tables_and_reservations_are_for_staff_of_their_restaurant_admin_and_ser
     );
 
     // Snapshots follow the same rule: staff of `mine` hear of mine only.
-    expect(
-        &server,
-        200,
-        "PATCH",
-        &format!("/api/restaurants/{theirs}/tables/t1"),
-        &service(),
-        Some(json!({ "status": "occupied" })),
-    )
-    .await;
+    server
+        .expect(
+            200,
+            "PATCH",
+            &format!("/api/restaurants/{theirs}/tables/t1"),
+            &service(),
+            Some(json!({ "status": "occupied" })),
+        )
+        .await;
     let (op, item) = everything.snapshot().await;
     assert_eq!(
         (op.as_str(), item["restaurant_id"].as_str()),
         ("updated", Some(theirs.to_string().as_str()))
     );
-    expect(
-        &server,
-        200,
-        "PATCH",
-        &format!("/api/restaurants/{mine}/tables/t1"),
-        &service(),
-        Some(json!({ "status": "occupied" })),
-    )
-    .await;
+    server
+        .expect(
+            200,
+            "PATCH",
+            &format!("/api/restaurants/{mine}/tables/t1"),
+            &service(),
+            Some(json!({ "status": "occupied" })),
+        )
+        .await;
     let (_, item) = gw.snapshot().await;
     assert_eq!(item["restaurant_id"], mine.to_string());
     let (_, item) = everything.snapshot().await;
@@ -926,15 +893,15 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
     let mut bookings = Gw::connect(&server, "reservations", "hall", &staff).await;
 
     // A restaurant moving from north to south: both sections hear it, and `all` once.
-    let moved = expect(
-        &server,
-        200,
-        "PATCH",
-        &format!("/api/restaurants/{r}"),
-        &manager,
-        Some(json!({ "section": "south", "address": "1 Main St" })),
-    )
-    .await;
+    let moved = server
+        .expect(
+            200,
+            "PATCH",
+            &format!("/api/restaurants/{r}"),
+            &manager,
+            Some(json!({ "section": "south", "address": "1 Main St" })),
+        )
+        .await;
     assert_eq!(
         (
             moved["section"].as_str(),
@@ -957,15 +924,15 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
         gw.quiet(QUIET).await;
     }
     // Clearing a field.
-    let cleared = expect(
-        &server,
-        200,
-        "PATCH",
-        &format!("/api/restaurants/{r}"),
-        &svc,
-        Some(json!({ "cuisine": null })),
-    )
-    .await;
+    let cleared = server
+        .expect(
+            200,
+            "PATCH",
+            &format!("/api/restaurants/{r}"),
+            &svc,
+            Some(json!({ "cuisine": null })),
+        )
+        .await;
     assert!(cleared["cuisine"].is_null());
     assert_eq!(south.snapshot().await.1, cleared);
     north.quiet(QUIET).await;
@@ -979,29 +946,29 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
     );
     assert_eq!(all_tables.snapshot().await, ("created".to_owned(), created));
     patio.quiet(QUIET).await;
-    let updated = expect(
-        &server,
-        200,
-        "PATCH",
-        &format!("/api/restaurants/{r}/tables/t1"),
-        &manager,
-        Some(json!({ "status": "cleaning", "seats": 6 })),
-    )
-    .await;
+    let updated = server
+        .expect(
+            200,
+            "PATCH",
+            &format!("/api/restaurants/{r}/tables/t1"),
+            &manager,
+            Some(json!({ "status": "cleaning", "seats": 6 })),
+        )
+        .await;
     assert_eq!(
         hall.snapshot().await,
         ("updated".to_owned(), updated.clone())
     );
     all_tables.snapshot().await;
-    let moved = expect(
-        &server,
-        200,
-        "PATCH",
-        &format!("/api/restaurants/{r}/tables/t1"),
-        &manager,
-        Some(json!({ "section": "patio" })),
-    )
-    .await;
+    let moved = server
+        .expect(
+            200,
+            "PATCH",
+            &format!("/api/restaurants/{r}/tables/t1"),
+            &manager,
+            Some(json!({ "section": "patio" })),
+        )
+        .await;
     assert_eq!(hall.snapshot().await, ("updated".to_owned(), moved.clone()));
     assert_eq!(
         patio.snapshot().await,
@@ -1017,21 +984,21 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
     table(&server, r, "t2", "Two", "hall").await;
     hall.snapshot().await;
     all_tables.snapshot().await;
-    let booked = expect(&server, 201, "POST", &format!("/api/restaurants/{r}/reservations"), &staff, Some(json!({ "guest_name": "Ada", "party_size": 4, "starts_at": "2030-01-01T19:30:00+02:00", "table_id": "t2", "notes": "window" }))).await;
+    let booked = server.expect(201, "POST", &format!("/api/restaurants/{r}/reservations"), &staff, Some(json!({ "guest_name": "Ada", "party_size": 4, "starts_at": "2030-01-01T19:30:00+02:00", "table_id": "t2", "notes": "window" }))).await;
     assert_eq!(booked["starts_at"], "2030-01-01T17:30:00.000Z");
     assert_eq!(
         bookings.snapshot().await,
         ("created".to_owned(), booked.clone())
     );
-    let seated = expect(
-        &server,
-        200,
-        "PATCH",
-        &format!("/api/reservations/{}", booked["id"].as_str().unwrap()),
-        &staff,
-        Some(json!({ "status": "seated", "notes": null })),
-    )
-    .await;
+    let seated = server
+        .expect(
+            200,
+            "PATCH",
+            &format!("/api/reservations/{}", booked["id"].as_str().unwrap()),
+            &staff,
+            Some(json!({ "status": "seated", "notes": null })),
+        )
+        .await;
     assert_eq!(
         (seated["status"].as_str(), seated["notes"].clone()),
         (Some("seated"), Value::Null)
@@ -1040,15 +1007,15 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
         bookings.snapshot().await,
         ("updated".to_owned(), seated.clone())
     );
-    expect(
-        &server,
-        204,
-        "DELETE",
-        &format!("/api/restaurants/{r}/tables/t2"),
-        &manager,
-        None,
-    )
-    .await;
+    server
+        .expect(
+            204,
+            "DELETE",
+            &format!("/api/restaurants/{r}/tables/t2"),
+            &manager,
+            None,
+        )
+        .await;
     let (op, released) = bookings.snapshot().await;
     assert_eq!(
         (
@@ -1061,15 +1028,15 @@ async fn every_rest_change_is_a_snapshot_in_its_section_and_in_all(pool: PgPool)
     let (op, gone) = hall.snapshot().await;
     assert_eq!((op.as_str(), gone["id"].as_str()), ("deleted", Some("t2")));
     all_tables.snapshot().await;
-    expect(
-        &server,
-        204,
-        "DELETE",
-        &format!("/api/reservations/{}", booked["id"].as_str().unwrap()),
-        &svc,
-        None,
-    )
-    .await;
+    server
+        .expect(
+            204,
+            "DELETE",
+            &format!("/api/reservations/{}", booked["id"].as_str().unwrap()),
+            &svc,
+            None,
+        )
+        .await;
     let (op, gone) = bookings.snapshot().await;
     assert_eq!(
         (op.as_str(), gone["id"].clone()),
@@ -1093,22 +1060,22 @@ async fn table_complete_frees_the_table_by_id_or_name(pool: PgPool) {
     let r = restaurant(&server, "Diner", "main").await;
     for (id, name) in [("table-9", "Nine"), ("t10", "10"), ("table-7", "table-9")] {
         table(&server, r, id, name, "hall").await;
-        expect(
-            &server,
-            200,
-            "PATCH",
-            &format!("/api/restaurants/{r}/tables/{id}"),
-            &service(),
-            Some(json!({ "status": "occupied" })),
-        )
-        .await;
+        server
+            .expect(
+                200,
+                "PATCH",
+                &format!("/api/restaurants/{r}/tables/{id}"),
+                &service(),
+                Some(json!({ "status": "occupied" })),
+            )
+            .await;
     }
     let staff = member(30, &["staff"], &[r]);
     let mut floor = Gw::connect(&server, "tables", "hall", &staff).await;
     let pos = server
         .client_with(&format!("/restaurants/{r}"), &staff)
         .await;
-    expect(&server, 201, "POST", &format!("/api/restaurants/{r}/orders"), &service(), Some(json!({ "order_number": "A1", "type": "dine_in", "table_number": 10, "total": 5, "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }] }))).await;
+    server.expect(201, "POST", &format!("/api/restaurants/{r}/orders"), &service(), Some(json!({ "order_number": "A1", "type": "dine_in", "table_number": 10, "total": 5, "items": [{ "name": "Soup", "quantity": 1, "station": "kitchen" }] }))).await;
 
     // By name: table "10" is t10; its order completes and the table is available.
     let ack = pos
@@ -1177,55 +1144,60 @@ async fn rest_routes_check_roles_bodies_and_conflicts(pool: PgPool) {
         ("another restaurant's manager", &elsewhere),
     ] {
         assert_eq!(
-            api(&server, "POST", &tables, bearer, Some(good.clone()))
+            server
+                .call("POST", &tables, bearer, Some(good.clone()))
                 .await
                 .0,
             403,
             "{who}"
         );
         assert_eq!(
-            api(
-                &server,
-                "PATCH",
-                &format!("/api/restaurants/{r}"),
-                bearer,
-                Some(json!({ "name": "X" }))
-            )
-            .await
-            .0,
+            server
+                .call(
+                    "PATCH",
+                    &format!("/api/restaurants/{r}"),
+                    bearer,
+                    Some(json!({ "name": "X" }))
+                )
+                .await
+                .0,
             403,
             "{who}"
         );
     }
-    let created = expect(&server, 201, "POST", &tables, &manager, Some(good.clone())).await;
+    let created = server
+        .expect(201, "POST", &tables, &manager, Some(good.clone()))
+        .await;
     assert_eq!(
         created["section"], "main",
         "the restaurant's section by default"
     );
-    let (status, body) = api(&server, "POST", &tables, &admin(), Some(good.clone())).await;
+    let (status, body) = server
+        .call("POST", &tables, &admin(), Some(good.clone()))
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("INVALID_TRANSITION"))
     );
     // The same id in another restaurant is fine; no id: the server makes one.
-    expect(
-        &server,
-        201,
-        "POST",
-        &format!("/api/restaurants/{other}/tables"),
-        &svc,
-        Some(good.clone()),
-    )
-    .await;
-    let made = expect(
-        &server,
-        201,
-        "POST",
-        &tables,
-        &svc,
-        Some(json!({ "name": "Auto", "seats": 3 })),
-    )
-    .await;
+    server
+        .expect(
+            201,
+            "POST",
+            &format!("/api/restaurants/{other}/tables"),
+            &svc,
+            Some(good.clone()),
+        )
+        .await;
+    let made = server
+        .expect(
+            201,
+            "POST",
+            &tables,
+            &svc,
+            Some(json!({ "name": "Auto", "seats": 3 })),
+        )
+        .await;
     assert!(made["id"].as_str().unwrap().starts_with("table-"));
     for (body, field) in [
         (
@@ -1243,75 +1215,49 @@ async fn rest_routes_check_roles_bodies_and_conflicts(pool: PgPool) {
         ),
         (json!({ "id": "has space", "name": "x", "seats": 2 }), "id:"),
     ] {
-        let (status, got) = api(&server, "POST", &tables, &svc, Some(body.clone())).await;
-        assert_eq!(status, 400, "{body}");
-        assert!(
-            got["error"]["message"].as_str().unwrap().starts_with(field),
-            "{got}"
-        );
+        refused_naming(&server, &tables, &svc, body, field).await;
     }
-    assert_eq!(
-        api(
-            &server,
+    server
+        .expect(
+            404,
             "POST",
             &format!("/api/restaurants/{}/tables", Uuid::new_v4()),
             &svc,
-            Some(good.clone())
+            Some(good.clone()),
         )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        api(
-            &server,
+        .await;
+    server
+        .expect(
+            404,
             "PATCH",
             &format!("{tables}/nope"),
             &svc,
-            Some(json!({}))
+            Some(json!({})),
         )
-        .await
-        .0,
-        404
-    );
-    expect(
-        &server,
-        204,
-        "DELETE",
-        &format!("{tables}/t1"),
-        &manager,
-        None,
-    )
-    .await;
-    assert_eq!(
-        api(&server, "DELETE", &format!("{tables}/t1"), &manager, None)
-            .await
-            .0,
-        404
-    );
+        .await;
+    server
+        .expect(204, "DELETE", &format!("{tables}/t1"), &manager, None)
+        .await;
+    server
+        .expect(404, "DELETE", &format!("{tables}/t1"), &manager, None)
+        .await;
 
     // Reservations: staff+ of it, admin, service.
     let reservations = format!("/api/restaurants/{r}/reservations");
     let booking =
         json!({ "guest_name": "Ada", "party_size": 2, "starts_at": "2030-01-01T19:00:00Z" });
-    assert_eq!(
-        api(&server, "POST", &reservations, &user, Some(booking.clone()))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        api(
-            &server,
+    server
+        .expect(403, "POST", &reservations, &user, Some(booking.clone()))
+        .await;
+    server
+        .expect(
+            403,
             "POST",
             &reservations,
             &elsewhere,
-            Some(booking.clone())
+            Some(booking.clone()),
         )
-        .await
-        .0,
-        403
-    );
+        .await;
     for (patch, field) in [
         (json!({ "party_size": -2 }), "party_size:"),
         (json!({ "party_size": 0 }), "party_size:"),
@@ -1324,84 +1270,37 @@ async fn rest_routes_check_roles_bodies_and_conflicts(pool: PgPool) {
         body.as_object_mut()
             .unwrap()
             .extend(patch.as_object().unwrap().clone());
-        let (status, got) = api(&server, "POST", &reservations, &staff, Some(body)).await;
-        assert_eq!(status, 400, "{patch}: {got}");
-        assert!(
-            got["error"]["message"].as_str().unwrap().starts_with(field),
-            "{got}"
-        );
+        refused_naming(&server, &reservations, &staff, body, field).await;
     }
-    assert_eq!(
-        api(
-            &server,
+    server
+        .expect(
+            404,
             "POST",
             &format!("/api/restaurants/{}/reservations", Uuid::new_v4()),
             &svc,
-            Some(booking.clone())
+            Some(booking.clone()),
         )
-        .await
-        .0,
-        404
-    );
-    let booked = expect(
-        &server,
-        201,
-        "POST",
-        &reservations,
-        &staff,
-        Some(booking.clone()),
-    )
-    .await;
+        .await;
+    let booked = server
+        .expect(201, "POST", &reservations, &staff, Some(booking.clone()))
+        .await;
     let path = format!("/api/reservations/{}", booked["id"].as_str().unwrap());
     // Another restaurant's staff cannot tell it exists; a user of it may not change it.
-    assert_eq!(
-        api(
-            &server,
-            "PATCH",
-            &path,
+    for (status, path, bearer, body) in [
+        (
+            404,
+            path.as_str(),
             &elsewhere,
-            Some(json!({ "status": "seated" }))
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        api(
-            &server,
-            "PATCH",
-            &path,
-            &user,
-            Some(json!({ "status": "seated" }))
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        api(
-            &server,
-            "PATCH",
-            &path,
-            &staff,
-            Some(json!({ "status": "late" }))
-        )
-        .await
-        .0,
-        400
-    );
-    assert_eq!(
-        api(
-            &server,
-            "PATCH",
-            "/api/reservations/nope",
-            &staff,
-            Some(json!({}))
-        )
-        .await
-        .0,
-        400
-    );
+            json!({ "status": "seated" }),
+        ),
+        (403, &path, &user, json!({ "status": "seated" })),
+        (400, &path, &staff, json!({ "status": "late" })),
+        (400, "/api/reservations/nope", &staff, json!({})),
+    ] {
+        server
+            .expect(status, "PATCH", path, bearer, Some(body))
+            .await;
+    }
     // Nothing of the refused changes was written.
     let mut gw = Gw::connect(&server, "reservations", "all", &staff).await;
     assert_eq!(
@@ -1413,8 +1312,8 @@ async fn rest_routes_check_roles_bodies_and_conflicts(pool: PgPool) {
         .await,
         booked
     );
-    expect(&server, 204, "DELETE", &path, &staff, None).await;
-    assert_eq!(api(&server, "DELETE", &path, &staff, None).await.0, 404);
+    server.expect(204, "DELETE", &path, &staff, None).await;
+    server.expect(404, "DELETE", &path, &staff, None).await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -1444,8 +1343,7 @@ async fn snapshots_across_two_nodes(pool: &PgPool, adapter: &str) {
     }
     // And table:complete on node a, heard on node b.
     let pos = a.client_with(&format!("/restaurants/{r}"), &staff).await;
-    expect(
-        &b,
+    b.expect(
         200,
         "PATCH",
         &format!("/api/restaurants/{r}/tables/t0"),

@@ -11,16 +11,10 @@ async fn notify(server: &TestServer, user: i64, title: &str) -> Value {
     res.json().await.unwrap()
 }
 
-async fn broadcast(server: &TestServer, title: &str) -> Value {
-    let res = server
-        .post(
-            "/api/notifications/broadcast",
-            &token(901, &["admin"]),
-            &json!({ "type": "system", "title": title, "content": "maintenance" }),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    res.json().await.unwrap()
+/// The titles of a page of notifications, in its order.
+fn titles(page: &Value) -> Vec<&str> {
+    let page = page.as_array().unwrap();
+    page.iter().map(|n| n["title"].as_str().unwrap()).collect()
 }
 
 /// Waits for the `notification:count` that says `expected` (earlier ones may be queued).
@@ -78,58 +72,47 @@ async fn list_get_read_and_delete_act_on_own_notifications(pool: PgPool) {
     let laptop = server.client("/notifications", 1).await;
     count_becomes(&c, 5).await;
 
-    let page = assert_ok(&c.emit_ack("notification:list", json!({ "limit": 2 })).await);
-    let titles: Vec<&str> = page
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["title"].as_str().unwrap())
-        .collect();
-    assert_eq!(titles, ["n4", "n3"]);
-    let older = assert_ok(
-        &c.emit_ack("notification:list", json!({ "before": ids[3], "limit": 2 }))
-            .await,
-    );
+    let page = c.ok("notification:list", json!({ "limit": 2 })).await;
+    assert_eq!(titles(&page), ["n4", "n3"]);
+    let older = c
+        .ok("notification:list", json!({ "before": ids[3], "limit": 2 }))
+        .await;
     assert_eq!(older[0]["title"], "n2");
 
-    let got = assert_ok(
-        &c.emit_ack("notification:get", json!({ "notificationId": ids[0] }))
-            .await,
-    );
+    let got = c
+        .ok("notification:get", json!({ "notificationId": ids[0] }))
+        .await;
     assert_eq!(got["title"], "n0");
 
-    let read = assert_ok(
-        &c.emit_ack("notification:read", json!({ "notificationId": ids[0] }))
-            .await,
-    );
+    let read = c
+        .ok("notification:read", json!({ "notificationId": ids[0] }))
+        .await;
     assert_eq!(read["is_read"], true);
     assert_eq!(
         laptop.recv("notification:read").await,
         json!({ "notificationId": ids[0], "is_read": true })
     );
     count_becomes(&laptop, 4).await;
-    let unread = assert_ok(
-        &c.emit_ack("notification:list", json!({ "unreadOnly": true }))
-            .await,
-    );
+    let unread = c
+        .ok("notification:list", json!({ "unreadOnly": true }))
+        .await;
     assert_eq!(unread.as_array().unwrap().len(), 4);
 
-    assert_ok(
-        &c.emit_ack("notification:delete", json!({ "notificationId": ids[1] }))
-            .await,
-    );
+    c.ok("notification:delete", json!({ "notificationId": ids[1] }))
+        .await;
     assert_eq!(
         laptop.recv("notification:deleted").await,
         json!({ "notificationId": ids[1] })
     );
     count_becomes(&laptop, 3).await;
-    assert_error(
-        &c.emit_ack("notification:get", json!({ "notificationId": ids[1] }))
-            .await,
+    c.refused(
+        "notification:get",
+        json!({ "notificationId": ids[1] }),
         "NOT_FOUND",
-    );
+    )
+    .await;
 
-    let all = assert_ok(&c.emit_ack("notification:read_all", json!({})).await);
+    let all = c.ok("notification:read_all", json!({})).await;
     assert_eq!(all, json!({ "count": 3 }));
     assert_eq!(laptop.recv("notification:read_all").await, json!({}));
     count_becomes(&laptop, 0).await;
@@ -146,13 +129,11 @@ async fn another_users_notification_is_not_found_and_unchanged(pool: PgPool) {
         "notification:read",
         "notification:delete",
     ] {
-        assert_error(
-            &me.emit_ack(event, json!({ "notificationId": id })).await,
-            "NOT_FOUND",
-        );
+        me.refused(event, json!({ "notificationId": id }), "NOT_FOUND")
+            .await;
     }
     assert_eq!(
-        assert_ok(&me.emit_ack("notification:read_all", json!({})).await),
+        me.ok("notification:read_all", json!({})).await,
         json!({ "count": 0 })
     );
     let (is_read, n): (bool, i64) =
@@ -161,10 +142,7 @@ async fn another_users_notification_is_not_found_and_unchanged(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!((is_read, n), (false, 1));
-    assert_eq!(
-        assert_ok(&me.emit_ack("notification:list", json!({})).await),
-        json!([])
-    );
+    assert_eq!(me.ok("notification:list", json!({})).await, json!([]));
 }
 
 #[sqlx::test]
@@ -175,7 +153,13 @@ async fn broadcasts_reach_everyone_and_late_joiners_and_are_read_per_user(pool: 
     let bob_chat = server.client("/chat", 2).await;
     alice.recv("notification:count").await;
     bob.recv("notification:count").await;
-    let b = broadcast(&server, "maintenance tonight").await;
+    let b = broadcast(
+        &server,
+        &token(901, &["admin"]),
+        "maintenance tonight",
+        "maintenance",
+    )
+    .await;
     assert_eq!(b["user_id"], Value::Null);
     for c in [&alice, &bob, &bob_chat] {
         assert_eq!(c.recv("notification:created").await, b);
@@ -184,26 +168,18 @@ async fn broadcasts_reach_everyone_and_late_joiners_and_are_read_per_user(pool: 
     count_becomes(&bob, 1).await;
 
     // Alice reads and deletes it; Bob still has it unread.
-    let read = assert_ok(
-        &alice
-            .emit_ack("notification:read", json!({ "notificationId": b["_id"] }))
-            .await,
-    );
+    let read = alice
+        .ok("notification:read", json!({ "notificationId": b["_id"] }))
+        .await;
     assert_eq!(read["is_read"], true);
     count_becomes(&alice, 0).await;
-    assert_ok(
-        &alice
-            .emit_ack("notification:delete", json!({ "notificationId": b["_id"] }))
-            .await,
-    );
-    assert_eq!(
-        assert_ok(&alice.emit_ack("notification:list", json!({})).await),
-        json!([])
-    );
-    let bobs = assert_ok(
-        &bob.emit_ack("notification:list", json!({ "unreadOnly": true }))
-            .await,
-    );
+    alice
+        .ok("notification:delete", json!({ "notificationId": b["_id"] }))
+        .await;
+    assert_eq!(alice.ok("notification:list", json!({})).await, json!([]));
+    let bobs = bob
+        .ok("notification:list", json!({ "unreadOnly": true }))
+        .await;
     assert_eq!(bobs[0]["_id"], b["_id"]);
     assert_eq!(bobs[0]["is_read"], false);
 
@@ -213,7 +189,7 @@ async fn broadcasts_reach_everyone_and_late_joiners_and_are_read_per_user(pool: 
         carol.recv("notification:count").await,
         json!({ "count": 1 })
     );
-    let list = assert_ok(&carol.emit_ack("notification:list", json!({})).await);
+    let list = carol.ok("notification:list", json!({})).await;
     assert_eq!(list[0]["title"], "maintenance tonight");
     let stored: i64 = sqlx::query_scalar("select count(*) from notifications")
         .fetch_one(&pool)
@@ -227,19 +203,17 @@ async fn ping_answers_with_epoch_milliseconds(pool: PgPool) {
     let server = TestServer::start(pool).await;
     let c = server.client("/notifications", 1).await;
     let before = chrono::Utc::now().timestamp_millis();
-    let ack = assert_ok(
-        &c.emit_ack("notification:ping", json!({ "action": "ping" }))
-            .await,
-    );
+    let ack = c.ok("notification:ping", json!({ "action": "ping" })).await;
     let pong = c.recv("pong").await;
     assert_eq!(ack, pong);
     let ts = pong["timestamp"].as_i64().unwrap();
     assert!(ts >= before && ts <= chrono::Utc::now().timestamp_millis());
-    assert_error(
-        &c.emit_ack("notification:ping", json!({ "action": "pong" }))
-            .await,
+    c.refused(
+        "notification:ping",
+        json!({ "action": "pong" }),
         "BAD_REQUEST",
-    );
+    )
+    .await;
 }
 
 #[sqlx::test]
@@ -252,41 +226,26 @@ async fn bad_list_payloads_are_refused(pool: PgPool) {
         json!({ "unreadOnly": "yes" }),
         json!({ "before": "x" }),
     ] {
-        assert_error(
-            &c.emit_ack("notification:list", payload).await,
-            "BAD_REQUEST",
-        );
+        c.refused("notification:list", payload, "BAD_REQUEST").await;
     }
-    assert_ok(
-        &c.emit_ack("notification:list", json!({ "limit": 200 }))
-            .await,
-    );
-    assert_error(
-        &c.emit_ack("notification:list", json!({ "before": Uuid::new_v4() }))
-            .await,
+    c.ok("notification:list", json!({ "limit": 200 })).await;
+    c.refused(
+        "notification:list",
+        json!({ "before": Uuid::new_v4() }),
         "NOT_FOUND",
-    );
-    assert_error(
-        &c.emit_ack("notification:get", json!({})).await,
-        "BAD_REQUEST",
-    );
-    assert_error(&c.emit_ack("no:such", json!({})).await, "BAD_REQUEST");
+    )
+    .await;
+    c.refused("notification:get", json!({}), "BAD_REQUEST")
+        .await;
+    c.refused("no:such", json!({}), "BAD_REQUEST").await;
 }
 
 #[sqlx::test]
 async fn only_services_and_admins_create_notifications(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
     let post = |path: &'static str, auth: Option<String>, body: Value| {
-        let server = &server;
-        async move {
-            let mut req = server.http().post(server.url(path)).json(&body);
-            if let Some(t) = auth {
-                req = req.bearer_auth(t);
-            }
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        let request = server.request("POST", path, auth.as_deref()).json(&body);
+        async move { status_and_json(request.send().await.unwrap()).await }
     };
     let good = json!({ "user_id": 1, "type": "system", "title": "t", "content": "c" });
     assert_eq!(post("/api/notifications", None, good.clone()).await.0, 401);
@@ -310,22 +269,24 @@ async fn only_services_and_admins_create_notifications(pool: PgPool) {
         .0,
         403
     );
-    let (status, body) = post(
-        "/api/notifications",
-        Some(token(9, &["service"])),
-        json!({ "user_id": 1, "type": "spam", "title": "t", "content": "c" }),
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("type"));
-    let (status, body) = post(
-        "/api/notifications",
-        Some(token(9, &["service"])),
-        json!({ "user_id": 1, "type": "system", "title": "", "content": "c" }),
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("title"));
+    for (field, bad) in [
+        (
+            "type",
+            json!({ "user_id": 1, "type": "spam", "title": "t", "content": "c" }),
+        ),
+        (
+            "title",
+            json!({ "user_id": 1, "type": "system", "title": "", "content": "c" }),
+        ),
+    ] {
+        let service = Some(token(9, &["service"]));
+        let (status, body) = post("/api/notifications", service, bad).await;
+        assert_eq!(status, 400, "{field}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{field}: {body}"
+        );
+    }
     let stored: i64 = sqlx::query_scalar("select count(*) from notifications")
         .fetch_one(&pool)
         .await
@@ -365,40 +326,19 @@ async fn rest_twins_list_get_read_and_delete_like_the_events(pool: PgPool) {
     let phone = server.client("/notifications", 1).await;
     count_becomes(&phone, 5).await;
     let me = token(1, &["user"]);
-    let http = server.http();
     let call = |method: reqwest::Method, path: String| {
-        let req = http
-            .request(method, server.url(&path))
-            .bearer_auth(me.clone());
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            let text = res.text().await.unwrap();
-            (
-                status,
-                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-            )
-        }
+        let (server, me) = (&server, &me);
+        async move { server.call(method.as_str(), &path, me, None).await }
     };
     use reqwest::Method;
 
     let (status, page) = call(Method::GET, "/api/notifications?limit=2".into()).await;
     assert_eq!(status, 200);
-    let titles: Vec<&str> = page
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["title"].as_str().unwrap())
-        .collect();
-    assert_eq!(titles, ["n4", "n3"]);
+    assert_eq!(titles(&page), ["n4", "n3"]);
     // The same page as the event answers.
     assert_eq!(
         page,
-        assert_ok(
-            &phone
-                .emit_ack("notification:list", json!({ "limit": 2 }))
-                .await
-        )
+        phone.ok("notification:list", json!({ "limit": 2 })).await
     );
     let (_, older) = call(
         Method::GET,
@@ -480,15 +420,8 @@ async fn rest_twins_refuse_what_the_events_refuse(pool: PgPool) {
     let theirs = theirs.as_str().unwrap();
     let me = token(1, &["user"]);
     let get = |path: String, tok: Option<String>| {
-        let mut req = server.http().get(server.url(&path));
-        if let Some(t) = tok {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        let request = server.request("GET", &path, tok.as_deref());
+        async move { status_and_json(request.send().await.unwrap()).await }
     };
     for (path, status, code, message) in [
         (
@@ -555,14 +488,8 @@ async fn rest_twins_refuse_what_the_events_refuse(pool: PgPool) {
             format!("/api/notifications/{theirs}"),
         ),
     ] {
-        let res = server
-            .http()
-            .request(method, server.url(&path))
-            .bearer_auth(me.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 404, "{path}");
+        let res = server.request(method.as_str(), &path, Some(&me)).send();
+        assert_eq!(res.await.unwrap().status(), 404, "{path}");
     }
     let (status, still) = get(
         format!("/api/notifications/{theirs}"),

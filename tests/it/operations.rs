@@ -262,13 +262,7 @@ async fn metrics_move_when_the_thing_they_count_happens(pool: PgPool) {
     let received_before = metric(&server, "switchboard_bytes_received_total").await;
     let conv = create_conversation(&server, 1, "group", &[2]).await;
     ws.join(&conv).await;
-    assert_ok(
-        &ws.emit_ack(
-            "message:send",
-            json!({ "conversationId": conv, "content": "counted" }),
-        )
-        .await,
-    );
+    ws.send_message(&conv, "counted").await;
     assert!(metric(&server, emits).await > emits_before);
     assert!(metric(&server, "switchboard_bytes_sent_total").await > sent_before);
     assert!(metric(&server, "switchboard_bytes_received_total").await > received_before);
@@ -400,14 +394,8 @@ async fn every_dashboard_query_reads_metrics_the_server_exports(pool: PgPool) {
     c.recv("unread:count").await;
     let conv = create_conversation(&server, 1, "group", &[]).await;
     c.join(&conv).await;
-    assert_ok(
-        &c.emit_ack(
-            "message:send",
-            json!({ "conversationId": conv, "content": "hello" }),
-        )
-        .await,
-    );
-    assert_error(&c.emit_ack("message:send", json!({})).await, "BAD_REQUEST");
+    c.send_message(&conv, "hello").await;
+    c.refused("message:send", json!({}), "BAD_REQUEST").await;
     assert!(
         SioClient::connect(
             &server.base,

@@ -55,13 +55,8 @@ async fn bad_conversation_bodies_get_400_naming_the_field(pool: PgPool) {
         let res = server
             .post("/api/conversations", &token(1, &["user"]), &body)
             .await;
-        assert_eq!(res.status(), 400, "{body}");
-        let err: Value = res.json().await.unwrap();
-        assert_eq!(err["error"]["code"], "BAD_REQUEST");
-        assert!(
-            err["error"]["message"].as_str().unwrap().contains(field),
-            "{body} -> {err}"
-        );
+        let message = bad_request(res, &body).await;
+        assert!(message.contains(field), "{body} -> {message}");
     }
     let res = server
         .http()
@@ -106,11 +101,12 @@ async fn only_owner_or_admin_deletes_and_everyone_in_it_hears_once(pool: PgPool)
     );
     bob.expect_none("conversation:deleted", Duration::from_millis(300))
         .await;
-    assert_error(
-        &bob.emit_ack("conversation:join", json!({ "conversationId": conv }))
-            .await,
+    bob.refused(
+        "conversation:join",
+        json!({ "conversationId": conv }),
         "NOT_FOUND",
-    );
+    )
+    .await;
     let left: i64 = sqlx::query_scalar("select count(*) from conversations")
         .fetch_one(&pool)
         .await
@@ -294,19 +290,14 @@ async fn metrics_count_sockets_events_errors_and_latency(pool: PgPool) {
     let n = server.client("/notifications", 1).await;
     c.recv("unread:count").await;
     n.recv("notification:count").await;
-    assert_error(
-        &c.emit_ack(
-            "conversation:join",
-            json!({ "conversationId": Uuid::new_v4() }),
-        )
-        .await,
+    c.refused(
+        "conversation:join",
+        json!({ "conversationId": Uuid::new_v4() }),
         "NOT_FOUND",
-    );
-    assert_error(&c.emit_ack("made:up", json!({})).await, "BAD_REQUEST");
-    assert_ok(
-        &n.emit_ack("notification:ping", json!({ "action": "ping" }))
-            .await,
-    );
+    )
+    .await;
+    c.refused("made:up", json!({}), "BAD_REQUEST").await;
+    n.ok("notification:ping", json!({ "action": "ping" })).await;
     let res = reqwest::get(server.url("/metrics")).await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(
@@ -334,12 +325,7 @@ async fn metrics_count_sockets_events_errors_and_latency(pool: PgPool) {
     }
     assert!(text.contains(r#"switchboard_db_pool_connections{state="in_use"}"#));
     c.close().await;
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&server.url("")).await;
     assert!(
         text.lines()
             .any(|l| l == r#"switchboard_sockets_connected{namespace="/chat"} 0"#),
@@ -349,14 +335,7 @@ async fn metrics_count_sockets_events_errors_and_latency(pool: PgPool) {
 
 /// `switchboard_tokio_tasks_alive` in one `/metrics` scrape.
 async fn tasks_alive(http: &reqwest::Client, server: &TestServer) -> i64 {
-    let text = http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(http, &server.url("/metrics")).await;
     text.lines()
         .find_map(|l| l.strip_prefix("switchboard_tokio_tasks_alive "))
         .unwrap_or_else(|| panic!("no switchboard_tokio_tasks_alive in\n{text}"))
@@ -577,11 +556,12 @@ async fn a_stalled_connection_is_closed_but_long_polls_and_websockets_stay(pool:
 
     // The websocket, silent for longer than the idle timeout, still answers.
     assert!(!ws.is_disconnected());
-    assert_error(
-        &ws.emit_ack("conversation:join", json!({ "conversationId": "nope" }))
-            .await,
+    ws.refused(
+        "conversation:join",
+        json!({ "conversationId": "nope" }),
         "BAD_REQUEST",
-    );
+    )
+    .await;
     // The long-poll, parked for longer than the idle timeout, gets its data.
     if parked.is_finished() {
         panic!("the long-poll was answered early: {:?}", parked.await);

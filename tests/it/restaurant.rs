@@ -29,6 +29,11 @@ async fn create_order(
     post_order(server, restaurant, &body).await
 }
 
+/// What `join:station` and `leave:station` take.
+fn at_station(restaurant: Uuid, station: &str) -> Value {
+    json!({ "restaurantId": restaurant, "station": station })
+}
+
 /// A KDS client on `ns` for `restaurant`.
 async fn tablet(server: &TestServer, ns: &str, restaurant: Uuid) -> SioClient {
     server.client_with(ns, &staff(10, &[restaurant])).await
@@ -44,6 +49,24 @@ fn assert_success(ack: &Value) -> Value {
 fn assert_failure(ack: &Value, code: &str) {
     assert_eq!(ack["success"], json!(false), "expected failure, got {ack}");
     assert_eq!(ack["error"]["code"], json!(code), "wrong code in {ack}");
+}
+
+/// `event` with `payload`, which must succeed: the ack's `data`.
+async fn succeeds(c: &SioClient, event: &str, payload: Value) -> Value {
+    let ack = c.emit_ack(event, payload.clone()).await;
+    assert_eq!(ack["success"], json!(true), "{event} {payload}: {ack}");
+    assert_success(&ack)
+}
+
+/// `event` with `payload`, which must fail with `code`.
+async fn fails(c: &SioClient, event: &str, payload: Value, code: &str) {
+    let ack = c.emit_ack(event, payload.clone()).await;
+    assert_eq!(
+        ack["error"]["code"],
+        json!(code),
+        "{event} {payload}: {ack}"
+    );
+    assert_failure(&ack, code);
 }
 
 async fn update_status(c: &SioClient, restaurant: Uuid, order: &Value, status: &str) -> Value {
@@ -66,37 +89,39 @@ async fn join_restaurant_checks_access_before_existence(pool: PgPool) {
         assert_success(&ack),
         json!({ "room": format!("restaurant:{mine}") })
     );
-    assert_failure(
-        &c.emit_ack("join:restaurant", json!({ "restaurantId": theirs }))
-            .await,
+    fails(
+        &c,
+        "join:restaurant",
+        json!({ "restaurantId": theirs }),
         "PERMISSION_DENIED",
-    );
-    assert_failure(
-        &c.emit_ack("join:restaurant", json!({ "restaurantId": Uuid::new_v4() }))
-            .await,
+    )
+    .await;
+    fails(
+        &c,
+        "join:restaurant",
+        json!({ "restaurantId": Uuid::new_v4() }),
         "PERMISSION_DENIED",
-    );
-    assert_failure(
-        &c.emit_ack("join:restaurant", json!({ "restaurantId": unknown }))
-            .await,
+    )
+    .await;
+    fails(
+        &c,
+        "join:restaurant",
+        json!({ "restaurantId": unknown }),
         "INVALID_RESTAURANT",
-    );
-    assert_failure(
-        &c.emit_ack("join:restaurant", json!("not-a-uuid")).await,
+    )
+    .await;
+    fails(
+        &c,
+        "join:restaurant",
+        json!("not-a-uuid"),
         "INVALID_PAYLOAD",
-    );
-    assert_failure(
-        &c.emit_ack("orders:explode", json!({})).await,
-        "INVALID_PAYLOAD",
-    );
+    )
+    .await;
+    fails(&c, "orders:explode", json!({}), "INVALID_PAYLOAD").await;
     let admin = server
         .client_with("/restaurant", &token(2, &["admin"]))
         .await;
-    assert_success(
-        &admin
-            .emit_ack("join:restaurant", json!({ "restaurantId": theirs }))
-            .await,
-    );
+    succeeds(&admin, "join:restaurant", json!({ "restaurantId": theirs })).await;
 }
 
 #[sqlx::test]
@@ -104,17 +129,11 @@ async fn restaurant_namespaces_refuse_bad_tokens_with_auth_failed(pool: PgPool) 
     let server = TestServer::start(pool).await;
     let r = create_restaurant(&server, "Bistro").await;
     for ns in ["/", "/restaurant", &format!("/restaurants/{r}")] {
-        let opts = ConnectOptions {
-            auth: Some(json!({ "token": "nope" })),
-            ..Default::default()
-        };
-        match SioClient::connect(&server.base, ns, opts).await {
-            Err(ConnectError::Refused(m)) => assert_eq!(m, "AUTH_FAILED", "{ns}"),
-            other => panic!(
-                "{ns}: expected AUTH_FAILED, got {:?}",
-                other.map(|c| c.sid().to_owned())
-            ),
-        }
+        assert_eq!(
+            refusal(&server, ns, Some("nope")).await,
+            "AUTH_FAILED",
+            "{ns}"
+        );
     }
 }
 
@@ -125,20 +144,8 @@ async fn dynamic_namespace_admits_only_accessible_existing_restaurants(pool: PgP
     let other = create_restaurant(&server, "Bistro").await;
     let ghost = Uuid::new_v4();
     let refused = |ns: String, token: String| {
-        let base = server.base.clone();
-        async move {
-            let opts = ConnectOptions {
-                auth: Some(json!({ "token": token })),
-                ..Default::default()
-            };
-            match SioClient::connect(&base, &ns, opts).await {
-                Err(ConnectError::Refused(m)) => m,
-                other => panic!(
-                    "{ns}: expected a refusal, got {:?}",
-                    other.map(|c| c.sid().to_owned())
-                ),
-            }
-        }
+        let server = &server;
+        async move { refusal(server, &ns, Some(&token)).await }
     };
     assert_eq!(
         refused(format!("/restaurants/{other}"), staff(1, &[r])).await,
@@ -168,45 +175,19 @@ async fn order_events_reach_restaurant_and_station_rooms_once(pool: PgPool) {
     let server = TestServer::start(pool).await;
     let r = create_restaurant(&server, "Bistro").await;
     let both = tablet(&server, "/", r).await;
-    assert_success(
-        &both
-            .emit_ack("join:restaurant", json!({ "restaurantId": r }))
-            .await,
-    );
-    assert_success(
-        &both
-            .emit_ack(
-                "join:station",
-                json!({ "restaurantId": r, "station": "kitchen" }),
-            )
-            .await,
-    );
+    succeeds(&both, "join:restaurant", json!({ "restaurantId": r })).await;
+    succeeds(&both, "join:station", at_station(r, "kitchen")).await;
     let bar = tablet(&server, "/restaurant", r).await;
-    assert_success(
-        &bar.emit_ack(
-            "join:station",
-            json!({ "restaurantId": r, "station": "bar" }),
-        )
-        .await,
-    );
+    succeeds(&bar, "join:station", at_station(r, "bar")).await;
     let expo = tablet(&server, "/", r).await;
-    assert_success(
-        &expo
-            .emit_ack(
-                "join:station",
-                json!({ "restaurantId": r, "station": "expo" }),
-            )
-            .await,
-    );
-    assert_failure(
-        &expo
-            .emit_ack(
-                "join:station",
-                json!({ "restaurantId": r, "station": "grill" }),
-            )
-            .await,
+    succeeds(&expo, "join:station", at_station(r, "expo")).await;
+    fails(
+        &expo,
+        "join:station",
+        at_station(r, "grill"),
         "INVALID_PAYLOAD",
-    );
+    )
+    .await;
 
     let order = create_order(&server, r, Some("1"), &["kitchen", "bar", "kitchen"]).await;
     assert_eq!(order["status"], "new");
@@ -228,23 +209,14 @@ async fn restaurants_are_isolated(pool: PgPool) {
     let a = create_restaurant(&server, "Bistro").await;
     let b = create_restaurant(&server, "Bistro").await;
     let c = server.client_with("/", &staff(1, &[a, b])).await;
-    assert_success(&c.emit_ack("join:restaurant", json!(a.to_string())).await);
-    assert_success(
-        &c.emit_ack(
-            "join:station",
-            json!({ "restaurantId": a, "station": "kitchen" }),
-        )
-        .await,
-    );
+    succeeds(&c, "join:restaurant", json!(a.to_string())).await;
+    succeeds(&c, "join:station", at_station(a, "kitchen")).await;
     let only_b = tablet(&server, &format!("/restaurants/{b}"), b).await;
     create_order(&server, b, None, &["kitchen"]).await;
     only_b.recv("order:created").await;
     c.expect_none("order:created", QUIET).await;
     // Switching to B leaves every room of A.
-    assert_success(
-        &c.emit_ack("join:restaurant", json!({ "restaurantId": b }))
-            .await,
-    );
+    succeeds(&c, "join:restaurant", json!({ "restaurantId": b })).await;
     create_order(&server, a, None, &["kitchen"]).await;
     c.expect_none("order:created", QUIET).await;
     let from_b = create_order(&server, b, None, &["bar"]).await;
@@ -273,22 +245,20 @@ async fn sync_lists_active_orders_oldest_first(pool: PgPool) {
         .collect();
     assert_eq!(ids, [&first["id"], &second["id"]]);
     assert!(data["syncedAt"].as_str().unwrap().ends_with('Z'));
-    let only_done = assert_success(
-        &c.emit_ack(
-            "orders:sync",
-            json!({ "restaurantId": r, "statuses": ["completed"] }),
-        )
-        .await,
-    );
+    let only_done = succeeds(
+        &c,
+        "orders:sync",
+        json!({ "restaurantId": r, "statuses": ["completed"] }),
+    )
+    .await;
     assert_eq!(only_done["orders"][0]["id"], done["id"]);
-    assert_failure(
-        &c.emit_ack(
-            "orders:sync",
-            json!({ "restaurantId": r, "statuses": ["eaten"] }),
-        )
-        .await,
+    fails(
+        &c,
+        "orders:sync",
+        json!({ "restaurantId": r, "statuses": ["eaten"] }),
         "INVALID_PAYLOAD",
-    );
+    )
+    .await;
 }
 
 /// A board with more active orders than one reply may carry gets the oldest 500 and
@@ -307,10 +277,7 @@ async fn sync_stops_at_500_orders_and_says_so(pool: PgPool) {
     .await
     .unwrap();
     let c = tablet(&server, "/", r).await;
-    let data = assert_success(
-        &c.emit_ack("orders:sync", json!({ "restaurantId": r }))
-            .await,
-    );
+    let data = succeeds(&c, "orders:sync", json!({ "restaurantId": r })).await;
     let orders = data["orders"].as_array().unwrap();
     assert_eq!(orders.len(), 500);
     assert_eq!(data["truncated"], true);
@@ -334,10 +301,7 @@ async fn sync_stops_at_500_orders_and_says_so(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let data = assert_success(
-        &c.emit_ack("orders:sync", json!({ "restaurantId": r }))
-            .await,
-    );
+    let data = succeeds(&c, "orders:sync", json!({ "restaurantId": r })).await;
     assert_eq!(data["orders"].as_array().unwrap().len(), 500);
     assert_eq!(data["truncated"], false);
     let res = server
@@ -352,7 +316,7 @@ async fn status_moves_forward_or_to_cancelled_only(pool: PgPool) {
     let r = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, None, &["kitchen"]).await;
     let c = tablet(&server, "/", r).await;
-    assert_success(&c.emit_ack("join:restaurant", json!(r.to_string())).await);
+    succeeds(&c, "join:restaurant", json!(r.to_string())).await;
     let ack = update_status(&c, r, &order, "preparing").await;
     let changed = assert_success(&ack);
     assert_eq!(changed["orderId"], order["id"]);
@@ -397,11 +361,7 @@ async fn concurrent_identical_moves_move_once_and_broadcast_once(pool: PgPool) {
         tablets.push(tablet(&server, "/", r).await);
     }
     let watcher = tablet(&server, "/", r).await;
-    assert_success(
-        &watcher
-            .emit_ack("join:restaurant", json!(r.to_string()))
-            .await,
-    );
+    succeeds(&watcher, "join:restaurant", json!(r.to_string())).await;
     for round in 0..5 {
         let order = create_order(&server, r, None, &["kitchen"]).await;
         let acks = futures_util::future::join_all(
@@ -436,7 +396,7 @@ async fn table_ready_fires_once_when_the_last_active_order_is_ready(pool: PgPool
     let b = create_order(&server, r, Some("5"), &["bar"]).await;
     let elsewhere = create_order(&server, r, Some("6"), &["bar"]).await;
     let pos = tablet(&server, "/", r).await;
-    assert_success(&pos.emit_ack("join:restaurant", json!(r.to_string())).await);
+    succeeds(&pos, "join:restaurant", json!(r.to_string())).await;
     assert_success(&update_status(&pos, r, &elsewhere, "preparing").await);
     assert_success(&update_status(&pos, r, &a, "ready").await);
     pos.expect_none("table:ready", QUIET).await;
@@ -468,16 +428,9 @@ async fn completing_a_table_completes_its_active_orders(pool: PgPool) {
     let a = create_order(&server, r, Some("9"), &["kitchen"]).await;
     let b = create_order(&server, r, Some("9"), &["bar"]).await;
     let kitchen = tablet(&server, "/", r).await;
-    assert_success(
-        &kitchen
-            .emit_ack(
-                "join:station",
-                json!({ "restaurantId": r, "station": "kitchen" }),
-            )
-            .await,
-    );
+    succeeds(&kitchen, "join:station", at_station(r, "kitchen")).await;
     let pos = tablet(&server, "/", r).await;
-    assert_success(&pos.emit_ack("join:restaurant", json!(r.to_string())).await);
+    succeeds(&pos, "join:restaurant", json!(r.to_string())).await;
     let ack = pos
         .emit_ack(
             "table:complete",
@@ -500,36 +453,31 @@ async fn completing_a_table_completes_its_active_orders(pool: PgPool) {
         "kitchen only hears its order"
     );
     kitchen.expect_none("order:status_changed", QUIET).await;
-    let again = assert_success(
-        &pos.emit_ack(
-            "table:complete",
-            json!({ "tableNumber": "9", "restaurantId": r }),
-        )
-        .await,
-    );
+    let again = succeeds(
+        &pos,
+        "table:complete",
+        json!({ "tableNumber": "9", "restaurantId": r }),
+    )
+    .await;
     assert_eq!(again["orderIds"], json!([]));
     pos.expect_none("table:completed", QUIET).await;
 }
 
-#[sqlx::test]
-async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
-    let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", "300")]).await;
+/// A server with batch windows of `window_ms`, a restaurant, and a tablet of it that
+/// joined in batch mode.
+async fn batch_tablet(pool: PgPool, window_ms: &str) -> (TestServer, Uuid, SioClient) {
+    let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", window_ms)]).await;
     let r = create_restaurant(&server, "Bistro").await;
     let kds = tablet(&server, "/", r).await;
-    assert_success(
-        &kds.emit_ack(
-            "join:restaurant",
-            json!({ "restaurantId": r, "batch": true }),
-        )
-        .await,
-    );
-    assert_success(
-        &kds.emit_ack(
-            "join:station",
-            json!({ "restaurantId": r, "station": "kitchen" }),
-        )
-        .await,
-    );
+    let join = json!({ "restaurantId": r, "batch": true });
+    succeeds(&kds, "join:restaurant", join).await;
+    (server, r, kds)
+}
+
+#[sqlx::test]
+async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
+    let (server, r, kds) = batch_tablet(pool, "300").await;
+    succeeds(&kds, "join:station", at_station(r, "kitchen")).await;
     let mut created = vec![];
     for _ in 0..3 {
         created.push(create_order(&server, r, None, &["kitchen"]).await);
@@ -562,10 +510,7 @@ async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
         .await;
 
     // Without `batch` the socket is back to single events.
-    assert_success(
-        &kds.emit_ack("join:restaurant", json!({ "restaurantId": r }))
-            .await,
-    );
+    succeeds(&kds, "join:restaurant", json!({ "restaurantId": r })).await;
     let single = create_order(&server, r, None, &["kitchen"]).await;
     assert_eq!(kds.recv("order:created").await, single);
     kds.expect_none("orders:batch_update", Duration::from_millis(700))
@@ -576,16 +521,7 @@ async fn batch_mode_delivers_arrays_in_order_and_alerts_at_once(pool: PgPool) {
 /// in batch mode with a long window still gets the order created just before.
 #[sqlx::test]
 async fn shutdown_flushes_open_batch_windows(pool: PgPool) {
-    let server = TestServer::start_with(pool, &[("ORDER_BATCH_MS", "60000")]).await;
-    let r = create_restaurant(&server, "Bistro").await;
-    let kds = tablet(&server, "/", r).await;
-    assert_success(
-        &kds.emit_ack(
-            "join:restaurant",
-            json!({ "restaurantId": r, "batch": true }),
-        )
-        .await,
-    );
+    let (server, r, kds) = batch_tablet(pool, "60000").await;
     let order = create_order(&server, r, None, &["kitchen"]).await;
     kds.expect_none("orders:batch_update", Duration::from_millis(200))
         .await;
@@ -642,13 +578,7 @@ async fn rest_order_routes_enforce_roles_and_announce_changes(pool: PgPool) {
     assert_eq!(res.status(), 400);
 
     let bar = tablet(&server, "/", r).await;
-    assert_success(
-        &bar.emit_ack(
-            "join:station",
-            json!({ "restaurantId": r, "station": "bar" }),
-        )
-        .await,
-    );
+    succeeds(&bar, "join:station", at_station(r, "bar")).await;
     let url = server.url(&format!("/api/orders/{}", order["id"].as_str().unwrap()));
     let patch = json!({ "status": "preparing", "items": [{ "name": "Coffee", "quantity": 1, "station": "bar", "notes": "oat" }] });
     let res = http
@@ -714,10 +644,7 @@ async fn rest_order_routes_enforce_roles_and_announce_changes(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(kept, 1, "deleted orders stay for audit");
-    let sync = assert_success(
-        &bar.emit_ack("orders:sync", json!({ "restaurantId": r }))
-            .await,
-    );
+    let sync = succeeds(&bar, "orders:sync", json!({ "restaurantId": r })).await;
     assert_eq!(sync["orders"], json!([]));
 }
 
@@ -726,13 +653,7 @@ async fn alerts_reach_station_only_tablets_too(pool: PgPool) {
     let server = TestServer::start(pool).await;
     let r = create_restaurant(&server, "Bistro").await;
     let bar = tablet(&server, "/", r).await;
-    assert_success(
-        &bar.emit_ack(
-            "join:station",
-            json!({ "restaurantId": r, "station": "bar" }),
-        )
-        .await,
-    );
+    succeeds(&bar, "join:station", at_station(r, "bar")).await;
     let alert =
         json!({ "type": "info", "message": "86 the salmon", "severity": 2, "tableNumber": 4 });
     let res = server
@@ -757,10 +678,7 @@ async fn a_dynamic_namespace_socket_can_follow_another_restaurant(pool: PgPool) 
     let c = server
         .client_with(&format!("/restaurants/{a}"), &staff(1, &[a, b]))
         .await;
-    assert_success(
-        &c.emit_ack("join:restaurant", json!({ "restaurantId": b }))
-            .await,
-    );
+    succeeds(&c, "join:restaurant", json!({ "restaurantId": b })).await;
     let order = create_order(&server, b, None, &["kitchen"]).await;
     assert_eq!(c.recv("order:created").await, order);
     create_order(&server, a, None, &["kitchen"]).await;
@@ -850,7 +768,7 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
     let order = create_order(&server, r, Some("12"), &["kitchen"]).await;
     let id = order["id"].as_str().unwrap().to_owned();
     let pos = tablet(&server, "/", r).await;
-    assert_success(&pos.emit_ack("join:restaurant", json!(r.to_string())).await);
+    succeeds(&pos, "join:restaurant", json!(r.to_string())).await;
     let http = server.http();
     let url = server.url(&format!("/api/orders/{id}"));
     let patch = |body: Value| {
@@ -889,13 +807,12 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
     assert_eq!(updated["changes"], json!(["table_number"]));
     assert_eq!(updated["order"], cleared);
     assert_eq!(stored().await.0, None);
-    let done = assert_success(
-        &pos.emit_ack(
-            "table:complete",
-            json!({ "tableNumber": 14, "restaurantId": r }),
-        )
-        .await,
-    );
+    let done = succeeds(
+        &pos,
+        "table:complete",
+        json!({ "tableNumber": 14, "restaurantId": r }),
+    )
+    .await;
     assert_eq!(done["orderIds"], json!([]), "the order is no longer at 14");
 
     // Clearing again, or a body without the field, changes nothing and says nothing.
@@ -926,16 +843,8 @@ async fn patch_moves_or_clears_a_table_and_long_tables_are_refused(pool: PgPool)
     let res = patch(json!({ "table_number": long, "status": "preparing" }))
         .await
         .unwrap();
-    assert_eq!(res.status(), 400);
-    let err: Value = res.json().await.unwrap();
-    assert_eq!(err["error"]["code"], "BAD_REQUEST");
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("table_number"),
-        "{err}"
-    );
+    let message = bad_request(res, "a long table number").await;
+    assert!(message.contains("table_number"), "{message}");
     assert_eq!(stored().await, (None, "new".to_owned()));
     let res = http
         .post(server.url(&format!("/api/restaurants/{r}/orders")))
@@ -978,16 +887,8 @@ async fn a_user_role_may_watch_a_board_but_not_change_its_orders(pool: PgPool) {
         sign(json!({ "sub": 2, "roles": ["user"], "restaurants": [r], "exp": now_secs() + 600 }));
     let watcher = server.client_with("/", &user).await;
     // Reading and joining stay open to it.
-    assert_success(
-        &watcher
-            .emit_ack("join:restaurant", json!(r.to_string()))
-            .await,
-    );
-    assert_success(
-        &watcher
-            .emit_ack("orders:sync", json!({ "restaurantId": r }))
-            .await,
-    );
+    succeeds(&watcher, "join:restaurant", json!(r.to_string())).await;
+    succeeds(&watcher, "orders:sync", json!({ "restaurantId": r })).await;
     let dynamic = server
         .client_with(&format!("/restaurants/{r}"), &user)
         .await;
@@ -996,14 +897,13 @@ async fn a_user_role_may_watch_a_board_but_not_change_its_orders(pool: PgPool) {
             &update_status(c, r, &order, "preparing").await,
             "PERMISSION_DENIED",
         );
-        assert_failure(
-            &c.emit_ack(
-                "table:complete",
-                json!({ "tableNumber": "4", "restaurantId": r }),
-            )
-            .await,
+        fails(
+            c,
+            "table:complete",
+            json!({ "tableNumber": "4", "restaurantId": r }),
             "PERMISSION_DENIED",
-        );
+        )
+        .await;
     }
     let status: String = sqlx::query_scalar("select status::text from orders where id = $1")
         .bind(id)
@@ -1026,20 +926,6 @@ async fn a_user_role_may_watch_a_board_but_not_change_its_orders(pool: PgPool) {
     for (t, to) in tokens.iter().zip(moves) {
         let c = server.client_with("/", t).await;
         assert_success(&update_status(&c, r, &order, to).await);
-    }
-}
-/// Connects without auth, or with `token` as `auth.token`; returns the refusal code.
-async fn refusal(server: &TestServer, ns: &str, token: Option<&str>) -> String {
-    let opts = ConnectOptions {
-        auth: token.map(|t| json!({ "token": t })),
-        ..Default::default()
-    };
-    match SioClient::connect(&server.base, ns, opts).await {
-        Err(ConnectError::Refused(code)) => code,
-        other => panic!(
-            "{ns}: expected a refusal, got {:?}",
-            other.map(|c| c.sid().to_owned())
-        ),
     }
 }
 
@@ -1105,10 +991,7 @@ async fn refused_connects_leave_no_namespace_or_route_behind(pool: PgPool) {
     let c = server
         .client_with(&format!("/restaurants/{r}"), &staff(1, &[r, other]))
         .await;
-    assert_success(
-        &c.emit_ack("join:restaurant", json!({ "restaurantId": other }))
-            .await,
-    );
+    succeeds(&c, "join:restaurant", json!({ "restaurantId": other })).await;
     assert_eq!(metric(&server, NAMESPACES).await, mounted + 1.0);
     // The held path, and (r, path), (other, path).
     assert_eq!(metric(&server, DYNAMIC_ROUTES).await, 3.0);
@@ -1240,21 +1123,20 @@ async fn orders_sync_without_a_payload_syncs_the_board_the_socket_is_on(pool: Pg
     c.expect_none("orders:sync:complete", QUIET).await;
 
     // The recipe as the seed writes it: no payload, no ack, the answer is the event.
-    assert_success(&c.emit_ack("join:restaurant", json!(r.to_string())).await);
+    succeeds(&c, "join:restaurant", json!(r.to_string())).await;
     c.emit_args("orders:sync", vec![]).await;
     let synced = c.recv("orders:sync:complete").await;
     assert_eq!(synced["restaurantId"], json!(r));
     assert_eq!(ids(&synced), [order["id"].clone()]);
 
     // Joining another board (batch mode included) moves the sync with it.
-    assert_success(
-        &c.emit_ack(
-            "join:restaurant",
-            json!({ "restaurantId": other, "batch": true }),
-        )
-        .await,
-    );
-    let data = assert_success(&c.emit_ack("orders:sync", json!({})).await);
+    succeeds(
+        &c,
+        "join:restaurant",
+        json!({ "restaurantId": other, "batch": true }),
+    )
+    .await;
+    let data = succeeds(&c, "orders:sync", json!({})).await;
     assert_eq!(data["restaurantId"], json!(other));
     assert_eq!(ids(&data), [elsewhere["id"].clone()]);
 
@@ -1263,22 +1145,20 @@ async fn orders_sync_without_a_payload_syncs_the_board_the_socket_is_on(pool: Pg
     let data = assert_success(&d.emit_ack_args("orders:sync", vec![]).await);
     assert_eq!(data["restaurantId"], json!(r));
     assert_eq!(ids(&data), [order["id"].clone()]);
-    let data = assert_success(
-        &d.emit_ack("orders:sync", json!({ "restaurantId": other }))
-            .await,
-    );
+    let data = succeeds(&d, "orders:sync", json!({ "restaurantId": other })).await;
     assert_eq!(data["restaurantId"], json!(other));
     // Access is checked for the implied restaurant as for a named one.
     let outsider = server
         .client_with(&format!("/restaurants/{r}"), &staff(11, &[r]))
         .await;
     assert_success(&outsider.emit_ack_args("orders:sync", vec![]).await);
-    assert_failure(
-        &outsider
-            .emit_ack("orders:sync", json!({ "restaurantId": other }))
-            .await,
+    fails(
+        &outsider,
+        "orders:sync",
+        json!({ "restaurantId": other }),
         "PERMISSION_DENIED",
-    );
+    )
+    .await;
 }
 
 /// Seed 001's `connection:status` after every admitted connect on a restaurant
@@ -1310,11 +1190,7 @@ async fn a_patch_to_the_current_status_is_a_quiet_success(pool: PgPool) {
     let r = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, None, &["kitchen"]).await;
     let board = tablet(&server, "/", r).await;
-    assert_success(
-        &board
-            .emit_ack("join:restaurant", json!(r.to_string()))
-            .await,
-    );
+    succeeds(&board, "join:restaurant", json!(r.to_string())).await;
     let res = server
         .patch(
             &format!("/api/orders/{}", order["id"].as_str().unwrap()),
@@ -1371,20 +1247,13 @@ async fn the_rest_board_lists_what_orders_sync_does_with_filters(pool: PgPool) {
     let c = tablet(&server, "/", r).await;
     assert_success(&update_status(&c, r, &soup, "completed").await);
     let get = |path: String, tok: String| {
-        let req = server.http().get(server.url(&path)).bearer_auth(tok);
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        let request = server.request("GET", &path, Some(&tok));
+        async move { status_and_json(request.send().await.unwrap()).await }
     };
     let path = format!("/api/restaurants/{r}/orders");
     let (status, board) = get(path.clone(), staff(10, &[r])).await;
     assert_eq!(status, 200);
-    let synced = assert_success(
-        &c.emit_ack("orders:sync", json!({ "restaurantId": r }))
-            .await,
-    );
+    let synced = succeeds(&c, "orders:sync", json!({ "restaurantId": r })).await;
     assert_eq!(board, synced["orders"], "the same board as orders:sync");
     assert_eq!(board.as_array().unwrap().len(), 2);
     let ids = |v: &Value| -> Vec<Value> {
@@ -1451,11 +1320,7 @@ async fn a_delete_without_a_reason_carries_no_reason_key(pool: PgPool) {
     let r = create_restaurant(&server, "Bistro").await;
     let order = create_order(&server, r, None, &["kitchen"]).await;
     let board = tablet(&server, "/", r).await;
-    assert_success(
-        &board
-            .emit_ack("join:restaurant", json!(r.to_string()))
-            .await,
-    );
+    succeeds(&board, "join:restaurant", json!(r.to_string())).await;
     let unknown = format!("/api/orders/{}", Uuid::now_v7());
     assert_eq!(
         server.delete(&unknown, &manager(3, &[r])).await.status(),

@@ -4,14 +4,14 @@
 //! `WRITE_STALL_TIMEOUT_SECS`, and a connection whose queued replies pass
 //! `MAX_SOCKET_BUFFER_BYTES` is closed at once.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::child::{database_url, free_port, server_command, wait_ready};
 use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
@@ -82,17 +82,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn database_url(pool: &PgPool) -> String {
-    let o = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        o.get_username(),
-        o.get_host(),
-        o.get_port(),
-        o.get_database().unwrap_or_default()
-    )
-}
-
 /// 200 members that stop reading while 6,000 messages are broadcast to their room: the
 /// sender's acks all come, the stuck sockets are closed within the stall limit and
 /// counted, and the server's memory grows by less than the stated bound (each stuck
@@ -101,66 +90,23 @@ fn database_url(pool: &PgPool) -> String {
 async fn members_that_stop_reading_are_dropped_and_memory_stays_bounded(pool: PgPool) {
     const STUCK: i64 = 200;
     const MESSAGES: usize = 6000;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let base = format!("http://{addr}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let mut child = server_command(port)
         .env("DATABASE_URL", database_url(&pool))
-        .env("BIND_ADDR", &addr)
-        .env("JWT_SECRET", SECRET)
         .env("RATE_LIMIT_PER_SEC", "100000")
         .env("RATE_LIMIT_BURST", "100000")
         .env("WRITE_STALL_TIMEOUT_SECS", "2")
-        .env("RUST_LOG", "warn")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reqwest::get(format!("{base}/readyz"))
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "not ready within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&base, &mut child, Duration::from_secs(30)).await;
 
     let members: Vec<i64> = (2..2 + STUCK).collect();
-    let res = reqwest::Client::new()
-        .post(format!("{base}/api/conversations"))
-        .bearer_auth(token(1, &["user"]))
-        .json(&json!({ "type": "group", "name": "busy", "participants": members }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let conversation = res.json::<Value>().await.unwrap()["_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let sender = SioClient::connect(
-        &base,
-        "/chat",
-        ConnectOptions::with_auth(json!({ "token": token(1, &["user"]) })),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        sender
-            .emit_ack(
-                "conversation:join",
-                json!({ "conversationId": conversation })
-            )
-            .await["ok"],
-        true
-    );
+    let conversation = create_conversation_at(&base, 1, "group", &members).await;
+    let sender = client_at(&base, "/chat", &token(1, &["user"])).await;
+    sender.join(&conversation).await;
     let mut stuck = Vec::new();
     for user in members {
         stuck.push(stuck_member(&addr, user, &conversation).await);

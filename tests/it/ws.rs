@@ -25,6 +25,52 @@ fn ws_url(server: &TestServer, query: &str) -> String {
     format!("{}/ws{query}", server.base.replacen("http", "ws", 1))
 }
 
+/// A `/ws` client of one dialect; `check` asserts what every message of it carries.
+trait Dialect {
+    fn stream(&mut self) -> &mut Stream;
+
+    fn check(message: &Value);
+
+    async fn send(&mut self, message: Value) {
+        let text = Message::text(message.to_string());
+        self.stream().send(text).await.unwrap();
+    }
+
+    /// The next message, within 5 s.
+    async fn recv(&mut self) -> Value {
+        self.recv_within(Duration::from_secs(5))
+            .await
+            .expect("a message within 5 s")
+    }
+
+    async fn recv_within(&mut self, within: Duration) -> Option<Value> {
+        let message = ws::next_json(self.stream(), within).await?;
+        Self::check(&message);
+        Some(message)
+    }
+
+    /// Nothing arrives within `within`.
+    async fn quiet(&mut self, within: Duration) {
+        if let Some(message) = self.recv_within(within).await {
+            panic!("unexpected message {message}");
+        }
+    }
+}
+
+impl Dialect for Ws {
+    fn stream(&mut self) -> &mut Stream {
+        &mut self.stream
+    }
+
+    fn check(message: &Value) {
+        assert!(
+            message["timestamp"].as_str().is_some_and(rfc3339_ms),
+            "server messages carry an RFC 3339 timestamp with ms: {message}"
+        );
+        assert!(message["payload"].is_object(), "{message}");
+    }
+}
+
 impl Ws {
     async fn connect(server: &TestServer, query: &str) -> Ws {
         let (stream, _) = tokio_tungstenite::connect_async(ws_url(server, query))
@@ -41,44 +87,8 @@ impl Ws {
         ws
     }
 
-    async fn send(&mut self, message: Value) {
-        self.stream
-            .send(Message::text(message.to_string()))
-            .await
-            .unwrap();
-    }
-
     async fn send_raw(&mut self, message: Message) {
         self.stream.send(message).await.unwrap();
-    }
-
-    /// The next envelope, within 5 s.
-    async fn recv(&mut self) -> Value {
-        self.recv_within(Duration::from_secs(5))
-            .await
-            .expect("a message within 5 s")
-    }
-
-    async fn recv_within(&mut self, within: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()?;
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).unwrap();
-                    assert!(
-                        value["timestamp"].as_str().is_some_and(rfc3339_ms),
-                        "server messages carry an RFC 3339 timestamp with ms: {value}"
-                    );
-                    assert!(value["payload"].is_object(), "{value}");
-                    return Some(value);
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("expected a message, got {other:?}"),
-            }
-        }
     }
 
     /// The next envelope, which must be of `kind`.
@@ -100,13 +110,6 @@ impl Ws {
         );
         assert_eq!(message.get("id").and_then(Value::as_str), id, "{message}");
         message
-    }
-
-    /// Nothing arrives within `ms`.
-    async fn quiet(&mut self, within: Duration) {
-        if let Some(message) = self.recv_within(within).await {
-            panic!("unexpected message {message}");
-        }
     }
 
     async fn subscribe(&mut self, channel: &str) -> Value {
@@ -468,9 +471,7 @@ async fn publish_and_grants_are_for_service_and_admin_and_validate_their_body(po
     let server = TestServer::start(pool.clone()).await;
     let call = |method: reqwest::Method, path: &str, who: String, body: Value| {
         let request = server
-            .http()
-            .request(method, server.url(path))
-            .bearer_auth(who)
+            .request(method.as_str(), path, Some(&who))
             .json(&body);
         async move {
             let res = request.send().await.unwrap();
@@ -611,15 +612,11 @@ async fn a_published_payload_reaches_each_subscriber_once(pool: PgPool) {
     publish(&server, "public:deals", "cart_update", json!({ "n": 9 })).await;
     assert_eq!(b.expect("cart_update").await["payload"]["n"], 9);
     a.quiet(QUIET).await;
-    let text = metrics_text(&server.url("")).await;
-    assert!(
-        text.contains("switchboard_ws_messages_out_total{type=\"published\"} 7"),
-        "{text}"
-    );
-    assert!(
-        text.contains("switchboard_ws_messages_in_total{type=\"subscribe\"} 3"),
-        "{text}"
-    );
+    let samples = [
+        "switchboard_ws_messages_out_total{type=\"published\"} 7",
+        "switchboard_ws_messages_in_total{type=\"subscribe\"} 3",
+    ];
+    assert_metrics_hold(&server, &samples).await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -688,16 +685,13 @@ async fn malformed_messages_get_errors_with_their_id_and_the_connection_stays(po
     assert!(ws.expect("pong").await.get("id").is_none());
     ws.alive().await;
     // Nothing bad above subscribed the connection anywhere.
-    let text = metrics_text(&server.url("")).await;
-    assert!(text.contains(&format!("{HUB_ENTRIES}2")), "{text}");
-    assert!(
-        text.contains("switchboard_ws_messages_in_total{type=\"invalid\"}"),
-        "{text}"
-    );
-    assert!(
-        text.contains("switchboard_ws_messages_in_total{type=\"unknown\"} 1"),
-        "{text}"
-    );
+    let hub_entries = format!("{HUB_ENTRIES}2");
+    let samples = [
+        hub_entries.as_str(),
+        "switchboard_ws_messages_in_total{type=\"invalid\"}",
+        "switchboard_ws_messages_in_total{type=\"unknown\"} 1",
+    ];
+    assert_metrics_hold(&server, &samples).await;
 }
 
 #[sqlx::test]
@@ -1081,11 +1075,20 @@ fn with_bearer(
     query: &str,
     token: &str,
 ) -> tungstenite::handshake::client::Request {
-    let mut request = ws_url(server, query).into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
+    ws::with_bearer(ws_url(server, query).into_client_request().unwrap(), token)
+}
+
+impl Dialect for Bare {
+    fn stream(&mut self) -> &mut Stream {
+        &mut self.stream
+    }
+
+    fn check(message: &Value) {
+        assert!(
+            message.get("type").is_none() || message.get("payload").is_none(),
+            "not bare: {message}"
+        );
+    }
 }
 
 impl Bare {
@@ -1100,46 +1103,6 @@ impl Bare {
         bare.send(json!({})).await;
         assert_eq!(bare.recv().await["error"]["code"], "BAD_REQUEST");
         bare
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.stream
-            .send(Message::text(message.to_string()))
-            .await
-            .unwrap();
-    }
-
-    async fn recv(&mut self) -> Value {
-        self.recv_within(Duration::from_secs(5))
-            .await
-            .expect("a message within 5 s")
-    }
-
-    async fn recv_within(&mut self, within: Duration) -> Option<Value> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()?;
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).unwrap();
-                    assert!(
-                        value.get("type").is_none() || value.get("payload").is_none(),
-                        "not bare: {value}"
-                    );
-                    return Some(value);
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("expected a message, got {other:?}"),
-            }
-        }
-    }
-
-    async fn quiet(&mut self, within: Duration) {
-        if let Some(message) = self.recv_within(within).await {
-            panic!("unexpected message {message}");
-        }
     }
 
     /// The next message must be `{error:{code, message}}`.
@@ -1312,11 +1275,9 @@ async fn a_bare_send_is_stored_and_reaches_every_dialect_each_connection_once(po
     );
 
     // Stored: the history has it.
-    let page = assert_ok(
-        &bob_sio
-            .emit_ack("message:list", json!({ "conversationId": conversation }))
-            .await,
-    );
+    let page = bob_sio
+        .ok("message:list", json!({ "conversationId": conversation }))
+        .await;
     assert_eq!(page[0]["_id"], id.as_str());
 
     sender.quiet(QUIET).await;
@@ -1387,14 +1348,7 @@ async fn an_envelope_chat_message_echoes_its_id_and_chat_sends_reach_ws(pool: Pg
 
     // A socket.io send reaches the members' /ws connections, the sender's included.
     let ann_sio = server.client("/chat", 1).await;
-    let sent = assert_ok(
-        &ann_sio
-            .emit_ack(
-                "message:send",
-                json!({ "conversationId": conversation, "content": "from sio" }),
-            )
-            .await,
-    );
+    let sent = ann_sio.send_message(&conversation, "from sio").await;
     for ws in [&mut ann, &mut ann_phone] {
         let got = ws.expect("chat_message").await;
         assert_eq!(got["payload"]["message"]["id"], sent["_id"]);
@@ -1418,13 +1372,7 @@ async fn a_connection_in_two_members_channels_gets_a_message_once(pool: PgPool) 
     ann.join("user:2").await;
     for (node, content) in [(&a, "same node"), (&b, "other node")] {
         let bob = node.client("/chat", 2).await;
-        let sent = assert_ok(
-            &bob.emit_ack(
-                "message:send",
-                json!({ "conversationId": conversation, "content": content }),
-            )
-            .await,
-        );
+        let sent = bob.send_message(&conversation, content).await;
         let got = ann.expect("chat_message").await;
         assert_eq!(got["payload"]["message"]["id"], sent["_id"]);
         ann.quiet(QUIET).await;
@@ -1446,11 +1394,9 @@ async fn bare_clients_get_edits_and_deletes_in_full_and_envelopes_do_not(pool: P
     let id = first["id"].clone();
 
     let ann_sio = server.client("/chat", 1).await;
-    assert_ok(
-        &ann_sio
-            .emit_ack("message:edit", json!({ "messageId": id, "content": "v2" }))
-            .await,
-    );
+    ann_sio
+        .ok("message:edit", json!({ "messageId": id, "content": "v2" }))
+        .await;
     for bare in [&mut bob, &mut ann] {
         let edited = bare.recv().await;
         assert_eq!(edited["id"], id);
@@ -1460,11 +1406,9 @@ async fn bare_clients_get_edits_and_deletes_in_full_and_envelopes_do_not(pool: P
         assert_eq!(edited["is_deleted"], false);
         assert_eq!(edited["created_at"], first["created_at"]);
     }
-    assert_ok(
-        &ann_sio
-            .emit_ack("message:delete", json!({ "messageId": id }))
-            .await,
-    );
+    ann_sio
+        .ok("message:delete", json!({ "messageId": id }))
+        .await;
     for bare in [&mut bob, &mut ann] {
         let deleted = bare.recv().await;
         assert_eq!(deleted["id"], id);
@@ -1538,20 +1482,16 @@ async fn notifications_reach_both_plain_dialects_from_rest_and_from_notification
 
     // Changes made on /notifications reach the bare dialect only.
     let sio = server.client("/notifications", 7).await;
-    assert_ok(
-        &sio.emit_ack("notification:read", json!({ "notificationId": id }))
-            .await,
-    );
+    sio.ok("notification:read", json!({ "notificationId": id }))
+        .await;
     assert_eq!(
         bare.recv().await,
         json!({ "event": "read", "notification_id": id })
     );
-    assert_ok(&sio.emit_ack("notification:read_all", json!({})).await);
+    sio.ok("notification:read_all", json!({})).await;
     assert_eq!(bare.recv().await, json!({ "event": "read_all" }));
-    assert_ok(
-        &sio.emit_ack("notification:delete", json!({ "notificationId": id }))
-            .await,
-    );
+    sio.ok("notification:delete", json!({ "notificationId": id }))
+        .await;
     assert_eq!(
         bare.recv().await,
         json!({ "event": "deleted", "notification_id": id })
@@ -1560,14 +1500,7 @@ async fn notifications_reach_both_plain_dialects_from_rest_and_from_notification
     other.quiet(Duration::ZERO).await;
 
     // A broadcast reaches every authenticated connection, not the anonymous one.
-    let res = server
-        .post(
-            "/api/notifications/broadcast",
-            &service(),
-            &json!({ "type": "system", "title": "All", "content": "Everyone" }),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
+    broadcast(&server, &service(), "All", "Everyone").await;
     assert_eq!(
         envelope.expect("notification").await["payload"]["title"],
         "All"
@@ -1806,14 +1739,7 @@ async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
 
         let conversation = create_conversation(&a, 72, "group", &[user]).await;
         let sender = a.client("/chat", 72).await;
-        assert_ok(
-            &sender
-                .emit_ack(
-                    "message:send",
-                    json!({ "conversationId": conversation, "content": "across" }),
-                )
-                .await,
-        );
+        sender.send_message(&conversation, "across").await;
         assert_eq!(
             env.expect("chat_message").await["payload"]["message"]["content"],
             "across"
@@ -1827,14 +1753,7 @@ async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
         bare.quiet(Duration::ZERO).await;
         here.quiet(Duration::ZERO).await;
 
-        let res = a
-            .post(
-                "/api/notifications/broadcast",
-                &service(),
-                &json!({ "type": "system", "title": "All", "content": "hands" }),
-            )
-            .await;
-        assert_eq!(res.status(), 201);
+        broadcast(&a, &service(), "All", "hands").await;
         for ws in [&mut env, &mut svc, &mut here] {
             assert_eq!(ws.expect("notification").await["payload"]["title"], "All");
             ws.quiet(QUIET).await;
@@ -1863,11 +1782,7 @@ async fn plain_connections_get_what_another_node_caused_once(pool: PgPool) {
 /// counted, and once Redis answers again other nodes get new deliveries.
 #[sqlx::test]
 async fn a_stalled_bus_drops_counted_casts_and_local_delivery_goes_on(pool: PgPool) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::child::free_port();
     let redis = OwnRedis::start_on(port);
     let url = format!("redis://127.0.0.1:{port}");
     let prefix = format!("sbtest-{}", Uuid::new_v4().simple());

@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe } from 'node:test';
 import bcrypt from 'bcryptjs';
 
-import { connect, createConversation, emitAck, startServer, test, token, users } from './harness.mjs';
+import {
+  assertStops, connect, createConversation, emitAck, startServer, test, token, users,
+} from './harness.mjs';
 import { launchBrowser } from './browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -96,8 +98,7 @@ describe('Admin UI in Chromium', () => {
   });
   after(async () => {
     await browser?.close();
-    const stopped = await server?.stop();
-    assert.equal(stopped?.code, 0);
+    await assertStops(server);
   });
 
   test('logs in and shows the connected sockets and the room they joined', async () => {

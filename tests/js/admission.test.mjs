@@ -6,16 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 
-import { TRANSPORTS, api, makeSocket, next, sqlOn, startServer, test, token, users } from './harness.mjs';
+import {
+  TRANSPORTS, api, assertStops, makeSocket, next, sqlOn, startServer, test, token, users,
+} from './harness.mjs';
 
 let server;
 before(async () => {
   server = await startServer();
 });
-after(async () => {
-  const stopped = await server.stop();
-  assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-});
+after(() => assertStops(server));
 
 const service = { user: 500, roles: ['service'] };
 

@@ -4,35 +4,17 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';
 
 import {
-  RFC3339_MS, TRANSPORTS, UUID, api, chat, createConversation, emitAck, next, none,
-  startServer, test, users,
+  RFC3339_MS, TRANSPORTS, UUID, api, assertErr, assertOk, assertStops, chat, createConversation,
+  emitAck, next, none, startServer, test, users,
 } from './harness.mjs';
 
 let server;
 before(async () => {
   server = await startServer();
 });
-after(async () => {
-  const stopped = await server.stop();
-  assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-});
+after(() => assertStops(server));
 
 const byNumber = (a, b) => a - b;
-
-function assertOk(ack, what = '') {
-  assert.equal(ack?.ok, true, `${what} expected ok, got ${JSON.stringify(ack)}`);
-  assert.equal(ack.error, undefined);
-}
-
-function assertErr(ack, code, field) {
-  assert.equal(ack?.ok, false, `expected ${code}, got ${JSON.stringify(ack)}`);
-  assert.equal(ack.error?.code, code, JSON.stringify(ack));
-  assert.equal(typeof ack.error.message, 'string');
-  assert.deepEqual(Object.keys(ack).sort(), ['error', 'ok']);
-  if (field !== undefined) {
-    assert.ok(ack.error.message.includes(field), `message should name "${field}": ${JSON.stringify(ack)}`);
-  }
-}
 
 function assertMessageShape(m) {
   assert.match(m._id, UUID);

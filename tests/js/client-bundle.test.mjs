@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
-import { connect, startServer, token, users } from './harness.mjs';
+import { assertStops, connect, startServer, token, users } from './harness.mjs';
 
 const dist = path.join(path.dirname(fileURLToPath(import.meta.url)), 'node_modules/socket.io-client/dist');
 
@@ -16,10 +16,7 @@ describe('SOCKETIO_CLIENT_DIR set', () => {
   before(async () => {
     server = await startServer({ SOCKETIO_CLIENT_DIR: dist });
   });
-  after(async () => {
-    const stopped = await server.stop();
-    assert.equal(stopped.code, 0);
-  });
+  after(() => assertStops(server));
 
   test('socket.io.js, .min.js and the maps are the installed files, cached by ETag', async () => {
     for (const [name, type] of [

@@ -8,17 +8,16 @@
 // it). A missing nginx fails the file.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 
 import {
-  connect, createConversation, emitAck, next, none, sleep, startServer, test, token, users,
+  assertOk, connect, createConversation, emitAck, freePort, next, none, sleep, startServer, test,
+  token, users,
 } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -64,15 +63,6 @@ function clusterConf(upstreamPorts, listenPort, { sticky = true } = {}) {
   const listen = text.match(/^([ \t]*)listen[ \t]+80;/gm) || [];
   assert.equal(listen.length, 1, `${CONF}: expected one "listen 80;"`);
   return text.replace(/^([ \t]*)listen[ \t]+80;/m, `$1listen 127.0.0.1:${listenPort};`);
-}
-
-async function freePort() {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
 }
 
 const nginxes = new Set();
@@ -207,10 +197,6 @@ function from(addr) {
 
 const POLLING = { transports: ['polling'], upgrade: false };
 const WEBSOCKET = { transports: ['websocket'] };
-
-function assertOk(ack, what) {
-  assert.equal(ack?.ok, true, `${what}: expected ok, got ${JSON.stringify(ack)}`);
-}
 
 /** Waits until every socket has `n` `message:created`, then asserts exactly n, all distinct. */
 async function expectCreated(socks, n, { timeoutMs = 5000 } = {}) {

@@ -3,18 +3,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 
 import {
-  JWT_AUDIENCE, JWT_ISSUER, TRANSPORTS, chat, connect, createConversation, next,
-  none, signJwt, startServer, test, token, users,
+  JWT_AUDIENCE, JWT_ISSUER, TRANSPORTS, assertStops, chat, connect, createConversation, next, none,
+  signJwt, startServer, test, token, users,
 } from './harness.mjs';
 
 let server;
 before(async () => {
   server = await startServer();
 });
-after(async () => {
-  const stopped = await server.stop();
-  assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-});
+after(() => assertStops(server));
 
 /** The socket really acts as `user`: a conversation made for that user reaches it. */
 async function assertIdentity(socket, user) {

@@ -4,60 +4,20 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';
-import WebSocket from 'ws';
 
-import { RFC3339_MS, api, startServer, test, token, users } from './harness.mjs';
+import {
+  RFC3339_MS, api, assertStops, closeWebSockets, openWs, startServer, test, token, users,
+} from './harness.mjs';
 
 /** Seed 002's fields, in its order. */
 const FIELDS = ['checkin_time', 'message', 'profile_url', 'session_id', 'success', 'user_id', 'user_name'];
-
-const open = new Set();
 
 /**
  * Opens `/ws/dashboard/<session>`; resolves with a client that records every message,
  * or rejects with the status and JSON body of a refused upgrade.
  */
 function dashboard(server, session, { query = '', headers = {} } = {}) {
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws/dashboard/${session}${query}`, { headers });
-  open.add(ws);
-  const client = {
-    ws,
-    inbox: [],
-    waiting: null,
-    next(timeoutMs = 5000) {
-      if (client.inbox.length > 0) return Promise.resolve(client.inbox.shift());
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no check-in within ${timeoutMs} ms`)), timeoutMs);
-        client.waiting = (m) => { clearTimeout(timer); resolve(m); };
-      });
-    },
-    async nothing(ms = 300) {
-      await new Promise((r) => setTimeout(r, ms));
-      assert.deepEqual(client.inbox, [], 'no message expected');
-    },
-  };
-  ws.on('message', (data, isBinary) => {
-    assert.equal(isBinary, false, 'the server sends text frames');
-    const message = JSON.parse(data.toString());
-    if (client.waiting) {
-      const w = client.waiting;
-      client.waiting = null;
-      w(message);
-    } else client.inbox.push(message);
-  });
-  ws.once('close', () => open.delete(ws));
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(client));
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (chunk) => { body += chunk; });
-      res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), {
-        status: res.statusCode,
-        body: body ? JSON.parse(body) : null,
-      })));
-    });
-    ws.once('error', reject);
-  });
+  return openWs(`${server.url.replace('http', 'ws')}/ws/dashboard/${session}${query}`, { headers });
 }
 
 async function post(server, session, body) {
@@ -71,20 +31,14 @@ function shown(stored) {
   return Object.fromEntries(FIELDS.map((f) => [f, stored[f]]));
 }
 
-function closeAll() {
-  for (const ws of open) ws.terminate();
-  open.clear();
-}
-
 describe('/ws/dashboard/:sessionID', () => {
   let server;
   before(async () => {
     server = await startServer();
   });
   after(async () => {
-    closeAll();
-    const stopped = await server.stop();
-    assert.equal(stopped.code, 0);
+    closeWebSockets();
+    await assertStops(server);
   });
 
   test('a check-in reaches the session\'s dashboards in seed 002\'s shape, and no other session\'s', async () => {
@@ -135,7 +89,7 @@ describe('/ws/dashboard/:sessionID with DASHBOARD_REQUIRE_TOKEN=true', () => {
     server = await startServer({ DASHBOARD_REQUIRE_TOKEN: 'true' });
   });
   after(async () => {
-    closeAll();
+    closeWebSockets();
     await server.stop();
   });
 

@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 
-import { TRANSPORTS, createConversation, makeSocket, startServer, test, token, users } from './harness.mjs';
+import {
+  TRANSPORTS, assertStops, createConversation, makeSocket, startServer, test, token, users,
+} from './harness.mjs';
 
 const CYCLES = Number(process.env.EARLY_EMIT_CYCLES || 1000);
 const PARALLEL = Number(process.env.EARLY_EMIT_PARALLEL || 10);
@@ -18,10 +20,7 @@ before(async () => {
   members = users(PARALLEL);
   conversationId = (await createConversation(server, members[0], members.slice(1)))._id;
 });
-after(async () => {
-  const stopped = await server.stop();
-  assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-});
+after(() => assertStops(server));
 
 /** One cycle: io(), emit at once, wait for the ack, disconnect. Resolves with the outcome. */
 function cycle(mode, userId) {

@@ -14,7 +14,7 @@ import { after, before, describe } from 'node:test';
 import ioV2 from 'socket.io-client-v2';
 
 import {
-  api, connect, createConversation, emitAck, next, startServer, test, token, users,
+  api, assertStops, connect, createConversation, emitAck, next, startServer, test, token, users,
 } from './harness.mjs';
 
 let server; // ALLOW_EIO3=true
@@ -22,12 +22,7 @@ let off; // the default
 before(async () => {
   [server, off] = await Promise.all([startServer({ ALLOW_EIO3: 'true' }), startServer()]);
 });
-after(async () => {
-  for (const s of [server, off]) {
-    const stopped = await s?.stop();
-    assert.equal(stopped?.code, 0, `server exit ${JSON.stringify(stopped)}`);
-  }
-});
+after(() => assertStops(server, off));
 
 const SERVICE = 500;
 const service = { user: SERVICE, roles: ['service'] };

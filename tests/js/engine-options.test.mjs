@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { api, connect, startServer, token, users } from './harness.mjs';
+import { api, assertStops, connect, startServer, token, users } from './harness.mjs';
 
 describe('SOCKETIO_PATH=/rt, PING_INTERVAL_MS=3000, PING_TIMEOUT_MS=2000, TRANSPORTS=websocket', () => {
   let server;
@@ -16,10 +16,7 @@ describe('SOCKETIO_PATH=/rt, PING_INTERVAL_MS=3000, PING_TIMEOUT_MS=2000, TRANSP
       TRANSPORTS: 'websocket',
     });
   });
-  after(async () => {
-    const stopped = await server.stop();
-    assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-  });
+  after(() => assertStops(server));
 
   test('a client on path /rt connects over websocket, acks work, and sees the ping settings', async () => {
     const [u] = users(1);

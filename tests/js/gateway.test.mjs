@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';
-import WebSocket from 'ws';
 
-import { RFC3339_MS, api, connect, emitAck, startServer, test, token, users } from './harness.mjs';
-
-const open = new Set();
+import {
+  RFC3339_MS, api, assertStops, closeWebSockets, connect, emitAck, openWs, startServer, test, token,
+  users,
+} from './harness.mjs';
 
 /**
  * Opens a gateway path; resolves with a client that records every message once
@@ -16,65 +16,24 @@ const open = new Set();
  * upgrade.
  */
 function gateway(server, path, { headers = {} } = {}) {
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}${path}`, { headers });
-  open.add(ws);
-  const client = {
-    ws,
-    inbox: [],
-    waiting: null,
-    next(timeoutMs = 5000) {
-      if (client.inbox.length > 0) return Promise.resolve(client.inbox.shift());
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no message within ${timeoutMs} ms`)), timeoutMs);
-        client.waiting = (m) => { clearTimeout(timer); resolve(m); };
-      });
-    },
+  const check = (message) => {
+    assert.deepEqual(Object.keys(message).sort(), ['data', 'entity', 'event', 'metadata', 'section']);
+    assert.match(message.metadata.timestamp, RFC3339_MS);
+  };
+  const onOpen = async (client) => {
+    client.hello = await client.next();
+    assert.equal(client.hello.event, 'system.connected');
     /** Sends a command and waits for its reply (matched by request_id). */
-    async command(action, payload) {
+    client.command = async (action, payload) => {
       const requestId = randomUUID();
-      ws.send(JSON.stringify({ action, payload, request_id: requestId }));
+      client.send({ action, payload, request_id: requestId });
       const reply = await client.next();
       assert.equal(reply.metadata.request_id, requestId, JSON.stringify(reply));
       assert.equal(reply.metadata.action, action);
       return reply;
-    },
-    async nothing(ms = 300) {
-      await new Promise((r) => setTimeout(r, ms));
-      assert.deepEqual(client.inbox, [], 'no message expected');
-    },
+    };
   };
-  ws.on('message', (data, isBinary) => {
-    assert.equal(isBinary, false, 'the server sends text frames');
-    const message = JSON.parse(data.toString());
-    assert.deepEqual(Object.keys(message).sort(), ['data', 'entity', 'event', 'metadata', 'section']);
-    assert.match(message.metadata.timestamp, RFC3339_MS);
-    if (client.waiting) {
-      const w = client.waiting;
-      client.waiting = null;
-      w(message);
-    } else client.inbox.push(message);
-  });
-  ws.once('close', () => open.delete(ws));
-  return new Promise((resolve, reject) => {
-    ws.once('open', async () => {
-      try {
-        client.hello = await client.next();
-        assert.equal(client.hello.event, 'system.connected');
-        resolve(client);
-      } catch (e) {
-        reject(e);
-      }
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (chunk) => { body += chunk; });
-      res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), {
-        status: res.statusCode,
-        body: body ? JSON.parse(body) : null,
-      })));
-    });
-    ws.once('error', reject);
-  });
+  return openWs(`${server.url.replace('http', 'ws')}${path}`, { headers }, { check, onOpen });
 }
 
 async function rest(server, method, route, auth, body, expected) {
@@ -99,10 +58,8 @@ describe('/ws/:entity/:section[/:token], as a floor-plan screen', () => {
     }
   });
   after(async () => {
-    for (const ws of open) ws.terminate();
-    open.clear();
-    const stopped = await server.stop();
-    assert.equal(stopped.code, 0);
+    closeWebSockets();
+    await assertStops(server);
   });
 
   test('the screen connects, lists its tables and follows every change', async () => {

@@ -7,6 +7,7 @@
 //   SB_RUST_LOG      RUST_LOG given to the server (default "info,switchboard=debug")
 //   SB_SHOW_LOGS=1   print the server's log after every test, not only failed ones
 
+import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -19,6 +20,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { test as nodeTest } from 'node:test';
 import { io } from 'socket.io-client';
+import WebSocket from 'ws';
 
 const execFileP = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -99,7 +101,7 @@ const LOG_CAP = 4 * 1024 * 1024;
 const servers = new Set(); // running
 const allServers = new Set(); // for their logs
 
-async function freePort() {
+export async function freePort() {
   const srv = net.createServer();
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
@@ -273,6 +275,14 @@ async function startServerOnce(env) {
     await sleep(50);
   }
   return server;
+}
+
+/** Stops `servers` (the ones that started), asserting that each exits with status 0. */
+export async function assertStops(...list) {
+  for (const s of list) {
+    const stopped = await s?.stop();
+    assert.equal(stopped?.code, 0, `server exit ${JSON.stringify(stopped)}`);
+  }
 }
 
 // A crashed or interrupted test process must not leave servers behind (their
@@ -468,6 +478,106 @@ export function disconnected(socket, timeoutMs = 10_000) {
       resolve(reason);
     });
   });
+}
+
+/** Asserts an ok ack envelope (`what` names the call in the failure); its `data`. */
+export function assertOk(ack, what = '') {
+  assert.equal(ack?.ok, true, `${what} expected ok, got ${JSON.stringify(ack)}`);
+  assert.equal(ack.error, undefined);
+  return ack.data;
+}
+
+/** Asserts an error ack envelope with `code` whose message names `field`, when given. */
+export function assertErr(ack, code, field) {
+  assert.equal(ack?.ok, false, `expected ${code}, got ${JSON.stringify(ack)}`);
+  assert.equal(ack.error?.code, code, JSON.stringify(ack));
+  assert.equal(typeof ack.error.message, 'string');
+  assert.deepEqual(Object.keys(ack).sort(), ['error', 'ok']);
+  if (field !== undefined) {
+    assert.ok(ack.error.message.includes(field), `message should name "${field}": ${JSON.stringify(ack)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Plain WebSockets (the `ws` package): /ws, the dashboard, the entity gateway
+
+const webSockets = new Set();
+
+/** Whether message `m` is what `next(type)` waits for: any (undefined), that `type`, or a predicate. */
+function matches(m, type) {
+  if (type === undefined) return true;
+  return typeof type === 'function' ? type(m) : m.type === type;
+}
+
+/**
+ * Opens a WebSocket to `url` (`options` for the `ws` package). Resolves, once it is open
+ * and `onOpen(client)` resolved, with a client that records every message (JSON text,
+ * each given to `check`), or rejects with the status and JSON body of a refused upgrade.
+ */
+export function openWs(url, options = {}, { check = () => {}, onOpen = async () => {} } = {}) {
+  const ws = new WebSocket(url, options);
+  webSockets.add(ws);
+  const client = {
+    ws,
+    inbox: [],
+    waiters: [],
+    closed: new Promise((resolve) => ws.once('close', (code, reason) => {
+      webSockets.delete(ws);
+      resolve({ code, reason: reason.toString() });
+    })),
+    send(message) {
+      ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+    },
+    /** The next message (of `type`, when given), recorded or yet to come. */
+    next(type, timeoutMs = 5000) {
+      const i = client.inbox.findIndex((m) => matches(m, type));
+      if (i >= 0) return Promise.resolve(client.inbox.splice(i, 1)[0]);
+      return new Promise((resolve, reject) => {
+        const waiter = { type, resolve };
+        const timer = setTimeout(() => {
+          client.waiters.splice(client.waiters.indexOf(waiter), 1);
+          reject(new Error(`no ${type ?? 'message'} within ${timeoutMs} ms; inbox ${JSON.stringify(client.inbox)}`));
+        }, timeoutMs);
+        waiter.resolve = (m) => { clearTimeout(timer); resolve(m); };
+        client.waiters.push(waiter);
+      });
+    },
+    /** Sends and returns the next message: the direct reply. */
+    async request(message) {
+      client.send(message);
+      return client.next();
+    },
+    async nothing(ms = 300) {
+      await sleep(ms);
+      assert.deepEqual(client.inbox, [], 'no message expected');
+    },
+  };
+  ws.on('message', (data, isBinary) => {
+    assert.equal(isBinary, false, 'the server sends text frames');
+    const message = JSON.parse(data.toString());
+    check(message);
+    const i = client.waiters.findIndex((w) => matches(message, w.type));
+    if (i >= 0) client.waiters.splice(i, 1)[0].resolve(message);
+    else client.inbox.push(message);
+  });
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => onOpen(client).then(() => resolve(client), reject));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (chunk) => { body += chunk; });
+      res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), {
+        status: res.statusCode,
+        body: body ? JSON.parse(body) : null,
+      })));
+    });
+    ws.once('error', reject);
+  });
+}
+
+/** Terminates every WebSocket that `openWs` opened and is still open. */
+export function closeWebSockets() {
+  for (const ws of webSockets) ws.terminate();
+  webSockets.clear();
 }
 
 // ---------------------------------------------------------------------------------

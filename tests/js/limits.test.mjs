@@ -5,17 +5,12 @@ import { after, before, describe } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
 import {
-  TRANSPORTS, api, chat, connect, createConversation, disconnected, emitAck, next, none,
-  startServer, test, token, users,
+  TRANSPORTS, api, assertStops, chat, connect, createConversation, disconnected, emitAck, next,
+  none, startServer, test, token, users,
 } from './harness.mjs';
 
 const servers = [];
-after(async () => {
-  for (const s of servers) {
-    const stopped = await s.stop();
-    assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-  }
-});
+after(() => assertStops(...servers));
 async function start(env) {
   const s = await startServer(env);
   servers.push(s);

@@ -9,8 +9,8 @@ import { after, before, describe } from 'node:test';
 import msgpackParser from 'socket.io-msgpack-parser';
 
 import {
-  TRANSPORTS, api, connect, connectOutcome, createConversation, emitAck, next, none, startServer, test, token,
-  users,
+  TRANSPORTS, api, assertErr, assertOk, assertStops, connect, connectOutcome, createConversation,
+  emitAck, next, none, startServer, test, token, users,
 } from './harness.mjs';
 
 let server; // PARSER=msgpack
@@ -18,12 +18,7 @@ let json; // the default
 before(async () => {
   [server, json] = await Promise.all([startServer({ PARSER: 'msgpack' }), startServer({ PARSER: 'json' })]);
 });
-after(async () => {
-  for (const s of [server, json]) {
-    const stopped = await s?.stop();
-    assert.equal(stopped?.code, 0, `server exit ${JSON.stringify(stopped)}`);
-  }
-});
+after(() => assertStops(server, json));
 
 const SERVICE = 500;
 const service = { user: SERVICE, roles: ['service'] };
@@ -53,18 +48,6 @@ async function mp(srv, ns, tok, mode = TRANSPORTS[0], extra = {}) {
 }
 
 after(() => assert.deepEqual(bytesSeen, [], 'events carried bytes where JSON has strings'));
-
-function assertOk(ack, what = '') {
-  assert.equal(ack?.ok, true, `${what} expected ok, got ${JSON.stringify(ack)}`);
-  return ack.data;
-}
-
-function assertErr(ack, code, field) {
-  assert.equal(ack?.ok, false, `expected ${code}, got ${JSON.stringify(ack)}`);
-  assert.deepEqual(Object.keys(ack).sort(), ['error', 'ok']);
-  assert.equal(ack.error.code, code, JSON.stringify(ack));
-  if (field !== undefined) assert.ok(ack.error.message.includes(field), JSON.stringify(ack));
-}
 
 /** Resolves 'connected', or the refusal / failure that kept the socket out. */
 function outcome(srv, ns, opts, ms = 3000) {

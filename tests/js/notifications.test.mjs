@@ -6,8 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';
 
 import {
-  RFC3339_MS, TRANSPORTS, UUID, api, connect, emitAck, next, none, startServer, test,
-  token, users,
+  RFC3339_MS, TRANSPORTS, UUID, api, assertErr, assertOk, assertStops, connect, emitAck, next, none,
+  startServer, test, token, users,
 } from './harness.mjs';
 
 // `server` holds personal notifications only, so counts and lists there are exact.
@@ -18,31 +18,11 @@ let bserver;
 before(async () => {
   [server, bserver] = await Promise.all([startServer(), startServer()]);
 });
-after(async () => {
-  for (const s of [server, bserver]) {
-    const stopped = await s?.stop();
-    assert.equal(stopped?.code, 0, `server exit ${JSON.stringify(stopped)}`);
-  }
-});
+after(() => assertStops(server, bserver));
 
 const SERVICE = 900;
 const ADMIN = 901;
 const NOTIFICATION_KEYS = ['_id', 'content', 'created_at', 'is_read', 'related_id', 'title', 'type', 'user_id'];
-
-function assertOk(ack, what = '') {
-  assert.equal(ack?.ok, true, `${what} expected ok, got ${JSON.stringify(ack)}`);
-  assert.equal(ack.error, undefined);
-}
-
-function assertErr(ack, code, field) {
-  assert.equal(ack?.ok, false, `expected ${code}, got ${JSON.stringify(ack)}`);
-  assert.equal(ack.error?.code, code, JSON.stringify(ack));
-  assert.equal(typeof ack.error.message, 'string');
-  assert.deepEqual(Object.keys(ack).sort(), ['error', 'ok']);
-  if (field !== undefined) {
-    assert.ok(ack.error.message.includes(field), `message should name "${field}": ${JSON.stringify(ack)}`);
-  }
-}
 
 function assertNotification(n) {
   assert.deepEqual(Object.keys(n).sort(), NOTIFICATION_KEYS, JSON.stringify(n));

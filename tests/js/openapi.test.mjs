@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe } from 'node:test';
 import YAML from 'yaml';
 
-import { api, startServer, test, token, users } from './harness.mjs';
+import { api, assertStops, startServer, test, token, users } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DOC_PATH = process.env.OPENAPI_DOC
@@ -882,10 +882,7 @@ describe('a real server answers every operation with a documented status', () =>
       items: [{ name: 'Soup', quantity: 1, station: 'kitchen' }],
     })).id;
   });
-  after(async () => {
-    const stopped = await server.stop();
-    assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-  });
+  after(() => assertStops(server));
 
   test('every operation has probes here, and every probe an operation', () => {
     const ids = operations.map((o) => o.op.operationId).sort();

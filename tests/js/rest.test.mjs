@@ -4,17 +4,14 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';
 
 import {
-  RFC3339_MS, UUID, api, connect, none, signJwt, startServer, test, token, users,
+  RFC3339_MS, UUID, api, assertStops, connect, none, signJwt, startServer, test, token, users,
 } from './harness.mjs';
 
 let server;
 before(async () => {
   server = await startServer();
 });
-after(async () => {
-  const stopped = await server.stop();
-  assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-});
+after(() => assertStops(server));
 
 function assertError(res, status, code) {
   assert.equal(res.status, status, JSON.stringify(res.body));

@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';
 
 import {
-  RFC3339_MS, TRANSPORTS, UUID, api, connect, connectOutcome, emitAck, next, none, startServer, test,
-  token, users,
+  RFC3339_MS, TRANSPORTS, UUID, api, assertStops, connect, connectOutcome, emitAck, next, none,
+  startServer, test, token, users,
 } from './harness.mjs';
 
 const BATCH_MS = 300;
@@ -19,10 +19,7 @@ before(async () => {
   // One server for every test: batch mode only concerns sockets that ask for it.
   server = await startServer({ ORDER_BATCH_MS: String(BATCH_MS) });
 });
-after(async () => {
-  const stopped = await server.stop();
-  assert.equal(stopped.code, 0, `server exit ${JSON.stringify(stopped)}`);
-});
+after(() => assertStops(server));
 
 const SERVICE = 500;
 const service = { user: SERVICE, roles: ['service'] };

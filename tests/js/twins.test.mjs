@@ -11,8 +11,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';
 
 import {
-  RFC3339_MS, TRANSPORTS, UUID, api, connect, createConversation, emitAck, next, none, sleep,
-  startServer, test, token, users,
+  RFC3339_MS, TRANSPORTS, UUID, api, assertOk, assertStops, connect, createConversation, emitAck,
+  next, none, sleep, startServer, test, token, users,
 } from './harness.mjs';
 
 // The web app's setup: websocket only. The transports themselves are covered by the
@@ -26,21 +26,11 @@ let bserver;
 before(async () => {
   [server, bserver] = await Promise.all([startServer(), startServer()]);
 });
-after(async () => {
-  for (const s of [server, bserver]) {
-    const stopped = await s?.stop();
-    assert.equal(stopped?.code, 0, `server exit ${JSON.stringify(stopped)}`);
-  }
-});
+after(() => assertStops(server, bserver));
 
 const SERVICE = 900;
 const service = { user: SERVICE, roles: ['service'] };
 const QUIET_MS = 300;
-
-function assertOk(ack, what = '') {
-  assert.equal(ack?.ok, true, `${what} expected ok, got ${JSON.stringify(ack)}`);
-  return ack.data;
-}
 
 function assertStatus(res, status, what) {
   assert.equal(res.status, status, `${what}: ${res.status} ${JSON.stringify(res.body)}`);

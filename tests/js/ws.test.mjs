@@ -3,20 +3,11 @@
 // package (what seed 003's shop front-end and its backends run) sees it.
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
-import WebSocket from 'ws';
 
 import {
-  RFC3339_MS, api, connect, createConversation, emitAck, next, startServer, test, token, users,
+  RFC3339_MS, api, assertStops, closeWebSockets, connect, createConversation, emitAck, next, openWs,
+  startServer, test, token, users,
 } from './harness.mjs';
-
-/** Every socket opened by a test, closed after it. */
-const open = new Set();
-
-/** Whether message `m` is what `next(type)` waits for: any (undefined), that `type`, or a predicate. */
-function matches(m, type) {
-  if (type === undefined) return true;
-  return typeof type === 'function' ? type(m) : m.type === type;
-}
 
 /**
  * Opens `/ws` on `server` with `query`; resolves with a client that records every
@@ -24,60 +15,10 @@ function matches(m, type) {
  * dialect (no envelope, no timestamp).
  */
 function connectWs(server, query = '', options = {}, { bare = false } = {}) {
-  const url = `${server.url.replace('http', 'ws')}/ws${query}`;
-  const ws = new WebSocket(url, options);
-  open.add(ws);
-  const client = {
-    ws,
-    inbox: [],
-    waiters: [],
-    closed: new Promise((resolve) => ws.once('close', (code, reason) => {
-      open.delete(ws);
-      resolve({ code, reason: reason.toString() });
-    })),
-    send(message) {
-      ws.send(typeof message === 'string' ? message : JSON.stringify(message));
-    },
-    /** The next message (of `type`, when given), recorded or yet to come. */
-    next(type, timeoutMs = 5000) {
-      const i = client.inbox.findIndex((m) => matches(m, type));
-      if (i >= 0) return Promise.resolve(client.inbox.splice(i, 1)[0]);
-      return new Promise((resolve, reject) => {
-        const waiter = { type, resolve };
-        const timer = setTimeout(() => {
-          client.waiters.splice(client.waiters.indexOf(waiter), 1);
-          reject(new Error(`no ${type ?? 'message'} within ${timeoutMs} ms; inbox ${JSON.stringify(client.inbox)}`));
-        }, timeoutMs);
-        waiter.resolve = (m) => { clearTimeout(timer); resolve(m); };
-        client.waiters.push(waiter);
-      });
-    },
-    /** Sends and returns the next message: the direct reply. */
-    async request(message) {
-      client.send(message);
-      return client.next();
-    },
-  };
-  ws.on('message', (data, isBinary) => {
-    assert.equal(isBinary, false, 'the server sends text frames');
-    const message = JSON.parse(data.toString());
+  const check = (message) => {
     if (!bare) assert.match(message.timestamp, RFC3339_MS, JSON.stringify(message));
-    const i = client.waiters.findIndex((w) => matches(message, w.type));
-    if (i >= 0) client.waiters.splice(i, 1)[0].resolve(message);
-    else client.inbox.push(message);
-  });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(client));
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (chunk) => { body += chunk; });
-      res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), {
-        status: res.statusCode,
-        body: body ? JSON.parse(body) : null,
-      })));
-    });
-    ws.once('error', reject);
-  });
+  };
+  return openWs(`${server.url.replace('http', 'ws')}/ws${query}`, options, { check });
 }
 
 async function authed(server, jwt) {
@@ -95,11 +36,6 @@ async function publish(server, channel, type, payload) {
   assert.deepEqual(res.body, { channel, type });
 }
 
-async function nothing(client, ms = 300) {
-  await new Promise((r) => setTimeout(r, ms));
-  assert.deepEqual(client.inbox, [], 'no message expected');
-}
-
 /** A bare-dialect client: the token in `Authorization: Bearer`, as seed 002's apps send it. */
 async function bareWs(server, jwt) {
   const client = await connectWs(server, '', { headers: { Authorization: `Bearer ${jwt}` } }, { bare: true });
@@ -108,21 +44,21 @@ async function bareWs(server, jwt) {
   return client;
 }
 
-function closeAll() {
-  for (const ws of open) ws.terminate();
-  open.clear();
+/** Rate limits out of the way of tests that send a lot. */
+const GENEROUS_RATE = { RATE_LIMIT_PER_SEC: '1000', RATE_LIMIT_BURST: '1000' };
+
+/** Closes the sockets of a describe block and stops its server. */
+function closeAndStop(server) {
+  closeWebSockets();
+  return assertStops(server);
 }
 
 describe('/ws envelope dialect', () => {
   let server;
   before(async () => {
-    server = await startServer({ RATE_LIMIT_PER_SEC: '1000', RATE_LIMIT_BURST: '1000' });
+    server = await startServer(GENEROUS_RATE);
   });
-  after(async () => {
-    closeAll();
-    const stopped = await server.stop();
-    assert.equal(stopped.code, 0);
-  });
+  after(() => closeAndStop(server));
 
   test('?token= is confirmed with auth_success and the user: channel gets publishes', async () => {
     const [u] = users(1);
@@ -181,7 +117,7 @@ describe('/ws envelope dialect', () => {
     assert.equal(refused.payload.code, 'forbidden');
     await publish(server, channel, 'order_update', { order_id: order.body.id, status: 'shipped' });
     assert.equal((await mine.next('order_update')).payload.status, 'shipped');
-    await nothing(other);
+    await other.nothing();
   });
 
   test('tenant:<id> follows the tenant_id claim', async () => {
@@ -209,7 +145,7 @@ describe('/ws envelope dialect', () => {
     assert.equal(revoked.status, 204);
     assert.deepEqual((await client.next('unsubscribed')).payload, { channel });
     await publish(server, channel, 'chat', {});
-    await nothing(client);
+    await client.nothing();
   });
 
   test('bad frames get errors in the dialect and the connection stays open', async () => {
@@ -252,7 +188,7 @@ describe('/ws limits', () => {
     server = await startServer({ ALLOWED_ORIGINS: 'https://shop.example', WS_MAX_MESSAGE_BYTES: '2048' });
   });
   after(async () => {
-    closeAll();
+    closeWebSockets();
     await server.stop();
   });
 
@@ -294,13 +230,9 @@ describe('/ws at shutdown', () => {
 describe('/ws bare dialect (seed 002) and domain events in both dialects', () => {
   let server;
   before(async () => {
-    server = await startServer({ RATE_LIMIT_PER_SEC: '1000', RATE_LIMIT_BURST: '1000' });
+    server = await startServer(GENEROUS_RATE);
   });
-  after(async () => {
-    closeAll();
-    const stopped = await server.stop();
-    assert.equal(stopped.code, 0);
-  });
+  after(() => closeAndStop(server));
 
   test('Authorization: Bearer selects the bare dialect; a bad token is refused with 401', async () => {
     const [u] = users(1);
@@ -354,8 +286,8 @@ describe('/ws bare dialect (seed 002) and domain events in both dialects', () =>
     assert.equal(edited.content, 'v2');
     assert.equal(edited.is_edited, true);
     assert.equal((await annWs.next()).is_edited, true);
-    await nothing(carolWs);
-    await nothing(bobWs, 0);
+    await carolWs.nothing();
+    await bobWs.nothing(0);
   });
 
   test('an envelope chat_message echoes its id and reaches the other members', async () => {
@@ -403,7 +335,7 @@ describe('/ws bare dialect (seed 002) and domain events in both dialects', () =>
     assert.deepEqual(await bare.next(), { event: 'read_all' });
     assert.equal((await emitAck(sio, 'notification:delete', { notificationId: id })).ok, true);
     assert.deepEqual(await bare.next(), { event: 'deleted', notification_id: id });
-    await nothing(envelope);
+    await envelope.nothing();
   });
 
   test("an order's status change reaches order:<id> as order_update", async () => {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::sio::{self, ConnectOptions, SioClient};
+use crate::support::{get_text, metrics_text};
 
 /// The payload limit of the fuzzed server (`MAX_PAYLOAD_BYTES`, its default).
 const FUZZ_PAYLOAD_LIMIT: usize = 1_000_000;
@@ -865,14 +866,7 @@ async fn fuzz_polling(base: &str, seed: u64) {
     let http = unpooled_http();
     for case in 0..POLLING_CASES {
         // A fresh engine.io session to post into.
-        let open = http
-            .get(format!("{base}/socket.io/?EIO=4&transport=polling"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let open = get_text(&http, &format!("{base}/socket.io/?EIO=4&transport=polling")).await;
         let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
         let sid = open["sid"].as_str().unwrap().to_owned();
         let query = match rng.below(6) {
@@ -1075,13 +1069,9 @@ async fn fuzz_rest(base: &str, seed: u64, ctx: &FuzzCtx) {
 
 /// The sum of `switchboard_sockets_connected` over namespaces.
 async fn sockets_connected(base: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
+    metrics_text(base)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with("switchboard_sockets_connected"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

@@ -1,6 +1,7 @@
 //! Shared test harness: a real server on 127.0.0.1:0 over a per-test database made by
 //! `#[sqlx::test]`, tokens signed like the real issuer's, and the socket.io client.
 
+pub mod child;
 pub mod sio;
 pub mod ws;
 
@@ -140,11 +141,7 @@ impl TestServer {
     }
 
     pub async fn client_with(&self, ns: &str, token: &str) -> SioClient {
-        let opts = ConnectOptions {
-            auth: Some(json!({ "token": token })),
-            ..Default::default()
-        };
-        SioClient::connect(&self.base, ns, opts).await.unwrap()
+        client_at(&self.base, ns, token).await
     }
 
     pub fn http(&self) -> reqwest::Client {
@@ -189,6 +186,51 @@ impl TestServer {
         request.send().await.unwrap()
     }
 
+    /// `method path`, with `bearer` when there is one.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let request = self.http().request(method, self.url(path));
+        match bearer {
+            Some(bearer) => request.bearer_auth(bearer),
+            None => request,
+        }
+    }
+
+    /// `method path` with `bearer` and, when given, a JSON `body`: the status and the
+    /// answer (see [`status_and_json`]).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.request(method, path, Some(bearer));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        status_and_json(request.send().await.unwrap()).await
+    }
+
+    /// [`Self::call`] that must answer `expected`; the answer.
+    pub async fn expect(
+        &self,
+        expected: u16,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, got) = self.call(method, path, bearer, body).await;
+        assert_eq!(status, expected, "{method} {path}: {got}");
+        got
+    }
+
     /// Signals shutdown (as SIGTERM does the binary) without waiting; [`Self::stop`]
     /// then waits for `serve` to return.
     pub fn signal(&mut self) {
@@ -212,6 +254,28 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// A response's status and its body: JSON, `Null` when empty, else the text as a string.
+pub async fn status_and_json(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// Asserts a `400` answer with code `BAD_REQUEST` (`what` names the case in a failure):
+/// its message.
+pub async fn bad_request(res: reqwest::Response, what: impl std::fmt::Display) -> String {
+    let status = res.status().as_u16();
+    let err: Value = res.json().await.unwrap();
+    let code = err["error"]["code"].as_str();
+    assert_eq!((status, code), (400, Some("BAD_REQUEST")), "{what}: {err}");
+    err["error"]["message"].as_str().unwrap().to_owned()
 }
 
 pub fn now_secs() -> i64 {
@@ -291,6 +355,66 @@ impl SioClient {
     }
 }
 
+/// A client of the server at `base` connected to `ns` with `auth.token`.
+pub async fn client_at(base: &str, ns: &str, token: &str) -> SioClient {
+    let opts = ConnectOptions::with_auth(json!({ "token": token }));
+    SioClient::connect(base, ns, opts).await.unwrap()
+}
+
+impl SioClient {
+    /// `event` with `payload`, which must be acked ok: the ack's `data`.
+    pub async fn ok(&self, event: &str, payload: Value) -> Value {
+        let ack = self.emit_ack(event, payload.clone()).await;
+        assert_eq!(ack["ok"], json!(true), "{event} {payload}: {ack}");
+        assert_ok(&ack)
+    }
+
+    /// `message:send` of `content` to `conversation` on `/chat`, acked ok: the message.
+    pub async fn send_message(&self, conversation: &impl serde::Serialize, content: &str) -> Value {
+        let payload = json!({ "conversationId": conversation, "content": content });
+        self.ok("message:send", payload).await
+    }
+
+    /// `event` with `payload`, which must be refused with `code`: the ack.
+    pub async fn refused(&self, event: &str, payload: Value, code: &str) -> Value {
+        let ack = self.emit_ack(event, payload.clone()).await;
+        assert_eq!(
+            ack["error"]["code"],
+            json!(code),
+            "{event} {payload}: {ack}"
+        );
+        assert_error(&ack, code);
+        ack
+    }
+}
+
+/// A `system` notification to everyone, posted as `bearer` (which must be allowed): the
+/// stored notification.
+pub async fn broadcast(server: &TestServer, bearer: &str, title: &str, content: &str) -> Value {
+    let body = json!({ "type": "system", "title": title, "content": content });
+    let res = server
+        .post("/api/notifications/broadcast", bearer, &body)
+        .await;
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+/// Connects to `ns` without auth, or with `token` as `auth.token`, which must be refused:
+/// the refusal's code.
+pub async fn refusal(server: &TestServer, ns: &str, token: Option<&str>) -> String {
+    let opts = ConnectOptions {
+        auth: token.map(|t| json!({ "token": t })),
+        ..Default::default()
+    };
+    match SioClient::connect(&server.base, ns, opts).await {
+        Err(sio::ConnectError::Refused(code)) => code,
+        other => panic!(
+            "{ns}: expected a refusal, got {:?}",
+            other.map(|c| c.sid().to_owned())
+        ),
+    }
+}
+
 /// Creates a conversation over REST as `owner`, returning its id.
 pub async fn create_conversation(
     server: &TestServer,
@@ -298,9 +422,18 @@ pub async fn create_conversation(
     kind: &str,
     participants: &[i64],
 ) -> String {
-    let res = server
-        .http()
-        .post(server.url("/api/conversations"))
+    create_conversation_at(&server.base, owner, kind, participants).await
+}
+
+/// [`create_conversation`] on the server at `base` (a child process, say).
+pub async fn create_conversation_at(
+    base: &str,
+    owner: i64,
+    kind: &str,
+    participants: &[i64],
+) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/conversations"))
         .bearer_auth(token(owner, &["user"]))
         .json(&json!({ "type": kind, "name": "test", "participants": participants }))
         .send()
@@ -347,6 +480,12 @@ pub async fn recv_until(c: &SioClient, event: &str, done: impl Fn(&Value) -> boo
     panic!("no {event} matched within 3 s of the last one; last seen: {last}");
 }
 
+/// The body of `GET url` made with `http` (a test that keeps one connection).
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let res = http.get(url).send().await.unwrap();
+    res.text().await.unwrap()
+}
+
 /// The Prometheus text of the server at `base` (`http://host:port`).
 pub async fn metrics_text(base: &str) -> String {
     reqwest::get(format!("{base}/metrics"))
@@ -355,6 +494,14 @@ pub async fn metrics_text(base: &str) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// Asserts that one `/metrics` scrape of `s` holds each of `samples`.
+pub async fn assert_metrics_hold(s: &TestServer, samples: &[&str]) {
+    let text = metrics_text(&s.url("")).await;
+    for sample in samples {
+        assert!(text.contains(sample), "{sample} not in {text}");
+    }
 }
 
 /// The value of one sample line of `/metrics` of the server at `base` (0 when absent).

@@ -833,6 +833,16 @@ impl SioClient {
             lock(&self.shared.acks).remove(&id);
             return Err("could not write the EVENT frame (connection closed)".to_owned());
         }
+        self.ack_within(id, rx, within).await
+    }
+
+    /// Waits up to `within` for the ack `id` that `rx` receives.
+    async fn ack_within(
+        &self,
+        id: u64,
+        rx: oneshot::Receiver<Vec<Value>>,
+        within: Duration,
+    ) -> Result<Vec<Value>, String> {
         match timeout(within, rx).await {
             Ok(Ok(args)) => Ok(args),
             Ok(Err(_)) => Err(format!(
@@ -877,17 +887,7 @@ impl SioClient {
                 return Err("could not write an attachment (connection closed)".to_owned());
             }
         }
-        match timeout(within, rx).await {
-            Ok(Ok(args)) => Ok(args),
-            Ok(Err(_)) => Err(format!(
-                "connection closed before the ack ({})",
-                self.disconnect_reason().unwrap_or_default()
-            )),
-            Err(_) => {
-                lock(&self.shared.acks).remove(&id);
-                Err(format!("no ack (id {id}) within {within:?}"))
-            }
-        }
+        self.ack_within(id, rx, within).await
     }
 
     /// Waits (up to 5 s, then panics naming the event) for the next EVENT `event`;

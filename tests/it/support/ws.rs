@@ -27,6 +27,20 @@ pub async fn next_frame(stream: &mut Stream, within: Duration) -> Option<Message
     }
 }
 
+/// The next text frame as JSON, within `within` (pings and pongs skipped); `None` when
+/// none came.
+pub async fn next_json(stream: &mut Stream, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next_frame(stream, left).await? {
+            Message::Text(text) => return Some(serde_json::from_str(&text).unwrap()),
+            Message::Pong(_) => {}
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+}
+
 /// Reads (skipping messages) until the server's close frame, answers it as a browser
 /// would, and returns its code.
 pub async fn close_code(stream: &mut Stream, within: Duration) -> u16 {
