@@ -312,12 +312,79 @@ impl Drop for Park {
 
 /// The TCP stream, noting each byte moved and holding the connection's slot; its
 /// outbound meter counts what the kernel takes and can close it (a slow consumer).
-struct Tracked {
+///
+/// A plain WebSocket takes it back from hyper after the upgrade ([`crate::ws`]) and
+/// uses it without `AsyncRead`/`AsyncWrite`: readiness, then `try_` reads and writes
+/// from whichever thread has a frame to send, counted the same way.
+pub(crate) struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
     meter: Arc<Meter>,
     bytes: Bytes,
     _slot: Slot,
+}
+
+impl Tracked {
+    /// Reads what the kernel holds without waiting (`WouldBlock` when nothing).
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.meter.is_killed() {
+            return Err(killed());
+        }
+        let n = self.inner.try_read(buf)?;
+        if n > 0 {
+            self.activity.touch();
+            self.bytes.received.inc_by(n as u64);
+        }
+        Ok(n)
+    }
+
+    /// Writes what the kernel takes now (`WouldBlock` when nothing; it starts the
+    /// meter's stall clock).
+    pub(crate) fn try_write_vectored(
+        &self,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::io::Result<usize> {
+        if self.meter.is_killed() {
+            return Err(killed());
+        }
+        match self.inner.try_write_vectored(bufs) {
+            Ok(n) => {
+                self.meter.wrote(&Poll::Ready(Ok(n)), |n| *n);
+                if n > 0 {
+                    self.activity.touch();
+                    self.bytes.sent.inc_by(n as u64);
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    self.meter
+                        .wrote(&Poll::<std::io::Result<usize>>::Pending, |n| *n);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Ready to read (or failed, or killed by its meter); registers the task otherwise.
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.meter.poll_read_allowed(cx))?;
+        self.inner.poll_read_ready(cx)
+    }
+
+    /// Ready to write (or failed, or killed by its meter); registers the task otherwise.
+    pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.meter.poll_write_allowed(cx))?;
+        self.inner.poll_write_ready(cx)
+    }
+}
+
+/// The error a killed meter's connection reads and writes with.
+fn killed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "slow consumer: connection closed by the server",
+    )
 }
 
 impl AsyncRead for Tracked {
