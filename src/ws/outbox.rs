@@ -193,6 +193,11 @@ impl Outbox {
         }
     }
 
+    /// Shutdown asked the connection to take no more client messages.
+    pub fn is_draining(&self) -> bool {
+        self.state().draining
+    }
+
     /// Why the connection is closing, once it is.
     pub fn closing(&self) -> Option<CloseReason> {
         self.state().closing

@@ -367,7 +367,9 @@ impl<A: Adapter> Conn<A> {
     /// Handles every whole message the decoder holds, until the connection must close.
     async fn handle_events(&mut self) {
         let peer = self.peer.clone();
-        while peer.closing().is_none() && !self.broken {
+        // Shutdown: the message in hand is finished, what the client sent after it is
+        // not taken (the close, 1001, follows once it is answered).
+        while peer.closing().is_none() && !peer.outbox().is_draining() && !self.broken {
             let event = match self.decoder.next() {
                 Ok(Some(event)) => event,
                 Ok(None) => return,
