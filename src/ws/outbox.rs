@@ -31,6 +31,10 @@ use crate::listener::Tracked;
 /// Frames given to the kernel in one `writev` at most.
 const WRITE_BATCH: usize = 64;
 
+/// Control frames (pings, pongs) a full queue still takes: a client that sends pings
+/// and never reads cannot grow the queue past this either.
+const CONTROL_SLACK: usize = 16;
+
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -103,8 +107,8 @@ impl Outbox {
         self.send(frame, true)
     }
 
-    /// Sends a control frame (a ping, a pong) outside the bound: the client's reading
-    /// decides whether the connection stays, not the server's heartbeat.
+    /// Sends a control frame (a ping, a pong) with [`CONTROL_SLACK`] over the bound:
+    /// the client's reading decides whether the connection stays, not the heartbeat.
     pub fn push_control(&self, frame: &Frame) -> Result<(), Refused> {
         self.send(frame, false)
     }
@@ -117,7 +121,12 @@ impl Outbox {
                 return Err(Refused::Shut);
             }
             if !state.queue.is_empty() {
-                if bounded && state.queue.len() >= self.capacity {
+                let limit = if bounded {
+                    self.capacity
+                } else {
+                    self.capacity + CONTROL_SLACK
+                };
+                if state.queue.len() >= limit {
                     return Err(Refused::Full);
                 }
                 // The task was woken when the queue stopped being empty.
@@ -282,10 +291,17 @@ mod tests {
             assert_eq!(outbox.push(&Frame::text(m)), Ok(()));
         }
         assert_eq!(outbox.push(&Frame::text("4")), Err(Refused::Full));
+        for _ in 0..CONTROL_SLACK {
+            assert_eq!(
+                outbox.push_control(&Frame::ping()),
+                Ok(()),
+                "over the bound"
+            );
+        }
         assert_eq!(
             outbox.push_control(&Frame::ping()),
-            Ok(()),
-            "outside the bound"
+            Err(Refused::Full),
+            "but not without limit"
         );
         assert_eq!(outbox.try_pop(), Some(Frame::text("1").into_bytes()));
         assert!(outbox.close(CloseReason::Idle));
@@ -294,7 +310,7 @@ mod tests {
             "the first reason wins"
         );
         let (queued, partial) = outbox.shut();
-        assert_eq!(queued.len(), 3);
+        assert_eq!(queued.len(), 2 + CONTROL_SLACK);
         assert!(!partial);
         assert_eq!(outbox.push(&Frame::text("5")), Err(Refused::Shut));
         assert_eq!(outbox.closing(), Some(CloseReason::Idle));

@@ -254,8 +254,7 @@ impl<A: Adapter> Conn<A> {
                         continue;
                     }
                     if now >= next_ping {
-                        // Refused only once closing, which the next step sees.
-                        let _ = outbox.push_control(&Frame::ping());
+                        peer.push_control(&Frame::ping());
                         next_ping = now + ping_every;
                     }
                     timer.as_mut().reset(next_ping.min(last_read + idle));
@@ -315,9 +314,7 @@ impl<A: Adapter> Conn<A> {
                     write_while(&peer, handler).await;
                 }
                 Event::Binary => self.on_binary(),
-                Event::Ping(payload) => {
-                    let _ = peer.outbox().push_control(&Frame::pong(&payload));
-                }
+                Event::Ping(payload) => peer.push_control(&Frame::pong(&payload)),
                 // Only proves liveness, as any frame does.
                 Event::Pong => {}
                 Event::Close(code) => {

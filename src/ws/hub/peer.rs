@@ -208,6 +208,15 @@ impl Peer {
         }
     }
 
+    /// Sends a ping or a pong (a little over the queue's bound); a queue full even of
+    /// those closes the connection as a slow consumer.
+    pub fn push_control(&self, frame: &Frame) {
+        if self.outbox.push_control(frame) == Err(Refused::Full) {
+            self.dropped.inc();
+            self.close(CloseReason::SlowConsumer);
+        }
+    }
+
     /// The queue the connection's task drains, and its close signal.
     pub(crate) fn outbox(&self) -> &Outbox {
         &self.outbox
