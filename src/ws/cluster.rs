@@ -15,7 +15,7 @@
 
 use crate::domain::user::UserId;
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use super::frame::Frame;
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 use tokio::sync::mpsc;
@@ -73,11 +73,8 @@ pub enum Cast {
     },
 }
 
-fn text(message: &Option<Message>) -> Option<String> {
-    match message {
-        Some(Message::Text(t)) => Some(t.as_str().to_owned()),
-        _ => None,
-    }
+fn text(frame: &Option<Frame>) -> Option<String> {
+    frame.as_ref()?.as_text().map(str::to_owned)
 }
 
 impl Cast {
@@ -125,7 +122,7 @@ pub fn apply(hub: &Hub, cast: Cast) -> usize {
             gateway,
             kind,
         } => {
-            let message = |t: String| Message::Text(Utf8Bytes::from(t));
+            let message = |t: String| Frame::text(t);
             let frames = Frames {
                 envelope: envelope.map(message),
                 bare: bare.map(message),
@@ -188,7 +185,7 @@ mod tests {
 
     #[test]
     fn a_cast_reads_back_as_it_was_sent() {
-        let frames = Frames::envelope(Message::Text(Utf8Bytes::from("{\"type\":\"x\"}")));
+        let frames = Frames::envelope(Frame::text("{\"type\":\"x\"}"));
         let cast = Cast::frames(
             Target::Channels(vec!["user:7".into()]),
             &frames,
@@ -220,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_checkin_cast_carries_only_the_dashboard_rendering_and_old_casts_still_read() {
-        let frames = Frames::dashboard(Message::Text(Utf8Bytes::from("{\"success\":true}")));
+        let frames = Frames::dashboard(Frame::text("{\"success\":true}"));
         let cast = Cast::frames(
             Target::Channels(vec!["checkins:s".into()]),
             &frames,

@@ -8,7 +8,7 @@
 use crate::domain::user::UserId;
 use std::borrow::Cow;
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use super::frame::Frame;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -201,7 +201,7 @@ pub fn render<P: Serialize>(
     payload: P,
     id: Option<&str>,
     at: DateTime<Utc>,
-) -> Option<Message> {
+) -> Option<Frame> {
     let out = Outbound {
         kind,
         payload,
@@ -209,7 +209,7 @@ pub fn render<P: Serialize>(
         timestamp: rfc3339_ms(&at),
     };
     match serde_json::to_string(&out) {
-        Ok(text) => Some(Message::Text(Utf8Bytes::from(text))),
+        Ok(text) => Some(Frame::text(text)),
         Err(e) => {
             tracing::error!(error = %e, kind, "could not render a /ws message");
             None
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn rendered_messages_carry_type_payload_id_and_a_millisecond_timestamp() {
-        let Some(Message::Text(text)) = render(
+        let Some(text) = render(
             server::PONG,
             Empty {},
             Some("9"),
@@ -291,7 +291,7 @@ mod tests {
             panic!("not text");
         };
         assert_eq!(
-            text.as_str(),
+            text.as_text().unwrap_or_default(),
             r#"{"type":"pong","payload":{},"id":"9","timestamp":"1970-01-01T00:00:00.000Z"}"#
         );
     }

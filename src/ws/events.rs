@@ -16,8 +16,8 @@
 //! These run on the node that caused the event, which renders it and casts the frames
 //! to the other nodes ([`super::cluster`]); they deliver them as they are.
 
+use super::frame::Frame;
 use crate::domain::user::UserId;
-use axum::extract::ws::{Message, Utf8Bytes};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -58,9 +58,9 @@ fn user_channel(user: &UserId) -> String {
 }
 
 /// Serializes a bare message (no envelope) into a text frame.
-pub fn bare<T: Serialize>(value: &T) -> Option<Message> {
+pub fn bare<T: Serialize>(value: &T) -> Option<Frame> {
     match serde_json::to_string(value) {
-        Ok(text) => Some(Message::Text(Utf8Bytes::from(text))),
+        Ok(text) => Some(Frame::text(text)),
         Err(e) => {
             tracing::error!(error = %e, "could not render a bare /ws message");
             None
@@ -103,7 +103,7 @@ struct BareChat<'a> {
     is_deleted: bool,
 }
 
-fn bare_chat(message: &ChatMessage, is_deleted: bool) -> Option<Message> {
+fn bare_chat(message: &ChatMessage, is_deleted: bool) -> Option<Frame> {
     bare(&BareChat {
         id: message.id,
         conversation_id: message.conversation_id,
@@ -117,7 +117,7 @@ fn bare_chat(message: &ChatMessage, is_deleted: bool) -> Option<Message> {
 }
 
 /// The envelope `chat_message` for `message`, echoing `id` (the sender's own copy).
-pub fn envelope_chat(message: &ChatMessage, id: Option<&str>) -> Option<Message> {
+pub fn envelope_chat(message: &ChatMessage, id: Option<&str>) -> Option<Frame> {
     let payload = EnvelopeChat {
         conversation_id: message.conversation_id,
         message: EnvelopeChatBody {

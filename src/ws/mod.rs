@@ -5,6 +5,9 @@
 //! `/ws/:entity/:section[/:token]` (§7.4, [`gateway`]), connections of the same hub in
 //! their own dialect.
 //!
+//! - `upgrade`: the opening handshake, and taking the socket back from hyper;
+//! - `frame`: RFC 6455 framing (our own: see there why);
+//! - `outbox`: one connection's socket and bounded queue, written by whoever has a frame;
 //! - `hub`: the channel registry and the one queue per connection;
 //! - `conn`: one connection's life (read, handle, reply, heartbeat, close);
 //! - `envelope`: the wire format both ways, and its error codes;
@@ -22,15 +25,16 @@ pub mod cluster;
 mod conn;
 mod envelope;
 pub mod events;
+mod frame;
 pub mod gateway;
 mod hub;
 mod outbox;
+mod upgrade;
 
 pub use hub::{CloseReason, Hub};
 
 use crate::domain::user::UserId;
 use axum::Router;
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -44,14 +48,7 @@ use uuid::Uuid;
 use crate::auth::{bearer_from_headers, token_from_query};
 use crate::error::AppError;
 use crate::state::AppState;
-
-/// Bytes each connection reads the socket with at a time, and what an idle connection
-/// keeps allocated for reading. Client messages are small (a subscribe is ~80 bytes); a
-/// bigger one still arrives whole (up to `WS_MAX_MESSAGE_BYTES`: tungstenite reserves
-/// the frame's length once its header is read), in more reads. tungstenite's 128 KiB
-/// default would be reserved by every idle connection; 4 KiB was 3.9 of the 13.6 KiB an
-/// idle connection cost (heaptrack, 4,000 idle connections).
-const READ_BUFFER: usize = 512;
+use upgrade::{Handshake, Upgrade};
 
 /// The plain WebSocket routes.
 pub fn router<A: Adapter>() -> Router<AppState<A>> {
@@ -143,10 +140,7 @@ fn unsubscribe_local(hub: &Hub, channel: &str, user: &UserId) -> usize {
     ) else {
         return 0;
     };
-    let told = revoked
-        .iter()
-        .filter(|peer| peer.push(message.clone()))
-        .count();
+    let told = revoked.iter().filter(|peer| peer.push(&message)).count();
     hub.metrics()
         .messages_out
         .get_or_create(&crate::metrics::TypeLabel {
@@ -171,7 +165,7 @@ async fn upgrade<A: Adapter>(
     State(app): State<AppState<A>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
 ) -> Response {
     let query = query.as_deref();
     let header_token = bearer_from_headers(&headers);
@@ -209,14 +203,9 @@ async fn upgrade<A: Adapter>(
 }
 
 /// Registers the connection and completes the upgrade with the limits of §7.1.
-fn accept<A: Adapter>(app: AppState<A>, upgrade: WebSocketUpgrade, start: conn::Start) -> Response {
+fn accept<A: Adapter>(app: AppState<A>, upgrade: Handshake, start: conn::Start) -> Response {
     let registered = conn::register(&app, &start);
-    let max = app.config.ws.max_message_bytes;
-    upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| conn::run(app, socket, start, registered))
+    upgrade.accept(move |wire, read| conn::run(app, wire, read, start, registered))
 }
 
 /// `GET /ws/dashboard/:sessionID` (contract §7.6): the check-ins of one session as they
@@ -228,7 +217,7 @@ async fn upgrade_dashboard<A: Adapter>(
     Path(session): Path<String>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
 ) -> Response {
     let Ok(session) = Uuid::parse_str(&session) else {
         return AppError::not_found("sessionID: not a UUID").into_response();
@@ -271,7 +260,7 @@ async fn upgrade_gateway<A: Adapter>(
     Path((entity, section)): Path<(String, String)>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
 ) -> Response {
     let token = bearer_from_headers(&headers)
         .map(str::to_owned)
@@ -283,7 +272,7 @@ async fn upgrade_gateway<A: Adapter>(
 async fn upgrade_gateway_token<A: Adapter>(
     State(app): State<AppState<A>>,
     Path((entity, section, token)): Path<(String, String, String)>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
 ) -> Response {
     accept_gateway(app, &entity, &section, Some(token), upgrade)
 }
@@ -297,7 +286,7 @@ fn accept_gateway<A: Adapter>(
     entity: &str,
     section: &str,
     token: Option<String>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
 ) -> Response {
     let context = match gateway::Context::from_path(entity, section) {
         Ok(context) => context,

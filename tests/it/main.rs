@@ -21,3 +21,4 @@ mod restaurant;
 mod sio_client_selftest;
 mod slow_consumers;
 mod ws;
+mod ws_frames;

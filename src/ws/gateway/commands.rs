@@ -238,9 +238,9 @@ fn push<A: Adapter>(
     app: &AppState<A>,
     peer: &Peer,
     label: &'static str,
-    message: axum::extract::ws::Message,
+    message: crate::ws::frame::Frame,
 ) {
-    if peer.push(message) {
+    if peer.push(&message) {
         app.ws.count_out(label, 1);
     }
 }

@@ -2,7 +2,7 @@
 //! `{event, entity, section, data, metadata}`, each rendered once into a text frame,
 //! and client commands `{action, payload?, request_id?}`.
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use crate::ws::frame::Frame;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -60,7 +60,7 @@ pub fn render<D: Serialize>(
     section: &str,
     data: D,
     metadata: Metadata<'_>,
-) -> Option<Message> {
+) -> Option<Frame> {
     let outgoing = Outgoing {
         event,
         entity: entity.name(),
@@ -69,7 +69,7 @@ pub fn render<D: Serialize>(
         metadata,
     };
     match serde_json::to_string(&outgoing) {
-        Ok(text) => Some(Message::Text(Utf8Bytes::from(text))),
+        Ok(text) => Some(Frame::text(text)),
         Err(e) => {
             tracing::error!(error = %e, event, "could not render a gateway message");
             None
@@ -89,7 +89,7 @@ struct Connected<'a> {
 
 /// `system.connected` for `context`: its entity, section and topics (the four base
 /// topics, then `{entity}.{action}` for each of `allowed_actions`).
-pub fn connected(context: &Context, allowed_actions: &[String]) -> Option<Message> {
+pub fn connected(context: &Context, allowed_actions: &[String]) -> Option<Frame> {
     let entity = context.entity;
     let topics = [Topic::Snapshot, Topic::List, Topic::Detail, Topic::Error]
         .into_iter()
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_message_has_the_seed_shape() {
-        let Some(Message::Text(text)) = render(
+        let Some(text) = render(
             "tables.detail",
             Entity::Tables,
             "patio",
@@ -289,7 +289,7 @@ mod tests {
         ) else {
             panic!("not rendered");
         };
-        let v: Value = serde_json::from_str(text.as_str()).unwrap();
+        let v: Value = serde_json::from_str(text.as_text().unwrap()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({

@@ -9,7 +9,6 @@
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -28,7 +27,11 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::metrics::{Metrics, TimeoutLabel};
-use crate::outbound::{Meter, Meters};
+use crate::outbound::Meters;
+
+mod tracked;
+
+pub(crate) use tracked::Tracked;
 
 /// The answer to a connection over `MAX_CONNECTIONS`, written before reading anything.
 const FULL_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -307,89 +310,6 @@ impl Drop for Park {
     fn drop(&mut self) {
         self.0.touch();
         self.0.parked.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The TCP stream, noting each byte moved and holding the connection's slot; its
-/// outbound meter counts what the kernel takes and can close it (a slow consumer).
-struct Tracked {
-    inner: TcpStream,
-    activity: Arc<Activity>,
-    meter: Arc<Meter>,
-    bytes: Bytes,
-    _slot: Slot,
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::task::ready!(self.meter.poll_read_allowed(cx))?;
-        let before = buf.filled().len();
-        let result = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-            self.bytes
-                .received
-                .inc_by((buf.filled().len() - before) as u64);
-        }
-        result
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        std::task::ready!(self.meter.poll_write_allowed(cx))?;
-        let result = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.meter.wrote(&result, |n| *n);
-        if let Poll::Ready(Ok(n)) = result
-            && n > 0
-        {
-            self.activity.touch();
-            self.bytes.sent.inc_by(n as u64);
-        }
-        result
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        std::task::ready!(self.meter.poll_write_allowed(cx))?;
-        let result = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.meter.wrote(&result, |n| *n);
-        if let Poll::Ready(Ok(n)) = result
-            && n > 0
-        {
-            self.activity.touch();
-            self.bytes.sent.inc_by(n as u64);
-        }
-        result
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
