@@ -50,20 +50,27 @@ impl Tracked {
         }
         match self.inner.try_write_vectored(bufs) {
             Ok(n) => {
-                self.meter.wrote(&Poll::Ready(Ok(n)), |n| *n);
-                if n > 0 {
-                    self.activity.touch();
-                    self.bytes.sent.inc_by(n as u64);
-                }
+                self.count_written(&Poll::Ready(Ok(n)));
                 Ok(n)
             }
             Err(e) => {
                 if e.kind() == std::io::ErrorKind::WouldBlock {
-                    self.meter
-                        .wrote(&Poll::<std::io::Result<usize>>::Pending, |n| *n);
+                    self.count_written(&Poll::Pending);
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Tells the meter what a write did (a stall starts its clock) and counts the bytes
+    /// the kernel took.
+    fn count_written(&self, result: &Poll<std::io::Result<usize>>) {
+        self.meter.wrote(result, |n| *n);
+        if let Poll::Ready(Ok(n)) = *result
+            && n > 0
+        {
+            self.activity.touch();
+            self.bytes.sent.inc_by(n as u64);
         }
     }
 
@@ -115,13 +122,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<std::io::Result<usize>> {
         std::task::ready!(self.meter.poll_write_allowed(cx))?;
         let result = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.meter.wrote(&result, |n| *n);
-        if let Poll::Ready(Ok(n)) = result
-            && n > 0
-        {
-            self.activity.touch();
-            self.bytes.sent.inc_by(n as u64);
-        }
+        self.count_written(&result);
         result
     }
 
@@ -132,13 +133,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<std::io::Result<usize>> {
         std::task::ready!(self.meter.poll_write_allowed(cx))?;
         let result = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.meter.wrote(&result, |n| *n);
-        if let Poll::Ready(Ok(n)) = result
-            && n > 0
-        {
-            self.activity.touch();
-            self.bytes.sent.inc_by(n as u64);
-        }
+        self.count_written(&result);
         result
     }
 
