@@ -11,6 +11,7 @@ use socketioxide::SocketIoBuilder;
 use socketioxide::adapter::Adapter;
 use socketioxide_core::adapter::DefinedAdapter;
 use sqlx::PgPool;
+use tower::Layer;
 
 use super::{Running, StartError};
 use crate::auth::Verifier;
@@ -80,82 +81,90 @@ where
     }
 
     outbound::Meters::spawn_sweeper(&app.meters);
-    let router = http::router()
-        .with_state(app.clone())
-        .layer(DefaultBodyLimit::max(max_payload))
-        .layer(axum::middleware::from_fn_with_state(
-            (
-                app.clone(),
-                Arc::new(http::rate_limit::RestLimiter::new(
-                    app.config.rest_rate_limit_per_sec,
-                    app.config.rest_rate_limit_burst,
-                )),
-            ),
-            http::rate_limit::limit::<A>,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
+    // The layers wrap the routed router once, as one stack, rather than each route by
+    // `Router::layer`: that boxes every route's stack per layer, and every layer clones
+    // (re-boxing) everything inside it on every request: about 80 allocations and
+    // ≈ 90 k of the 211 k instructions of a `POST /api/publish` (bench/README.md, S7).
+    let routes = http::router().with_state(app.clone());
+    let service = DefaultBodyLimit::max(max_payload).layer(routes);
+    let service = axum::middleware::from_fn_with_state(
+        (
             app.clone(),
-            layers::track_rest::<A>,
-        ))
-        .layer(io_layer)
-        // Right around the engine: sees its answers, not `link_sessions`' own.
-        .layer(axum::middleware::from_fn_with_state(
-            http::access::EngineAnswers {
-                engine_path: Arc::from(app.config.engine.path.as_str()),
-                session_unknown: app.metrics.session_id_unknown.clone(),
-            },
-            http::access::count_unknown_sessions,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            shutdown::refuse_new_sessions::<A>,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            layers::EngineGate {
-                path: Arc::from(app.config.engine.path.as_str()),
-                allow_eio3: app.config.engine.allow_eio3,
-            },
-            layers::refuse_eio3,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            app.meters.clone(),
-            outbound::link_sessions,
-        ))
-        // Before the session linking, which reads a handshake's answer for its sid.
-        .layer(axum::middleware::from_fn_with_state(
-            http::client_bundle::ClientBundle::load(
-                &app.config.engine.path,
-                app.config.engine.client_dir.as_deref(),
-            )?,
-            http::client_bundle::serve,
-        ))
-        .layer(axum::middleware::map_request_with_state(
-            Arc::<str>::from(app.config.engine.path.as_str()),
-            layers::own_handshake_parts,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            admin::files::UiFiles::load(
-                app.config
-                    .admin_ui
-                    .dir
-                    .as_deref()
-                    .filter(|_| app.config.admin_ui.enabled),
-            )?,
-            admin::files::serve,
-        ))
-        .layer(layers::cors(&app.config))
-        .layer(axum::middleware::from_fn_with_state(
-            app.config.allowed_origins.clone(),
-            layers::refuse_foreign_websockets,
-        ));
+            Arc::new(http::rate_limit::RestLimiter::new(
+                app.config.rest_rate_limit_per_sec,
+                app.config.rest_rate_limit_burst,
+            )),
+        ),
+        http::rate_limit::limit::<A>,
+    )
+    .layer(service);
+    let service =
+        axum::middleware::from_fn_with_state(app.clone(), layers::track_rest::<A>).layer(service);
+    let service = io_layer.layer(service);
+    // Right around the engine: sees its answers, not `link_sessions`' own.
+    let service = axum::middleware::from_fn_with_state(
+        http::access::EngineAnswers {
+            engine_path: Arc::from(app.config.engine.path.as_str()),
+            session_unknown: app.metrics.session_id_unknown.clone(),
+        },
+        http::access::count_unknown_sessions,
+    )
+    .layer(service);
+    let service =
+        axum::middleware::from_fn_with_state(app.clone(), shutdown::refuse_new_sessions::<A>)
+            .layer(service);
+    let service = axum::middleware::from_fn_with_state(
+        layers::EngineGate {
+            path: Arc::from(app.config.engine.path.as_str()),
+            allow_eio3: app.config.engine.allow_eio3,
+        },
+        layers::refuse_eio3,
+    )
+    .layer(service);
+    let service = axum::middleware::from_fn_with_state(app.meters.clone(), outbound::link_sessions)
+        .layer(service);
+    // Before the session linking, which reads a handshake's answer for its sid.
+    let service = axum::middleware::from_fn_with_state(
+        http::client_bundle::ClientBundle::load(
+            &app.config.engine.path,
+            app.config.engine.client_dir.as_deref(),
+        )?,
+        http::client_bundle::serve,
+    )
+    .layer(service);
+    let service = axum::middleware::map_request_with_state(
+        Arc::<str>::from(app.config.engine.path.as_str()),
+        layers::own_handshake_parts,
+    )
+    .layer(service);
+    let service = axum::middleware::from_fn_with_state(
+        admin::files::UiFiles::load(
+            app.config
+                .admin_ui
+                .dir
+                .as_deref()
+                .filter(|_| app.config.admin_ui.enabled),
+        )?,
+        admin::files::serve,
+    )
+    .layer(service);
+    let service = layers::cors(&app.config).layer(service);
+    let service = axum::middleware::from_fn_with_state(
+        app.config.allowed_origins.clone().map(Arc::new),
+        layers::refuse_foreign_websockets,
+    )
+    .layer(service);
     // Outermost: the line carries the status the client got, whoever answered.
     let router = if app.config.access_log {
-        router.layer(axum::middleware::from_fn_with_state(
-            Arc::<str>::from(app.config.engine.path.as_str()),
-            http::access::log,
-        ))
+        Router::new().fallback_service(
+            axum::middleware::from_fn_with_state(
+                Arc::<str>::from(app.config.engine.path.as_str()),
+                http::access::log,
+            )
+            .layer(service),
+        )
     } else {
-        router
+        Router::new().fallback_service(service)
     };
     Ok((router, Arc::new(app)))
 }

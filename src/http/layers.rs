@@ -129,11 +129,11 @@ pub(crate) fn cors(config: &Config) -> CorsLayer {
 /// With `ALLOWED_ORIGINS` set, a websocket upgrade from another origin is refused with
 /// 403 (browsers do not apply CORS to websockets, so the server must).
 pub(crate) async fn refuse_foreign_websockets(
-    State(allowed): State<Option<Vec<String>>>,
+    State(allowed): State<Option<Arc<Vec<String>>>>,
     req: Request,
     next: Next,
 ) -> Response {
-    if let Some(allowed) = &allowed {
+    if let Some(allowed) = allowed.as_deref() {
         let is_upgrade = req
             .headers()
             .get(header::UPGRADE)
