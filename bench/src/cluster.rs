@@ -22,6 +22,9 @@
 //!
 //! Worker process 0 holds node A's clients (and all the senders), worker 1 node B's, so
 //! the deliveries of each half are also reported on their own.
+//!
+//! Past 400 lines: the two-node run's setup, load and latency tally are one scenario, read
+//! top to bottom.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -9,6 +9,8 @@
 //! - `soak`: Switchboard alone under churn and traffic for an hour; memory, open files
 //!   and tasks must stay flat.
 //! - `worker`: a load-generator process (started by the others, not by hand).
+//!
+//! Past 400 lines: the command line of every `sbbench` subcommand and the peers' start-up.
 
 mod check;
 mod client;

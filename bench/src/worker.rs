@@ -6,6 +6,9 @@
 //! process) and talks to each over stdin/stdout, one JSON [`Cmd`] per line in, one
 //! JSON [`Reply`] per line out. Every command is bounded in time; the worker exits on
 //! `Close` or when its stdin closes (the coordinator went away).
+//!
+//! Past 400 lines: the worker's job types (connect, load, stats), the clients it holds
+//! (plain and socket.io) and the shared state they report to make one process.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -26,6 +26,9 @@
 //!
 //! Here: the meters; `link.rs` the middleware that links engine.io sessions to their
 //! connections; `size.rs` the cheap size estimates replies are charged with.
+//!
+//! Past 400 lines: `Meter` and `Meters` (budget, stall clock, sweeper) share their
+//! counters; most of the length is the why above.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -3,6 +3,8 @@
 //! sessions, what the UI is sent, its actions, and a cluster where every node reports.
 //!
 //! The Redis variant of the cluster tests needs `REDIS_URL` (scripts/test starts one).
+//!
+//! Past 400 lines: one test per Admin UI protocol message the UI sends or expects.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -1,4 +1,6 @@
 //! Identity at connect (contract §2): token sources, refusals, claim forms.
+//!
+//! Past 400 lines: one test per identity rule of contract §2; each test reads alone.
 
 use crate::support::*;
 use base64_url::encode as b64;

@@ -1,5 +1,8 @@
 //! `/chat` end to end: a real server, a real database per test, a socket.io client over
 //! a real websocket.
+//!
+//! Past 400 lines: one test per `/chat` contract row (ten events, their refusals and REST
+//! twins); each test reads alone.
 
 use std::time::Duration;
 

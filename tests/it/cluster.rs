@@ -3,6 +3,9 @@
 //! exactly once, whichever node holds the socket and whichever node caused it.
 //!
 //! The Redis variants need `REDIS_URL` (scripts/test starts a Redis server).
+//!
+//! Past 400 lines: every cross-node case runs for both adapters from one body, so the cases
+//! stay side by side.
 
 use std::time::Duration;
 

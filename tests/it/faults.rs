@@ -13,6 +13,8 @@
 //!   no panic, no 5xx or `INTERNAL` for client mistakes, every ack a well-formed
 //!   envelope, the server still serves a normal client afterwards, and its RSS does not
 //!   grow from one fuzz round to the next. `FUZZ_SEED=<n>` replays a run.
+//!
+//! Past 400 lines: each fault case starts its own server binary and reads alone.
 
 mod fuzz;
 

@@ -1,4 +1,6 @@
 //! `/notifications` and its REST routes end to end.
+//!
+//! Past 400 lines: one test per `/notifications` contract row; each test reads alone.
 
 use crate::support::*;
 use serde_json::{Value, json};

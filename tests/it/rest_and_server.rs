@@ -1,4 +1,6 @@
 //! REST conversation routes (contract §8), health, CORS, payload limits, shutdown.
+//!
+//! Past 400 lines: one test per REST/server contract row; each test reads alone.
 
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
 //! Restaurant namespaces end to end: `/`, `/restaurant`, `/restaurants/<id>`, station
 //! routing, status moves, tables, batch mode, isolation and the REST routes.
+//!
+//! Past 400 lines: one test per restaurant contract row (namespaces, stations, moves,
+//! tables, batch mode); each test reads alone.
 
 use std::time::Duration;
 

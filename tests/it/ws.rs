@@ -1,6 +1,9 @@
 //! `/ws`, the envelope dialect of seed 003 (contract §7.1, §7.2, §7.5's publish and
 //! grants rows), as a plain WebSocket client sees it: a real server, real sockets,
 //! a tokio-tungstenite client.
+//!
+//! Past 400 lines: the envelope dialect's contract rows, one test each, grouped by section
+//! below; split by section when a section outgrows a screenful of names.
 
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,9 @@
 //! Every client runs in this process (no worker processes): the soak is about the
 //! server staying flat, not about load the generator could not produce alone, and a few
 //! hundred sockets with a few dozen events a second fit one tokio runtime easily.
+//!
+//! Past 400 lines: the soak's population (steady sockets, churn, refused clients, REST and
+//! order moves) shares one fixture and one set of counters.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

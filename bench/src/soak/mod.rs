@@ -6,6 +6,8 @@
 //! `load.rs` makes the clients and traffic, `polling.rs` is the long-polling client,
 //! `verdict.rs` turns the samples into the table and the verdict; this module starts the
 //! server, samples it, stops everything and writes the report.
+//!
+//! Past 400 lines: the soak's sampling, its verdicts and its report read as one run.
 
 mod load;
 mod polling;

@@ -5,6 +5,9 @@
 //! and binary), long-polling requests and every REST body. Each phase asserts what a
 //! client's mistake may get back: a well-formed envelope that is not a server fault, a
 //! 4xx, or a closed connection where the protocol allows it.
+//!
+//! Past 400 lines: the generator's value kinds and the frame, payload and body mutators
+//! belong together: the seed replays them in order.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,5 +1,8 @@
 //! Shared test harness: a real server on 127.0.0.1:0 over a per-test database made by
 //! `#[sqlx::test]`, tokens signed like the real issuer's, and the socket.io client.
+//!
+//! Past 400 lines: the one fixtures module the issue asked for (#17): server, tokens, REST
+//! helpers, restaurant/order helpers.
 
 pub mod child;
 pub mod sio;
