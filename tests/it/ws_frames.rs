@@ -302,3 +302,33 @@ async fn a_control_frame_over_125_bytes_closes_with_1002(pool: PgPool) {
     ws.send(&masked(true, PING, &[0; 126])).await;
     assert_eq!(ws.close_code().await, 1002);
 }
+
+#[sqlx::test]
+async fn a_client_that_pings_and_never_reads_its_pongs_is_closed_as_a_slow_consumer(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("WS_SEND_QUEUE", "4")]).await;
+    let mut raw = Raw::open(&server, &[]).await;
+    // Pings with the largest control payload, never reading the pongs: once the kernel's
+    // buffers hold all they take, the pongs queue, and past the bound (plus its slack for
+    // control frames) the server closes. Writing stops when the server stops reading.
+    let burst = masked(true, PING, &[0x55; 125]).repeat(100);
+    let mut written = 0usize;
+    while written < 64 << 20 {
+        match tokio::time::timeout(Duration::from_millis(500), raw.tcp.write_all(&burst)).await {
+            Ok(Ok(())) => written += burst.len(),
+            _ => break,
+        }
+    }
+    assert!(
+        written < 64 << 20,
+        "the server kept reading pings for 64 MiB"
+    );
+    assert_eq!(raw.close_code().await, 1013);
+    assert_eq!(
+        metric(
+            &server,
+            "switchboard_ws_closes_total{reason=\"slow_consumer\"}"
+        )
+        .await,
+        1.0
+    );
+}
