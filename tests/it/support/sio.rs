@@ -11,12 +11,8 @@
 //!
 //! Set `SIO_CLIENT_DEBUG=1` to print every frame sent and received to stderr.
 //!
-//! `examples/notification_list_latency.rs` includes it too (by path) and uses a part of
-//! it: only that build may leave the rest unused, the test binary (`cfg(test)`) may not.
-//!
 //! Past 400 lines: a whole engine.io/socket.io client (handshake, packets, acks, binary
 //! attachments) the tests drive frame by frame.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
