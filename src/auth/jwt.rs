@@ -4,8 +4,12 @@
 //! and HS256-with-the-public-key tricks fail. `exp` is required; `nbf`, when present,
 //! is honoured (both with `JWT_LEEWAY_SECS` of leeway).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::principal::{Principal, Role};
@@ -17,6 +21,75 @@ use crate::error::AppError;
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    recent: Recent,
+}
+
+/// How many verified tokens [`Recent`] keeps.
+const RECENT_TOKENS: usize = 4096;
+/// Longer tokens are verified every time (and not kept).
+const RECENT_MAX_TOKEN_BYTES: usize = 4096;
+
+/// Tokens that verified lately, by the SHA-256 of the token, with the principal they
+/// verified to. A backend sends the same service token with every request (S7's
+/// `POST /api/publish`: the signature check was 35.6 k of the 120.7 k instructions of
+/// a publish; a hash and a lookup are ≈ 3 k). Only tokens that verified are kept, so
+/// nothing an unauthenticated client sends is; a token is served from here only until
+/// its `exp` (plus the leeway) as the library would judge it, then verified again
+/// (and refused). The key is a digest, so no token is kept in memory. Bounded: when
+/// full, expired entries go, and if that frees nothing, all of them.
+struct Recent {
+    entries: Mutex<HashMap<[u8; 32], Principal>>,
+    leeway_secs: u64,
+}
+
+impl Recent {
+    fn new(leeway_secs: u64) -> Self {
+        Recent {
+            entries: Mutex::new(HashMap::new()),
+            leeway_secs,
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Principal>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Still valid at `now`: `exp` (floored, so never later than the library's) plus the
+    /// leeway is not in the past.
+    fn valid(&self, principal: &Principal, now: u64) -> bool {
+        let until = principal
+            .expires_at
+            .saturating_add(i64::try_from(self.leeway_secs).unwrap_or(i64::MAX));
+        i64::try_from(now).is_ok_and(|now| now <= until)
+    }
+
+    fn get(&self, digest: &[u8; 32], now: u64) -> Option<Principal> {
+        let mut entries = self.entries();
+        let principal = entries.get(digest)?;
+        if self.valid(principal, now) {
+            return Some(principal.clone());
+        }
+        entries.remove(digest);
+        None
+    }
+
+    fn put(&self, digest: [u8; 32], principal: &Principal, now: u64) {
+        let mut entries = self.entries();
+        if entries.len() >= RECENT_TOKENS {
+            entries.retain(|_, p| self.valid(p, now));
+            if entries.len() >= RECENT_TOKENS {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, principal.clone());
+    }
+}
+
+/// Seconds since the Unix epoch, as `jsonwebtoken` reads the clock.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl std::fmt::Debug for Verifier {
@@ -91,11 +164,33 @@ impl Verifier {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        Ok(Verifier { key, validation })
+        Ok(Verifier {
+            key,
+            recent: Recent::new(validation.leeway),
+            validation,
+        })
     }
 
-    /// Verifies a raw token (no `Bearer ` prefix) into a principal.
+    /// Verifies a raw token (no `Bearer ` prefix) into a principal; a token that
+    /// verified lately and has not expired since is not checked again ([`Recent`]).
     pub fn verify(&self, token: &str) -> Result<Principal, AppError> {
+        let now = unix_now();
+        let digest: Option<[u8; 32]> = (token.len() <= RECENT_MAX_TOKEN_BYTES)
+            .then(|| Sha256::digest(token.as_bytes()).into());
+        if let Some(digest) = &digest
+            && let Some(principal) = self.recent.get(digest, now)
+        {
+            return Ok(principal);
+        }
+        let principal = self.check(token)?;
+        if let Some(digest) = digest {
+            self.recent.put(digest, &principal, now);
+        }
+        Ok(principal)
+    }
+
+    /// The signature and claims check itself.
+    fn check(&self, token: &str) -> Result<Principal, AppError> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
                 tracing::debug!(reason = %e, "token refused");
@@ -250,5 +345,56 @@ mod tests {
             v.verify(&sign(json!({ "sub": 5, "exp": exp, "nbf": now - 10 })))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_token_that_verified_is_served_again_until_it_expires_and_only_it() {
+        let v = verifier();
+        let exp = in_an_hour();
+        let token = sign(json!({ "sub": 7, "roles": ["service"], "exp": exp }));
+        let first = v.verify(&token).unwrap();
+        assert_eq!(v.recent.entries().len(), 1);
+        let again = v.verify(&token).unwrap();
+        assert_eq!(
+            (again.user_id, again.roles, again.expires_at),
+            (first.user_id, first.roles, exp)
+        );
+        // The same claims with another signature are not the cached token.
+        let at = token.len() - 10;
+        let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
+        let forged = format!("{}{flipped}{}", &token[..at], &token[at + 1..]);
+        assert!(v.verify(&forged).is_err());
+        // Refused tokens are not kept.
+        assert_eq!(v.recent.entries().len(), 1);
+
+        // Past `exp` + leeway the entry is dropped (and the library judges again).
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = u64::try_from(exp).unwrap();
+        assert!(v.recent.get(&digest, now + 30).is_some());
+        assert!(v.recent.get(&digest, now + 31).is_none());
+        assert!(v.recent.entries().is_empty());
+
+        // A token that expired (beyond the leeway) never verifies, cached or not.
+        let old = sign(json!({ "sub": 7, "exp": chrono::Utc::now().timestamp() - 60 }));
+        assert!(v.verify(&old).is_err());
+        assert!(v.verify(&old).is_err());
+        assert!(v.recent.entries().is_empty());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let v = verifier();
+        let exp = in_an_hour();
+        for sub in 0..RECENT_TOKENS + 10 {
+            v.verify(&sign(json!({ "sub": sub, "exp": exp }))).unwrap();
+        }
+        let held = v.recent.entries().len();
+        assert!((1..=RECENT_TOKENS).contains(&held), "{held}");
+        // A token longer than the limit verifies and is not kept.
+        let v = verifier();
+        let long =
+            sign(json!({ "sub": 1, "exp": exp, "name": "n".repeat(RECENT_MAX_TOKEN_BYTES) }));
+        assert!(v.verify(&long).is_ok());
+        assert!(v.recent.entries().is_empty());
     }
 }
