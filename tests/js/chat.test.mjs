@@ -1,4 +1,7 @@
 // /chat as the web app uses it (contract §4, §9), over each transport setup.
+//
+// Past 400 lines: one test per `/chat` contract row (its events, refusals and broadcasts),
+// each run over every transport from one body; each test reads alone.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';

@@ -1,6 +1,9 @@
 // Test harness: a real Switchboard process per server (release binary, fresh database),
 // HS256 tokens, and promise helpers around the official socket.io-client.
 //
+// Past 400 lines: the one harness every test file imports, in sections (tokens, server
+// processes, logs of failed tests, socket.io-client, plain WebSockets, REST).
+//
 // Environment:
 //   DATABASE_URL     PostgreSQL URL of a role with CREATEDB (required)
 //   SWITCHBOARD_BIN  server binary (default ../../target/release/switchboard)

@@ -1,6 +1,9 @@
 // /notifications as the web app uses it (contract §5, §8, §9), over each transport setup:
 // the unread count, REST-created notifications reaching every device of their user on
 // /notifications and /chat, list/get/read/read_all/delete, broadcasts, ping.
+//
+// Past 400 lines: one test per `/notifications` contract row, each run over every
+// transport from one body; each test reads alone.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';

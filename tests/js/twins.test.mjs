@@ -6,6 +6,9 @@
 // user, a device outside the room). Reads are checked against the socket event they
 // twin (same user, same answer), and writes by doing one operation both ways on two
 // identical setups and comparing what is left.
+//
+// Past 400 lines: one test per REST twin of /chat, /notifications and `orders:sync` (and
+// per write done both ways), sharing the two servers below; each test reads alone.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe } from 'node:test';

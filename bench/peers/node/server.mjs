@@ -13,6 +13,10 @@
 //   - the same order of work in each handler (check, write, emit, then ack).
 // Engine options as socketioxide's: no per-message deflate, 1 MB payloads, ping 25 s /
 // timeout 20 s.
+//
+// Past 400 lines: the whole peer is one process started from one file, in sections that
+// mirror Switchboard's modules (envelopes, identity, rate limit, decoding, store,
+// Socket.IO, REST), so each reads next to the code it copies.
 
 import http from 'node:http';
 import crypto from 'node:crypto';
