@@ -164,11 +164,7 @@ async fn one_failing_send_does_not_fail_the_others_in_its_transaction(pool: PgPo
     }
     assert_error(&boom, "INTERNAL");
     assert_eq!(count_messages(&pool).await, 10);
-    let contents: Vec<String> =
-        sqlx::query_scalar("select content from messages where content like 'good %'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let contents = good_contents(&pool).await;
     assert_eq!(
         contents.len(),
         8,
@@ -293,15 +289,19 @@ async fn an_error_after_commit_fails_one_send_and_never_reruns_the_batch(pool: P
     .execute(&pool)
     .await
     .unwrap();
-    let contents: Vec<String> =
-        sqlx::query_scalar("select content from messages where content like 'good %'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let contents = good_contents(&pool).await;
     assert_eq!(
         contents.len(),
         6,
         "each good send stored once: {contents:?}"
     );
     assert_eq!(count_messages(&pool).await, 9);
+}
+
+/// The stored contents of the `good …` messages.
+async fn good_contents(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("select content from messages where content like 'good %'")
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }

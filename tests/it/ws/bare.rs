@@ -253,11 +253,5 @@ async fn bare_connections_have_the_rate_limit_and_token_expiry_of_the_envelope(p
         stream: bare.stream,
     };
     assert_eq!(ws.close_code(Duration::from_secs(8)).await, 4001);
-    wait_metric(
-        &server,
-        &closes("token_expired"),
-        1.0,
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_closes(&server, "token_expired", 1.0).await;
 }

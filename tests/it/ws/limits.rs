@@ -25,7 +25,7 @@ async fn a_frame_over_ws_max_message_bytes_closes_with_1009(pool: PgPool) {
     let big = json!({ "type": "subscribe", "payload": { "channel": format!("public:{}", "x".repeat(2000)) } });
     ws.send(big).await;
     assert_eq!(ws.close_code(Duration::from_secs(5)).await, 1009);
-    wait_metric(&server, &closes("too_big"), 1.0, Duration::from_secs(5)).await;
+    wait_closes(&server, "too_big", 1.0).await;
     wait_metric(&server, HUB_CHANNELS, 0.0, Duration::from_secs(5)).await;
 }
 
@@ -104,7 +104,7 @@ async fn a_client_close_is_answered_and_leaves_nothing(pool: PgPool) {
         matches!(answer, Some(Ok(Message::Close(_)))),
         "expected the close answer, got {answer:?}"
     );
-    wait_metric(&server, &closes("client"), 1.0, Duration::from_secs(5)).await;
+    wait_closes(&server, "client", 1.0).await;
     wait_metric(&server, HUB_ENTRIES, 0.0, Duration::from_secs(5)).await;
     wait_metric(&server, WS_CONNECTIONS, 0.0, Duration::from_secs(5)).await;
     wait_metric(
@@ -135,7 +135,7 @@ async fn a_silent_client_is_closed_after_the_idle_timeout(pool: PgPool) {
         "{:?}",
         started.elapsed()
     );
-    wait_metric(&server, &closes("idle"), 1.0, Duration::from_secs(5)).await;
+    wait_closes(&server, "idle", 1.0).await;
     wait_metric(&server, HUB_ENTRIES, 0.0, Duration::from_secs(5)).await;
 }
 
@@ -170,13 +170,7 @@ async fn an_expiring_token_closes_the_connection_with_4001(pool: PgPool) {
     let mut ws = Ws::authed(&server, &short).await;
     let mut anonymous = Ws::connect(&server, "").await;
     assert_eq!(ws.close_code(Duration::from_secs(6)).await, 4001);
-    wait_metric(
-        &server,
-        &closes("token_expired"),
-        1.0,
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_closes(&server, "token_expired", 1.0).await;
     wait_metric(
         &server,
         "switchboard_session_lifetimes ",
@@ -204,13 +198,7 @@ async fn the_user_disconnect_route_closes_that_users_ws_connections_with_1008(po
     assert_eq!(a.close_code(Duration::from_secs(5)).await, 1008);
     assert_eq!(b.close_code(Duration::from_secs(5)).await, 1008);
     other.alive().await;
-    wait_metric(
-        &server,
-        &closes("disconnected"),
-        2.0,
-        Duration::from_secs(5),
-    )
-    .await;
+    wait_closes(&server, "disconnected", 2.0).await;
 }
 
 #[sqlx::test]

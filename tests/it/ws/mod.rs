@@ -208,6 +208,11 @@ fn closes(reason: &str) -> String {
     format!("switchboard_ws_closes_total{{reason=\"{reason}\"}} ")
 }
 
+/// Waits (up to 5 s) until `/metrics` counts `n` closes for `reason`.
+async fn wait_closes(server: &TestServer, reason: &str, n: f64) {
+    wait_metric(server, &closes(reason), n, Duration::from_secs(5)).await;
+}
+
 /// A `/ws` client of the bare dialect: bare JSON objects both ways.
 struct Bare {
     stream: Stream,
