@@ -251,6 +251,34 @@ async fn rest_requires_a_valid_bearer_token(pool: PgPool) {
     assert_eq!(res.status(), 401);
 }
 
+/// Tokens that verified are remembered (a backend's token is not checked again on every
+/// request), but never past their `exp` + leeway: the same token that just worked is
+/// refused once it expires, and a token that never verified is not remembered as valid.
+#[sqlx::test]
+async fn a_token_that_worked_is_refused_once_it_expires(pool: PgPool) {
+    let server = TestServer::start_with(pool, &[("JWT_LEEWAY_SECS", "0")]).await;
+    let short = sign(json!({ "sub": 1, "roles": ["user"], "exp": now_secs() + 2 }));
+    for _ in 0..3 {
+        let (status, body) = server.call("GET", "/api/conversations", &short, None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let (status, body) = server.call("GET", "/api/conversations", &short, None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (401, &json!("AUTH_INVALID")),
+        "{body}"
+    );
+    // A forged token of the same claims is refused each time, before and after.
+    let forged = format!("{}x", token(1, &["user"]));
+    for _ in 0..2 {
+        let (status, _) = server
+            .call("GET", "/api/conversations", &forged, None)
+            .await;
+        assert_eq!(status, 401);
+    }
+}
+
 #[sqlx::test]
 async fn public_key_tokens_verify_with_the_pinned_algorithm(pool: PgPool) {
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
